@@ -1,0 +1,65 @@
+"""Argument checks shared by every public labkit function.
+
+Each check raises a ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, wrong value)
+whose message names the argument and the accepted range, so that a learner who passes ``bits=0``
+reads ``bits must be an integer in [1, 16], got 0`` instead of a stack trace from deep inside torch.
+Only the standard library is used here, so every module (the kernels too) may import it.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Iterable
+
+
+def require_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as an int if it is an integer in [low, high] (either bound may be None)."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer{_range_text(low, high)}, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be an integer{_range_text(low, high)}, got {value}")
+    return value
+
+
+def require_float(name: str, value, low: float | None = None, high: float | None = None,
+                  *, low_open: bool = False, high_open: bool = False) -> float:
+    """Return ``value`` as a finite float in the interval given (bounds closed unless *_open)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number{_interval_text(low, high, low_open, high_open)}, "
+                        f"got {type(value).__name__} {value!r}")
+    value = float(value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if not math.isfinite(value) or too_low or too_high:
+        raise ValueError(f"{name} must be a finite number{_interval_text(low, high, low_open, high_open)}, got {value}")
+    return value
+
+
+def require_choice(name: str, value, choices: Iterable):
+    """Return ``value`` if it is one of ``choices``; otherwise list the valid ones."""
+    choices = tuple(choices)
+    if value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {valid}; got {value!r}")
+    return value
+
+
+def _range_text(low, high) -> str:
+    if low is not None and high is not None:
+        return f" in [{low}, {high}]"
+    if low is not None:
+        return f" >= {low}"
+    if high is not None:
+        return f" <= {high}"
+    return ""
+
+
+def _interval_text(low, high, low_open, high_open) -> str:
+    if low is None and high is None:
+        return ""
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    lo = "-inf" if low is None else low
+    hi = "inf" if high is None else high
+    return f" in {left}{lo}, {hi}{right}"
