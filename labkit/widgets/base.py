@@ -1,0 +1,164 @@
+"""Conventions shared by every labkit explorer (the widgets the notebooks put under a learner's hands).
+
+An *explorer* is a thin view: a row of controls, one plotly figure and a small HTML readout. It holds
+no algorithm of its own — every number it shows comes from a labkit function (``labkit.quant``,
+``labkit.prune``, ``labkit.measure``...). Write a new explorer by following these rules:
+
+1. **Controls come from the factories below** (``slider``, ``int_slider``, ``dropdown``,
+   ``checkbox``). They create ipywidgets 8 controls with ``continuous_update=False`` (the figure is
+   redrawn when the learner *releases* a slider, not on every pixel of the drag) and add a stable CSS
+   class ``labkit-<explorer>-<control>`` (for example ``labkit-histogram-layer``), which is how the
+   real-browser tests in ``tests/browser/`` find them. The explorer's root box gets ``labkit-<explorer>``,
+   its figure ``labkit-<explorer>-figure`` and its readout ``labkit-<explorer>-readout``.
+2. **One plotly ``go.FigureWidget``, updated in place.** ``draw`` never builds a new figure: it
+   assigns ``figure.data[i].x``/``.y``/``figure.layout...``; the base class wraps every redraw in
+   ``figure.batch_update()`` so that the browser receives one message per update.
+3. **Subclass ``Explorer``** and implement three methods: ``build_controls() -> dict[name, control]``,
+   ``build_figure() -> go.FigureWidget`` and ``draw(values)``, where ``values`` maps each control name
+   to its current value. ``draw`` updates the figure, ``self.stats`` (a dict of plain numbers that the
+   tests inspect) and ``self.readout.value`` (HTML). The base class lays everything out, observes each
+   control, displays itself in a notebook (``_repr_mimebundle_``) and exposes ``.widget``.
+4. **A plain-Python API for tests and notebooks**: ``explorer.set(layer="fc1.weight", log=True)``
+   changes several controls and redraws once; then inspect ``explorer.figure.data``,
+   ``explorer.stats``. ``explorer.last_update_ms`` is the wall time of the last redraw (Python side),
+   ``explorer.update_count`` the number of redraws, so notebooks and benchmarks can show latency.
+
+Explained in notebooks/00_why_compress.ipynb.
+"""
+from __future__ import annotations
+
+import re
+import time
+from contextlib import contextmanager
+
+import ipywidgets as W
+import plotly.graph_objects as go
+import traitlets
+
+_SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+
+
+def css_class(explorer: str, control: str | None = None) -> str:
+    """The stable CSS class ``labkit-<explorer>[-<control>]`` (lower-case words joined by dashes)."""
+    for arg, value in (("explorer", explorer), ("control", control)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not _SLUG.match(value):
+            raise ValueError(f"{arg} must be lower-case letters/digits joined by dashes (e.g. 'layer'), got {value!r}")
+    return f"labkit-{explorer}" if control is None else f"labkit-{explorer}-{control}"
+
+
+def _control(widget_type, explorer: str, control: str, **options):
+    options.setdefault("style", {"description_width": "initial"})
+    widget = widget_type(**options)
+    widget.add_class(css_class(explorer, control))
+    return widget
+
+
+def slider(explorer: str, control: str, *, continuous_update: bool = False, **options) -> W.FloatSlider:
+    """A ``FloatSlider`` (``value``, ``min``, ``max``, ``step``, ``description``...) classed ``labkit-<explorer>-<control>``."""
+    return _control(W.FloatSlider, explorer, control, continuous_update=continuous_update, **options)
+
+
+def int_slider(explorer: str, control: str, *, continuous_update: bool = False, **options) -> W.IntSlider:
+    """An ``IntSlider`` classed ``labkit-<explorer>-<control>``; redraws on release by default."""
+    return _control(W.IntSlider, explorer, control, continuous_update=continuous_update, **options)
+
+
+def dropdown(explorer: str, control: str, **options) -> W.Dropdown:
+    """A ``Dropdown`` (``options`` as values or ``(label, value)`` pairs) classed ``labkit-<explorer>-<control>``."""
+    return _control(W.Dropdown, explorer, control, **options)
+
+
+def checkbox(explorer: str, control: str, **options) -> W.Checkbox:
+    """A ``Checkbox`` classed ``labkit-<explorer>-<control>`` (``indent=False`` so it sits in a row)."""
+    options.setdefault("indent", False)
+    return _control(W.Checkbox, explorer, control, **options)
+
+
+class Explorer:
+    """Base class: controls + one FigureWidget + an HTML readout, redrawn whenever a control changes.
+
+    Subclasses set ``name`` (the ``<explorer>`` part of the CSS classes) and implement
+    ``build_controls``, ``build_figure`` and ``draw``; see the module docstring.
+    """
+
+    name = "explorer"
+
+    def __init__(self):
+        self.stats: dict = {}
+        self.last_update_ms: float | None = None
+        self.update_count = 0
+        self._holding = False
+        self.controls: dict[str, W.ValueWidget] = dict(self.build_controls())
+        self.figure: go.FigureWidget = self.build_figure()
+        self.figure.add_class(css_class(self.name, "figure"))
+        self.readout = W.HTML()
+        self.readout.add_class(css_class(self.name, "readout"))
+        self.widget: W.Box = self.layout()
+        self.widget.add_class(css_class(self.name))
+        for control in self.controls.values():
+            control.observe(self._on_control_change, names="value")
+        self.update()
+
+    # --- what a subclass provides -------------------------------------------------------------
+    def build_controls(self) -> dict:
+        raise NotImplementedError
+
+    def build_figure(self) -> go.FigureWidget:
+        raise NotImplementedError
+
+    def draw(self, values: dict) -> None:
+        raise NotImplementedError
+
+    def layout(self) -> W.Box:
+        """Controls in a row above the figure, the readout to the right of the figure."""
+        self.readout.layout = W.Layout(min_width="240px", margin="0 0 0 12px")
+        self.figure.layout.autosize = True
+        row = W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap", align_items="center"))
+        body = W.HBox([self.figure, self.readout], layout=W.Layout(align_items="flex-start"))
+        return W.VBox([row, body])
+
+    # --- the plain-Python API -----------------------------------------------------------------
+    @property
+    def values(self) -> dict:
+        """The current value of every control, by control name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def set(self, **values) -> "Explorer":
+        """Set several controls as a learner would (``set(layer=..., log=True)``) and redraw once."""
+        unknown = sorted(set(values) - set(self.controls))
+        if unknown:
+            raise ValueError(f"unknown control(s) {unknown}; this explorer has {sorted(self.controls)}")
+        with self._hold():
+            for name, value in values.items():
+                try:
+                    self.controls[name].value = value
+                except traitlets.TraitError as error:
+                    raise ValueError(f"{name}={value!r} is not accepted by this control: {error}") from None
+        self.update()
+        return self
+
+    def update(self) -> None:
+        """Redraw from the current control values (in one plotly batch) and time it."""
+        start = time.perf_counter()
+        with self.figure.batch_update():
+            self.draw(self.values)
+        self.last_update_ms = (time.perf_counter() - start) * 1000.0
+        self.update_count += 1
+
+    # --- plumbing -----------------------------------------------------------------------------
+    @contextmanager
+    def _hold(self):
+        self._holding, previous = True, self._holding
+        try:
+            yield
+        finally:
+            self._holding = previous
+
+    def _on_control_change(self, change) -> None:
+        if not self._holding:
+            self.update()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
