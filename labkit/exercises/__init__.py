@@ -1,0 +1,201 @@
+"""Self-checking exercises: the checkers that the notebooks call after each exercise.
+
+The convention, in every notebook:
+
+1. A code cell tagged ``solution`` holds the worked answer. The student edition
+   (``make student``, ``scripts/student_edition.py``) replaces its source by a stub that raises
+   ``NotImplementedError``; lines ending in ``# keep`` survive in the stub.
+2. The next cell calls a checker from the chapter's module, for instance
+   ``ch00.check_fp32_bytes(fp32_bytes)`` with ``from labkit.exercises import ch00``.
+
+A checker computes the expected answer *independently* — from labkit, from torch, or from first
+principles — never from the learner's value, and compares with the helpers below. On a wrong
+answer it raises :class:`ExerciseError` (an ``AssertionError``, so the cell fails loudly and a test
+runner counts it) whose message says what was expected, what was got, and a hint. On a right answer
+it returns (and prints) a line starting with ``✅``. Nothing here prints "failed" and carries on.
+
+Chapter modules are named ``labkit/exercises/chNN.py`` after ``notebooks/NN_….ipynb``.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Integral, Number, Real
+
+import numpy as np
+
+__all__ = ["ExerciseError", "expect_answered", "expect_type", "expect_equal", "expect_close",
+           "expect_count", "expect_shape", "passed", "Passed"]
+
+
+class ExerciseError(AssertionError):
+    """A wrong answer to an exercise; ``hint`` (may be ``None``) says where to look next."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.message = message
+        self.hint = hint
+        super().__init__(message if not hint else f"{message}\nHint: {hint}")
+
+
+def expect_answered(name: str, got, hint: str | None = None):
+    """Fail if the learner left the placeholder (``None``, ``...`` or ``NotImplemented``) in place."""
+    if got is None or got is Ellipsis or got is NotImplemented:
+        raise ExerciseError(f"`{name}` has no answer yet (it is {got!r}).",
+                            hint or f"Assign your answer to `{name}` in the cell above, then run it.")
+    return got
+
+
+def expect_type(name: str, got, types, hint: str | None = None):
+    """Fail unless ``got`` is an instance of ``types`` (a type or tuple of types); return ``got``.
+
+    ``bool`` is never accepted where a number is expected, although Python treats it as an int.
+    """
+    expect_answered(name, got, hint)
+    types = types if isinstance(types, tuple) else (types,)
+    if isinstance(got, bool) and bool not in types:
+        ok = False
+    else:
+        ok = isinstance(got, types)
+    if not ok:
+        wanted = " or ".join(_type_name(t) for t in types)
+        raise ExerciseError(f"`{name}` should be {wanted}, got {type(got).__name__} {_short(got)}.", hint)
+    return got
+
+
+def expect_equal(name: str, got, expected, hint: str | None = None):
+    """Fail unless ``got == expected`` exactly (element-wise, with equal shapes, for arrays)."""
+    _refuse_self_comparison(got, expected)
+    expect_answered(name, got, hint)
+    if _is_array_like(got) or _is_array_like(expected):
+        got_a, exp_a = _as_array(name, got, hint), _as_array(name, expected)
+        _same_shape(name, got_a, exp_a, hint)
+        wrong = got_a != exp_a
+        if np.any(wrong):
+            first = tuple(int(i) for i in np.argwhere(wrong)[0])
+            raise ExerciseError(
+                f"`{name}` differs from the expected value at {int(wrong.sum())} of {wrong.size} "
+                f"positions; first at index {first}: expected {exp_a[first].item()!r}, got {got_a[first].item()!r}.", hint)
+        return got
+    if isinstance(expected, Number) and not isinstance(got, Number):
+        raise ExerciseError(f"`{name}` should be a number like {expected!r}, got "
+                            f"{type(got).__name__} {_short(got)}.", hint)
+    if got != expected:
+        raise ExerciseError(f"`{name}` is {_short(got)}, expected {_short(expected)}.", hint)
+    return got
+
+
+def expect_close(name: str, got, expected, rtol: float = 1e-6, atol: float = 0.0,
+                 hint: str | None = None):
+    """Fail unless ``|got - expected| <= atol + rtol * |expected|`` everywhere (numbers or arrays).
+
+    NaN never matches. For arrays the shapes must be equal, and the message names the worst entry.
+    """
+    _refuse_self_comparison(got, expected)
+    expect_answered(name, got, hint)
+    if _is_array_like(got) or _is_array_like(expected):
+        got_a = _as_array(name, got, hint).astype(np.float64)
+        exp_a = _as_array(name, expected).astype(np.float64)
+        _same_shape(name, got_a, exp_a, hint)
+        err = np.abs(got_a - exp_a)
+        bad = ~(err <= atol + rtol * np.abs(exp_a))  # NaN compares False, so it counts as bad
+        if np.any(bad):
+            err = np.where(np.isnan(err), np.inf, err)
+            worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape)) if err.ndim else ()
+            raise ExerciseError(
+                f"`{name}` is off at {int(bad.sum())} of {bad.size} positions; worst at index {worst}: "
+                f"expected {exp_a[worst]:.6g}, got {got_a[worst]:.6g} (tolerance rtol={rtol:g}, atol={atol:g}).",
+                hint)
+        return got
+    if isinstance(got, bool) or not isinstance(got, Real):
+        raise ExerciseError(f"`{name}` should be a number close to {expected:.6g}, got "
+                            f"{type(got).__name__} {_short(got)}.", hint)
+    got_f, exp_f = float(got), float(expected)
+    if not (abs(got_f - exp_f) <= atol + rtol * abs(exp_f)):
+        raise ExerciseError(f"`{name}` is {got_f:.6g}, expected {exp_f:.6g} "
+                            f"(tolerance rtol={rtol:g}, atol={atol:g}).", hint)
+    return got
+
+
+def expect_count(name: str, got, expected: int, hint: str | None = None) -> int:
+    """Fail unless ``got`` is a whole number (an int, or a float such as ``266_610 * 4.0``) equal to
+    ``expected``; return it as an int. Used for counts: parameters, bytes, MACs."""
+    expect_answered(name, got, hint)
+    if hasattr(got, "item") and getattr(got, "ndim", 1) == 0:  # numpy / torch scalars
+        got = got.item()
+    if isinstance(got, bool) or not isinstance(got, Real) or not math.isfinite(float(got)) \
+            or not float(got).is_integer():
+        raise ExerciseError(f"`{name}` should be a whole number, got {type(got).__name__} {_short(got)}.", hint)
+    got = int(got)
+    if got != int(expected):
+        ratio = got / expected if expected else float("inf")
+        raise ExerciseError(f"`{name}` is {got:,}, expected {int(expected):,} (yours is {ratio:.3g}× that).", hint)
+    return got
+
+
+def expect_shape(name: str, got, shape, hint: str | None = None):
+    """Fail unless ``got`` (a tensor or array) has exactly the shape ``shape``; return ``got``."""
+    expect_answered(name, got, hint)
+    if not hasattr(got, "shape"):
+        raise ExerciseError(f"`{name}` should be a tensor or array of shape {tuple(shape)}, "
+                            f"got {type(got).__name__} {_short(got)}.", hint)
+    if tuple(got.shape) != tuple(shape):
+        raise ExerciseError(f"`{name}` has shape {tuple(got.shape)}, expected {tuple(shape)}.", hint)
+    return got
+
+
+class Passed(str):
+    """The success line a checker returns. It is printed once already, so Jupyter shows no ``Out[]``."""
+
+    def _ipython_display_(self):
+        pass
+
+
+def passed(message: str) -> Passed:
+    """Print the success line ``✅ message`` and return it (a ``str``)."""
+    line = Passed(f"✅ {message}")
+    print(line)
+    return line
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+def _refuse_self_comparison(got, expected) -> None:
+    # A checker that passes the learner's own array as the "expected" value always succeeds;
+    # that is a bug in the checker, not a right answer, so say so loudly.
+    if got is expected and _is_array_like(got):
+        raise RuntimeError("checker bug: the expected value is the learner's own object; "
+                           "compute the expected answer independently")
+
+
+def _is_array_like(value) -> bool:
+    return isinstance(value, (np.ndarray, list, tuple)) or hasattr(value, "detach")
+
+
+def _as_array(name: str, value, hint: str | None = None) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor, converted without importing torch here
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise ExerciseError(f"`{name}` cannot be read as an array: {err}.", hint) from None
+    if array.dtype == object:
+        raise ExerciseError(f"`{name}` should hold numbers, got {_short(value)}.", hint)
+    return array
+
+
+def _same_shape(name: str, got: np.ndarray, expected: np.ndarray, hint: str | None) -> None:
+    if got.shape != expected.shape:
+        raise ExerciseError(f"`{name}` has shape {got.shape}, expected {expected.shape}.", hint)
+
+
+def _type_name(t) -> str:
+    if t is Integral:
+        return "an integer"
+    if t is Real:
+        return "a real number"
+    return f"a {t.__name__}"
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
