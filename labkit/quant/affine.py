@@ -1,0 +1,432 @@
+"""Affine (uniform) quantization: scale, zero point, quantize, dequantize, error metrics.
+
+A real number ``x`` is stored as an integer ``x_q`` on a grid of ``2^b`` equally spaced levels::
+
+    x_q = clamp(round(x / s) + z, qmin, qmax)        quantize
+    x̂   = (x_q - z) · s                              dequantize
+    s   = (max - min) / (qmax - qmin)                scale (step between two levels)
+    z   = qmin - round(min / s)                      zero point (the integer that stands for 0.0)
+
+with ``[qmin, qmax] = [0, 2^b - 1]`` (unsigned) or ``[-2^(b-1), 2^(b-1) - 1]`` (signed). The range
+``[min, max]`` is always widened to contain 0, so that 0.0 is *exactly* representable (it is the
+level ``z``): zero-padding of a convolution and the zeros produced by ReLU then cost no error, and a
+ReLU or max-pool applied to quantized values gives values that are still on the grid.
+Symmetric quantization fixes ``z`` (0 for signed, ``2^(b-1)`` for unsigned) and uses
+``s = max(|min|, |max|) / ((qmax - qmin) / 2)``. The arithmetic follows ``torch.ao``'s observers
+exactly (float32, scale clamped below by float32 eps), so the scale and zero point are bit-for-bit
+those of PyTorch.
+
+Granularity: one ``(s, z)`` per tensor, per channel (one per index of ``axis``), or per group
+(each channel's values, in memory order, cut into runs of ``group_size``).
+
+Explained in notebooks/01_quantization_basics.ipynb
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from labkit.validate import require_choice, require_float, require_int
+
+__all__ = [
+    "GRANULARITIES", "SCHEMES", "FLOAT32_EPS", "QParams", "qrange", "storage_dtype",
+    "qparams_from_range", "quantize", "dequantize", "fake_quantize", "quantize_tensor",
+    "tensor_range", "mse", "sqnr_db", "quantize_activation", "grid_levels", "quantized_nbytes",
+    "WeightQuantization", "quantize_weight", "weight_quantization_error",
+]
+
+GRANULARITIES = ("tensor", "channel", "group")
+SCHEMES = ("symmetric", "asymmetric")
+FLOAT32_EPS = torch.finfo(torch.float32).eps  # smallest scale, as in torch.ao (avoids s = 0)
+
+
+# --------------------------------------------------------------------------- the parameters
+def qrange(bits: int, signed: bool) -> tuple[int, int]:
+    """The integer range ``(qmin, qmax)`` of a ``bits``-bit integer: ``(-2^(b-1), 2^(b-1) - 1)``
+    if ``signed`` else ``(0, 2^b - 1)``. Explained in notebooks/01_quantization_basics.ipynb."""
+    bits = _check_bits(bits)
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def storage_dtype(bits: int, signed: bool) -> torch.dtype:
+    """The smallest torch integer dtype that holds every code of a ``bits``-bit quantizer."""
+    bits = _check_bits(bits)
+    if bits <= 8:
+        return torch.int8 if signed else torch.uint8
+    return torch.int16 if signed else torch.int32
+
+
+@dataclass
+class QParams:
+    """Quantization parameters of one tensor: ``scale`` float32 and ``zero_point`` int32 tensors.
+
+    Shapes: ``[]`` per tensor (``axis is None``), ``[C]`` per channel (``C = x.shape[axis]``),
+    ``[C, G]`` per group (``G = numel_per_channel / group_size``). ``qmin``/``qmax`` give the integer
+    range, ``levels`` the number of grid points ``qmax - qmin + 1 = 2^bits``.
+    Explained in notebooks/01_quantization_basics.ipynb.
+    """
+
+    scale: torch.Tensor
+    zero_point: torch.Tensor
+    bits: int = 8
+    signed: bool = False
+    symmetric: bool = False
+    axis: int | None = None
+    group_size: int | None = None
+
+    @property
+    def qmin(self) -> int:
+        return qrange(self.bits, self.signed)[0]
+
+    @property
+    def qmax(self) -> int:
+        return qrange(self.bits, self.signed)[1]
+
+    @property
+    def levels(self) -> int:
+        return self.qmax - self.qmin + 1
+
+    @property
+    def granularity(self) -> str:
+        if self.group_size is not None:
+            return "group"
+        return "tensor" if self.axis is None else "channel"
+
+    def num_params(self) -> int:
+        """How many (scale, zero point) pairs these parameters hold."""
+        return self.scale.numel()
+
+
+# --------------------------------------------------------------------------- argument checks
+def _check_bits(bits) -> int:
+    return require_int("bits", bits, 1, 16)
+
+
+def _check_tensor(name: str, x) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} must contain only finite values (found NaN or Inf)")
+    return x
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _check_axis(axis, ndim: int) -> int:
+    axis = require_int("axis", axis)
+    if ndim == 0 or not -ndim <= axis < ndim:
+        raise ValueError(f"axis must be an integer in [{-ndim}, {ndim - 1}] for a tensor with "
+                         f"{ndim} dimensions, got {axis}")
+    return axis % ndim
+
+
+def _as_float32(name: str, value) -> torch.Tensor:
+    if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
+        raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
+    t = torch.as_tensor(value, dtype=torch.float32)
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite (found NaN or Inf)")
+    return t
+
+
+# --------------------------------------------------------------------------- scale and zero point
+def qparams_from_range(min_val, max_val, bits: int = 8, symmetric: bool = False, signed: bool = False,
+                       axis: int | None = None, group_size: int | None = None) -> QParams:
+    """Scale and zero point that map the float range ``[min_val, max_val]`` onto ``bits``-bit codes.
+
+    ``min_val``/``max_val``: numbers or float tensors of equal shape (``[]``, ``[C]`` or ``[C, G]``).
+    The range is first widened to contain 0 (``min⁻ = min(min, 0)``, ``max⁺ = max(max, 0)``); then
+    asymmetric: ``s = (max⁺ - min⁻) / (qmax - qmin)``, ``z = clamp(qmin - round(min⁻ / s), qmin, qmax)``;
+    symmetric: ``s = max(-min⁻, max⁺) / ((qmax - qmin) / 2)``, ``z = 0`` (signed) or ``2^(b-1)``
+    (unsigned). ``s`` is clamped below by float32 eps, so ``min == max`` gives a tiny step, not a
+    division by zero — exactly what ``torch.ao`` does. Raises ``ValueError`` if ``min_val > max_val``.
+    ``axis``/``group_size`` are recorded to tell later calls how the parameters broadcast.
+    Explained in notebooks/01_quantization_basics.ipynb.
+    """
+    bits = _check_bits(bits)
+    _check_bool("symmetric", symmetric)
+    _check_bool("signed", signed)
+    min_val, max_val = _as_float32("min_val", min_val), _as_float32("max_val", max_val)
+    if min_val.shape != max_val.shape:
+        raise ValueError(f"min_val and max_val must have the same shape, got {tuple(min_val.shape)} "
+                         f"and {tuple(max_val.shape)}")
+    if bool((min_val > max_val).any()):
+        raise ValueError(f"min_val must be <= max_val, got min_val={min_val.tolist()} > max_val={max_val.tolist()}")
+    if axis is not None:
+        axis = require_int("axis", axis, 0, None)
+    if group_size is not None:
+        group_size = require_int("group_size", group_size, 1, None)
+    qmin, qmax = qrange(bits, signed)
+    min_neg = torch.minimum(min_val, torch.zeros_like(min_val))  # 0 must be on the grid
+    max_pos = torch.maximum(max_val, torch.zeros_like(max_val))
+    eps = torch.tensor(FLOAT32_EPS, dtype=torch.float32)
+    if symmetric:
+        half_range = float(qmax - qmin) / 2  # 127.5 for 8 bits, as in torch.ao
+        scale = torch.maximum(torch.maximum(-min_neg, max_pos) / half_range, eps)
+        zero_point = torch.full_like(scale, 0 if signed else 1 << (bits - 1), dtype=torch.int32)
+    else:
+        scale = torch.maximum((max_pos - min_neg) / float(qmax - qmin), eps)
+        zero_point = qmin - torch.round(min_neg / scale).to(torch.int32)
+        zero_point = zero_point.clamp(qmin, qmax)
+    return QParams(scale, zero_point, bits, signed, symmetric, axis, group_size)
+
+
+# --------------------------------------------------------------------------- reshaping for granularity
+def _grouped(x: torch.Tensor, axis: int, group_size: int) -> torch.Tensor:
+    """View ``x`` as ``[C, G, group_size]``: channel ``axis`` first, each channel cut into groups."""
+    moved = x.unsqueeze(0) if x.dim() == 1 else x.movedim(axis, 0)
+    per_channel = moved[0].numel()
+    if per_channel % group_size:
+        raise ValueError(f"group_size must divide the {per_channel} values of each channel, got {group_size}")
+    return moved.reshape(moved.shape[0], per_channel // group_size, group_size)
+
+
+def _ungrouped(g: torch.Tensor, like: torch.Tensor, axis: int) -> torch.Tensor:
+    """Inverse of ``_grouped``: back to the shape of ``like``."""
+    if like.dim() == 1:
+        return g.reshape(like.shape)
+    moved_shape = like.movedim(axis, 0).shape
+    return g.reshape(moved_shape).movedim(0, axis)
+
+
+def _broadcast(param: torch.Tensor, x: torch.Tensor, qp: QParams) -> torch.Tensor:
+    """Reshape a per-channel parameter ``[C]`` so that it broadcasts against ``x``."""
+    if qp.axis is None or param.dim() == 0:
+        return param
+    shape = [1] * x.dim()
+    shape[qp.axis] = -1
+    return param.reshape(shape)
+
+
+def _apply(x: torch.Tensor, qp: QParams, fn) -> torch.Tensor:
+    """Run ``fn(x, scale, zero_point)`` with the parameters broadcast to ``x``'s granularity."""
+    if qp.group_size is not None:
+        g = _grouped(x, qp.axis or 0, qp.group_size)
+        out = fn(g, qp.scale.unsqueeze(-1), qp.zero_point.unsqueeze(-1))
+        return _ungrouped(out, x, qp.axis or 0)
+    return fn(x, _broadcast(qp.scale, x, qp), _broadcast(qp.zero_point, x, qp))
+
+
+def _check_qparams(qp) -> QParams:
+    if not isinstance(qp, QParams):
+        raise TypeError(f"qp must be a QParams, got {type(qp).__name__}")
+    return qp
+
+
+# --------------------------------------------------------------------------- quantize / dequantize
+def quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
+    """Integer codes ``x_q = clamp(round(x / s) + z, qmin, qmax)`` (round half to even).
+
+    ``x`` float of any shape; returns the same shape in the smallest integer dtype that holds
+    ``[qmin, qmax]`` (``storage_dtype``). Explained in notebooks/01_quantization_basics.ipynb.
+    """
+    x, qp = _check_tensor("x", x), _check_qparams(qp)
+    codes = _apply(x.float(), qp, lambda v, s, z: (torch.round(v / s) + z).clamp(qp.qmin, qp.qmax))
+    return codes.to(storage_dtype(qp.bits, qp.signed))
+
+
+def dequantize(q: torch.Tensor, qp: QParams) -> torch.Tensor:
+    """Back to float32: ``x̂ = (x_q - z) · s``; ``q`` integer codes of any shape.
+    Explained in notebooks/01_quantization_basics.ipynb."""
+    _check_qparams(qp)
+    if not isinstance(q, torch.Tensor):
+        raise TypeError(f"q must be a torch.Tensor, got {type(q).__name__}")
+    return _apply(q.float(), qp, lambda v, s, z: (v - z) * s)
+
+
+def fake_quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
+    """Quantize then dequantize in one go, staying in float32: ``(clamp(round(x/s)+z) - z) · s``.
+
+    The result has ``x``'s shape, takes at most ``2^bits`` distinct values (per channel/group),
+    and differs from ``x`` by at most ``s/2`` inside the range. No gradient flows through the
+    rounding here; ``labkit.quant.fake_quant`` adds the straight-through estimator.
+    Explained in notebooks/01_quantization_basics.ipynb.
+    """
+    x, qp = _check_tensor("x", x), _check_qparams(qp)
+    return _fake_quantize(x.float(), qp)
+
+
+def _fake_quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
+    """``fake_quantize`` without the argument checks (for layers' forward passes)."""
+    def fq(v, s, z):
+        return ((torch.round(v / s) + z).clamp(qp.qmin, qp.qmax) - z) * s
+    return _apply(x, qp, fq)
+
+
+def tensor_range(x: torch.Tensor, granularity: str = "tensor", axis: int = 0,
+                 group_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(min, max)`` of ``x`` per tensor (shape ``[]``), per channel along ``axis`` (``[C]``) or per
+    group (``[C, G]``). Explained in notebooks/01_quantization_basics.ipynb."""
+    x = _check_tensor("x", x)
+    require_choice("granularity", granularity, GRANULARITIES)
+    if x.numel() == 0:
+        raise ValueError("x must not be empty")
+    if granularity == "tensor":
+        return torch.aminmax(x.float())
+    axis = _check_axis(axis, x.dim())
+    if granularity == "channel":
+        return torch.aminmax(x.float().movedim(axis, 0).reshape(x.shape[axis], -1), dim=1)
+    if group_size is None:
+        raise ValueError("group_size must be given (an integer >= 1) when granularity='group'")
+    group_size = require_int("group_size", group_size, 1, None)
+    return torch.aminmax(_grouped(x.float(), axis, group_size), dim=2)
+
+
+def quantize_tensor(x: torch.Tensor, bits: int = 8, symmetric: bool = False, signed: bool = False,
+                    granularity: str = "tensor", axis: int = 0,
+                    group_size: int | None = None) -> tuple[torch.Tensor, QParams]:
+    """Quantize ``x`` with parameters taken from its own min/max: returns ``(x_q, qp)``.
+
+    ``granularity`` is ``"tensor"`` (one scale), ``"channel"`` (one per index of ``axis``, e.g.
+    ``axis=0`` = output channel of a weight ``[C_out, C_in, k, k]``) or ``"group"`` (one per run of
+    ``group_size`` consecutive values within each channel). ``x_q`` has ``x``'s shape.
+    Explained in notebooks/01_quantization_basics.ipynb.
+    """
+    bits = _check_bits(bits)
+    lo, hi = tensor_range(x, granularity, axis, group_size)
+    axis = None if granularity == "tensor" else _check_axis(axis, x.dim())
+    qp = qparams_from_range(lo, hi, bits, symmetric, signed, axis=axis,
+                            group_size=group_size if granularity == "group" else None)
+    return quantize(x, qp), qp
+
+
+# --------------------------------------------------------------------------- error metrics
+def mse(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Mean squared error ``mean((x - x̂)²)`` between two tensors of the same shape."""
+    x, x_hat = _check_same("x", x, "x_hat", x_hat)
+    return torch.mean((x.double() - x_hat.double()) ** 2).item()
+
+
+def sqnr_db(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Signal-to-quantization-noise ratio ``10·log10(Σx² / Σ(x - x̂)²)`` in decibels.
+
+    Each extra bit halves the step and gains ``20·log10(2) ≈ 6.02`` dB; for data spread uniformly
+    over the quantization range, ``SQNR ≈ 6.02·b`` dB. Returns ``inf`` when ``x̂ == x``.
+    Explained in notebooks/01_quantization_basics.ipynb.
+    """
+    x, x_hat = _check_same("x", x, "x_hat", x_hat)
+    signal = torch.sum(x.double() ** 2).item()
+    noise = torch.sum((x.double() - x_hat.double()) ** 2).item()
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
+
+
+def _check_same(name_a, a, name_b, b):
+    _check_tensor(name_a, a), _check_tensor(name_b, b)
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return a, b
+
+
+# --------------------------------------------------------------------------- seed 001 §4.1.2
+def quantize_activation(x: torch.Tensor, a: float, b: float, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uniform activation quantization over ``[a, b]`` with ``2^k`` levels (seed 001 §4.1.2).
+
+    ``Δ = (b - a) / (2^k - 1)``, ``q = clamp(round((x - a) / Δ), 0, 2^k - 1)``, ``x̂ = a + q·Δ``.
+    Returns ``(q, x̂)``: codes (``uint8`` up to 8 bits, wider above) and float32 values, both of
+    ``x``'s shape. The seed forgets the clamp (values outside ``[a, b]`` would get codes outside
+    ``[0, 2^k - 1]``) and, unlike ``qparams_from_range``, this grid puts 0.0 on a level only when
+    ``a / Δ`` is an integer. ``a == b`` gives ``q = 0``, ``x̂ = a``; ``a > b`` raises ``ValueError``.
+    Explained in notebooks/01_quantization_basics.ipynb.
+    """
+    x = _check_tensor("x", x)
+    a, b = require_float("a", a), require_float("b", b)
+    bits = _check_bits(bits)
+    if a > b:
+        raise ValueError(f"a must be <= b (the range [a, b]), got a={a}, b={b}")
+    top = (1 << bits) - 1
+    dtype = storage_dtype(bits, signed=False)
+    if a == b:
+        return torch.zeros_like(x, dtype=dtype), torch.full_like(x, a, dtype=torch.float32)
+    step = (b - a) / top
+    q = torch.round((x.float() - a) / step).clamp(0, top)
+    return q.to(dtype), a + q * step
+
+
+# --------------------------------------------------------------------------- for the chapter 01 widget
+def grid_levels(qp: QParams) -> torch.Tensor:
+    """Every value the quantizer can output: ``(k - z)·s`` for ``k = qmin..qmax``.
+
+    Shape ``[L]`` per tensor, ``[C, L]`` per channel, ``[C, G, L]`` per group (``L = 2^bits``).
+    Explained in notebooks/01_quantization_basics.ipynb.
+    """
+    qp = _check_qparams(qp)
+    codes = torch.arange(qp.qmin, qp.qmax + 1, dtype=torch.float32)
+    return (codes - qp.zero_point.unsqueeze(-1).float()) * qp.scale.unsqueeze(-1)
+
+
+def quantized_nbytes(qp: QParams, numel: int) -> int:
+    """Bytes to store ``numel`` codes bit-packed plus the parameters: ``ceil(numel·b/8)`` + 4 bytes
+    per float32 scale + 4 bytes per int32 zero point (asymmetric only: a symmetric zero point is a
+    constant). Explained in notebooks/01_quantization_basics.ipynb."""
+    qp = _check_qparams(qp)
+    numel = require_int("numel", numel, 0, None)
+    params = qp.num_params() * (4 if qp.symmetric else 8)
+    return math.ceil(numel * qp.bits / 8) + params
+
+
+@dataclass
+class WeightQuantization:
+    """What ``quantize_weight`` returns: codes, parameters, dequantized weight, grid, error, size."""
+
+    codes: torch.Tensor
+    qparams: QParams
+    dequantized: torch.Tensor
+    levels: torch.Tensor
+    sqnr_db: float
+    mse: float
+    nbytes: int
+    fp32_nbytes: int
+
+
+def quantize_weight(w: torch.Tensor, bits: int = 8, scheme: str = "symmetric",
+                    granularity: str = "channel", axis: int = 0,
+                    group_size: int | None = None) -> WeightQuantization:
+    """Quantize one weight tensor and report everything a figure needs.
+
+    ``w`` float ``[C_out, ...]``; ``scheme`` ``"symmetric"`` or ``"asymmetric"``; codes are signed
+    (``int8`` up to 8 bits). Returns a ``WeightQuantization`` with the codes, ``QParams``, the
+    dequantized weight (``w``'s shape), the grid ``levels`` (see ``grid_levels``), SQNR in dB, MSE,
+    the packed size in bytes and the float32 size ``4·numel``.
+    Explained in notebooks/01_quantization_basics.ipynb.
+    """
+    require_choice("scheme", scheme, SCHEMES)
+    codes, qp = quantize_tensor(w, bits, symmetric=scheme == "symmetric", signed=True,
+                                granularity=granularity, axis=axis, group_size=group_size)
+    w_hat = dequantize(codes, qp)
+    return WeightQuantization(codes, qp, w_hat, grid_levels(qp), sqnr_db(w.float(), w_hat),
+                              mse(w.float(), w_hat), quantized_nbytes(qp, w.numel()), 4 * w.numel())
+
+
+def weight_quantization_error(model: nn.Module, bits: int = 8, scheme: str = "symmetric",
+                              granularity: str = "channel", group_size: int | None = None) -> list[dict]:
+    """Per-layer report of quantizing every ``nn.Conv2d``/``nn.Linear`` weight of ``model``.
+
+    One dict per layer, in module order: ``{"layer", "shape", "numel", "sqnr_db", "mse",
+    "fp32_bytes", "quant_bytes"}``. The model is not modified.
+    Explained in notebooks/01_quantization_basics.ipynb.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    rows = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            w = module.weight.detach()
+            r = quantize_weight(w, bits, scheme, granularity, 0, group_size)
+            rows.append({"layer": name, "shape": tuple(w.shape), "numel": w.numel(), "sqnr_db": r.sqnr_db,
+                         "mse": r.mse, "fp32_bytes": r.fp32_nbytes, "quant_bytes": r.nbytes})
+    if not rows:
+        raise ValueError("model has no nn.Conv2d or nn.Linear layer to quantize")
+    return rows

@@ -1,0 +1,384 @@
+"""Layer wrappers shared by PTQ, QAT and mixed precision, and the walker that inserts them.
+
+- ``ObservedLayer``   a float Conv2d/Linear with observers on its input/output (PTQ calibration)
+- ``QATLayer``        a float Conv2d/Linear whose weight and activations are fake-quantized (QAT)
+- ``QuantizedLinear`` / ``QuantizedConv2d``  the *quantized model* representation that PTQ and QAT
+  both produce: integer weight codes with their scale/zero point, float32 bias, and the
+  calibrated activation parameters; the forward pass simulates integer inference
+  (``x̂ = fq(x)``, ``ŵ = (w_q - z_w)·s_w``, ``y = fq(relu(ŵ ∗ x̂ + b))``)
+- ``DynamicQuantLinear``  int8 weights ahead of time, activation range measured per batch
+
+``swap_layers`` walks a model. Inside an ``nn.Sequential`` it follows the data: a Conv2d/Linear
+directly followed by ``nn.ReLU`` is fused with it (the output is observed *after* the ReLU, so all
+2^b levels cover non-negative values), and a layer whose input comes from another quantized layer
+through ReLU / max-pool / flatten / dropout only needs no input quantizer, because those
+operations keep values on the grid (0 is a level). Elsewhere (e.g. a ResNet block) each layer gets
+its own input and output quantizers.
+
+Explained in notebooks/03_ptq.ipynb
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from labkit.quant.affine import (QParams, _check_bits, _check_bool, _fake_quantize, dequantize, qparams_from_range,
+                                 quantize, quantized_nbytes, tensor_range)
+
+__all__ = [
+    "LAYER_TYPES", "GRID_PRESERVING", "quantizable_layers", "swap_layers", "replace_modules",
+    "weight_qparams", "QuantizedLayer", "QuantizedLinear", "QuantizedConv2d", "quantized_layer",
+    "ObservedLayer", "QATLayer", "DynamicQuantLinear", "check_model",
+]
+
+LAYER_TYPES = (nn.Conv2d, nn.Linear)
+GRID_PRESERVING = (nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
+
+
+def check_model(model) -> nn.Module:
+    """``TypeError`` unless ``model`` is an ``nn.Module``; ``ValueError`` if it has no Conv2d/Linear."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not any(isinstance(m, LAYER_TYPES) for m in model.modules()):
+        raise ValueError(f"model must contain at least one nn.Conv2d or nn.Linear layer to quantize; "
+                         f"{type(model).__name__} has none")
+    return model
+
+
+def quantizable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every ``nn.Conv2d``/``nn.Linear`` in ``model``, in module order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
+
+
+# --------------------------------------------------------------------------- walking a model
+Maker = Callable[[nn.Module, bool, bool], nn.Module]
+
+
+def swap_layers(model: nn.Module, make: Maker) -> nn.Module:
+    """Replace (in place) every Conv2d/Linear by ``make(layer, quantize_input, relu)``; returns
+    ``model`` (or the new module when ``model`` itself is a bare layer).
+
+    ``relu`` is True when the layer is followed by an ``nn.ReLU`` in the same ``nn.Sequential`` (with
+    only ``nn.Identity`` — e.g. a folded BatchNorm — in between); that ReLU is then replaced by ``nn.Identity`` (the wrapper applies it). ``quantize_input`` is False
+    only when the input is already on a quantization grid (see the module docstring).
+    """
+    if isinstance(model, LAYER_TYPES):
+        return make(model, True, False)
+    _walk(model, make, on_grid=False)
+    return model
+
+
+def _walk(parent: nn.Module, make: Maker, on_grid: bool) -> bool:
+    """Swap the layers below ``parent``; return whether its output is on a quantization grid."""
+    names = [n for n, m in parent._modules.items() if m is not None]
+    sequential = isinstance(parent, nn.Sequential)
+    i = 0
+    while i < len(names):
+        child = parent._modules[names[i]]
+        if isinstance(child, LAYER_TYPES):
+            j = i + 1  # the next module that does something (folded BNs became nn.Identity)
+            while sequential and j < len(names) and type(parent._modules[names[j]]) is nn.Identity:
+                j += 1
+            relu = sequential and j < len(names) and type(parent._modules[names[j]]) is nn.ReLU
+            parent._modules[names[i]] = make(child, not (sequential and on_grid), relu)
+            if relu:
+                parent._modules[names[j]] = nn.Identity()
+                i = j
+            on_grid = True
+        elif _is_wrapper(child) or (isinstance(child, GRID_PRESERVING) and sequential):
+            pass
+        elif isinstance(child, nn.Sequential) and sequential:
+            on_grid = _walk(child, make, on_grid)
+        else:
+            _walk(child, make, on_grid=False)
+            on_grid = False
+        i += 1
+    return on_grid and sequential
+
+
+def _is_wrapper(module: nn.Module) -> bool:
+    return isinstance(module, (QuantizedLayer, ObservedLayer, QATLayer, DynamicQuantLinear))
+
+
+def replace_modules(model: nn.Module, kind: type, fn: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """Replace (in place) every submodule of type ``kind`` by ``fn(module)``; returns the model (or
+    ``fn(model)`` if the model itself is a ``kind``)."""
+    if isinstance(model, kind):
+        return fn(model)
+    for name, child in list(model._modules.items()):
+        if child is None:
+            continue
+        if isinstance(child, kind):
+            model._modules[name] = fn(child)
+        else:
+            replace_modules(child, kind, fn)
+    return model
+
+
+# --------------------------------------------------------------------------- the quantized representation
+def weight_qparams(weight: torch.Tensor, bits: int = 8, per_channel: bool = True,
+                   symmetric: bool = True) -> QParams:
+    """Parameters for a weight ``[C_out, ...]``: signed, symmetric by default (torch's qint8
+    ``per_channel_symmetric``), one scale per output channel (``axis=0``) or per tensor."""
+    granularity = "channel" if per_channel else "tensor"
+    lo, hi = tensor_range(weight.detach(), granularity, axis=0)
+    return qparams_from_range(lo, hi, bits, symmetric, signed=True, axis=0 if per_channel else None)
+
+
+def _save_qparams(module: nn.Module, prefix: str, qp: QParams | None) -> None:
+    if qp is None:
+        module.register_buffer(f"{prefix}_scale", None)
+        module.register_buffer(f"{prefix}_zero_point", None)
+        setattr(module, f"{prefix}_spec", None)
+        return
+    module.register_buffer(f"{prefix}_scale", qp.scale.detach().clone().float())
+    module.register_buffer(f"{prefix}_zero_point", qp.zero_point.detach().clone().to(torch.int32))
+    setattr(module, f"{prefix}_spec", (qp.bits, qp.signed, qp.symmetric, qp.axis, qp.group_size))
+
+
+def _load_qparams(module: nn.Module, prefix: str) -> QParams | None:
+    spec = getattr(module, f"{prefix}_spec")
+    if spec is None:
+        return None
+    return QParams(getattr(module, f"{prefix}_scale"), getattr(module, f"{prefix}_zero_point"), *spec)
+
+
+class QuantizedLayer(nn.Module):
+    """Base of ``QuantizedLinear``/``QuantizedConv2d``: integer weights + simulated integer inference.
+
+    Buffers: ``weight_codes`` (``int8`` up to 8 bits), ``weight_scale``/``weight_zero_point``
+    (per tensor ``[]`` or per output channel ``[C_out]``), ``bias`` float32 ``[C_out]`` or None, and
+    optional ``input_*``/``output_*`` activation parameters. Forward:
+    ``y = fq_out(relu(F(fq_in(x), (w_q - z_w)·s_w) + b))`` where ``fq`` is affine fake quantization
+    and ``F`` is the linear map or the convolution. Explained in notebooks/03_ptq.ipynb.
+    """
+
+    float_type: type = nn.Module
+
+    def __init__(self, layer: nn.Module, weight_qp: QParams, input_qp: QParams | None = None,
+                 output_qp: QParams | None = None, relu: bool = False):
+        super().__init__()
+        if not isinstance(layer, self.float_type):
+            raise TypeError(f"layer must be an {self.float_type.__name__}, got {type(layer).__name__}")
+        self.relu = _check_bool("relu", relu)
+        self.register_buffer("weight_codes", quantize(layer.weight.detach(), weight_qp))
+        _save_qparams(self, "weight", weight_qp)
+        self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone().float())
+        _save_qparams(self, "input", input_qp)
+        _save_qparams(self, "output", output_qp)
+
+    @property
+    def weight_qparams(self) -> QParams:
+        return _load_qparams(self, "weight")
+
+    @property
+    def input_qparams(self) -> QParams | None:
+        return _load_qparams(self, "input")
+
+    @property
+    def output_qparams(self) -> QParams | None:
+        return _load_qparams(self, "output")
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantized weight ``(w_q - z_w)·s_w`` (float32, the float layer's shape)."""
+        return dequantize(self.weight_codes, self.weight_qparams)
+
+    def _op(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        in_qp, out_qp = self.input_qparams, self.output_qparams
+        if in_qp is not None:
+            x = _fake_quantize(x, in_qp)
+        y = self._op(x, self.weight)
+        if self.relu:
+            y = F.relu(y)
+        if out_qp is not None:
+            y = _fake_quantize(y, out_qp)
+        return y
+
+    def nbytes(self) -> int:
+        """Bytes of the packed weight codes + their scales/zero points + a float32 bias."""
+        bias = 0 if self.bias is None else 4 * self.bias.numel()
+        return quantized_nbytes(self.weight_qparams, self.weight_codes.numel()) + bias
+
+    def extra_repr(self) -> str:
+        qp = self.weight_qparams
+        acts = [p for p, q in (("in", self.input_qparams), ("out", self.output_qparams)) if q is not None]
+        act_bits = (self.output_qparams or self.input_qparams)
+        return (f"weight_bits={qp.bits}, weight={qp.granularity}/{'sym' if qp.symmetric else 'asym'}, "
+                f"act_bits={act_bits.bits if act_bits else None} on {'+'.join(acts) or 'none'}, relu={self.relu}")
+
+
+class QuantizedLinear(QuantizedLayer):
+    """``nn.Linear`` with integer weights: ``x [N, *, in] → y [N, *, out]``. See ``QuantizedLayer``.
+    Explained in notebooks/03_ptq.ipynb."""
+
+    float_type = nn.Linear
+
+    def __init__(self, layer: nn.Linear, weight_qp: QParams, input_qp: QParams | None = None,
+                 output_qp: QParams | None = None, relu: bool = False):
+        super().__init__(layer, weight_qp, input_qp, output_qp, relu)
+        self.in_features, self.out_features = layer.in_features, layer.out_features
+
+    def _op(self, x, w):
+        return F.linear(x, w, self.bias)
+
+
+class QuantizedConv2d(QuantizedLayer):
+    """``nn.Conv2d`` (zero padding) with integer weights: ``[N, C_in, H, W] → [N, C_out, H', W']``.
+    See ``QuantizedLayer``. Explained in notebooks/03_ptq.ipynb."""
+
+    float_type = nn.Conv2d
+
+    def __init__(self, layer: nn.Conv2d, weight_qp: QParams, input_qp: QParams | None = None,
+                 output_qp: QParams | None = None, relu: bool = False):
+        if isinstance(layer, nn.Conv2d) and layer.padding_mode != "zeros":
+            raise ValueError(f"layer.padding_mode must be 'zeros' to quantize, got {layer.padding_mode!r}")
+        super().__init__(layer, weight_qp, input_qp, output_qp, relu)
+        self.stride, self.padding, self.dilation, self.groups = layer.stride, layer.padding, layer.dilation, layer.groups
+
+    def _op(self, x, w):
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def quantized_layer(layer: nn.Module, weight_qp: QParams, input_qp: QParams | None = None,
+                    output_qp: QParams | None = None, relu: bool = False) -> QuantizedLayer:
+    """``QuantizedConv2d`` or ``QuantizedLinear`` for ``layer``; ``TypeError`` for any other type."""
+    for cls in (QuantizedConv2d, QuantizedLinear):
+        if isinstance(layer, cls.float_type):
+            return cls(layer, weight_qp, input_qp, output_qp, relu)
+    raise TypeError(f"layer must be an nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+
+
+# --------------------------------------------------------------------------- calibration wrapper (PTQ)
+class ObservedLayer(nn.Module):
+    """A float layer with observers: ``input_observer(x)``, ``y = relu?(layer(x))``,
+    ``output_observer(y)``; returns ``y`` unchanged. ``to_quantized`` turns it into a
+    ``QuantizedLayer`` with the observed activation parameters. Explained in notebooks/03_ptq.ipynb.
+    """
+
+    def __init__(self, layer: nn.Module, input_observer: nn.Module | None, output_observer: nn.Module | None,
+                 relu: bool = False):
+        super().__init__()
+        if not isinstance(layer, LAYER_TYPES):
+            raise TypeError(f"layer must be an nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+        self.layer, self.relu = layer, _check_bool("relu", relu)
+        self.input_observer, self.output_observer = input_observer, output_observer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_observer is not None:
+            self.input_observer(x)
+        y = self.layer(x)
+        if self.relu:
+            y = F.relu(y)
+        if self.output_observer is not None:
+            self.output_observer(y)
+        return y
+
+    def to_quantized(self, weight_bits: int = 8, per_channel: bool = True, symmetric: bool = True) -> QuantizedLayer:
+        wqp = weight_qparams(self.layer.weight, weight_bits, per_channel, symmetric)
+        in_qp = self.input_observer.calculate_qparams() if self.input_observer is not None else None
+        out_qp = self.output_observer.calculate_qparams() if self.output_observer is not None else None
+        return quantized_layer(self.layer, wqp, in_qp, out_qp, self.relu)
+
+
+# --------------------------------------------------------------------------- training wrapper (QAT)
+class QATLayer(nn.Module):
+    """A float Conv2d/Linear trained through fake quantization:
+    ``y = oq(relu?(F(iq(x), wq(w)) + b))`` with ``wq``, ``iq``, ``oq`` fake-quantizers
+    (``FakeQuantize``, ``LSQQuantizer``, ``PACTQuantizer``; ``iq``/``oq`` may be None). The float
+    weight ``layer.weight`` is what the optimizer updates. Explained in notebooks/05_qat.ipynb.
+    """
+
+    def __init__(self, layer: nn.Module, weight_quant: nn.Module, input_quant: nn.Module | None,
+                 output_quant: nn.Module | None, relu: bool = False):
+        super().__init__()
+        if not isinstance(layer, LAYER_TYPES):
+            raise TypeError(f"layer must be an nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+        self.layer, self.relu = layer, _check_bool("relu", relu)
+        self.weight_quant, self.input_quant, self.output_quant = weight_quant, input_quant, output_quant
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_quant is not None:
+            x = self.input_quant(x)
+        w = self.weight_quant(self.layer.weight)
+        if isinstance(self.layer, nn.Linear):
+            y = F.linear(x, w, self.layer.bias)
+        else:
+            y = self.layer._conv_forward(x, w, self.layer.bias)
+        if self.relu:
+            y = F.relu(y)
+        if self.output_quant is not None:
+            y = self.output_quant(y)
+        return y
+
+    def quantizers(self) -> list[nn.Module]:
+        return [q for q in (self.weight_quant, self.input_quant, self.output_quant) if q is not None]
+
+    def to_quantized(self) -> QuantizedLayer:
+        """The same layer as integer weights + the learned/observed activation parameters."""
+        with torch.no_grad():
+            self.weight_quant.eval()
+            self.weight_quant(self.layer.weight)  # make sure the weight quantizer saw the final weight
+        wqp = self.weight_quant.qparams()
+        in_qp = self.input_quant.qparams() if self.input_quant is not None else None
+        out_qp = self.output_quant.qparams() if self.output_quant is not None else None
+        return quantized_layer(self.layer, wqp, in_qp, out_qp, self.relu)
+
+
+# --------------------------------------------------------------------------- dynamic quantization
+class DynamicQuantLinear(nn.Module):
+    """``nn.Linear`` with int8 weights quantized ahead of time and activations quantized per call.
+
+    Weights: signed symmetric, per tensor (torch's ``default_weight_observer``) or per output
+    channel. Each forward measures ``[min(x), max(x)]`` of the incoming batch (0 included),
+    quantizes ``x`` to unsigned ``bits`` (``bits - 1`` with ``reduce_range``, as fbgemm does to
+    avoid overflow in its 16-bit intermediate sums), multiplies the integers exactly —
+    ``acc = Σ (x_q - z_x)(w_q - z_w)``, computed in float64, which holds every such sum exactly — and
+    rescales: ``y = s_x·s_w·acc + b``. ``x [*, in] → y [*, out]`` float32.
+    Explained in notebooks/03_ptq.ipynb.
+    """
+
+    def __init__(self, layer: nn.Linear, bits: int = 8, reduce_range: bool = False, per_channel: bool = False):
+        super().__init__()
+        if not isinstance(layer, nn.Linear):
+            raise TypeError(f"layer must be an nn.Linear, got {type(layer).__name__}")
+        self.bits = _check_bits(bits)
+        self.reduce_range = _check_bool("reduce_range", reduce_range)
+        if reduce_range and bits < 2:
+            raise ValueError("bits must be >= 2 when reduce_range=True")
+        self.in_features, self.out_features = layer.in_features, layer.out_features
+        wqp = weight_qparams(layer.weight, bits, _check_bool("per_channel", per_channel), symmetric=True)
+        self.register_buffer("weight_codes", quantize(layer.weight.detach(), wqp))
+        _save_qparams(self, "weight", wqp)
+        self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone().float())
+
+    @property
+    def weight_qparams(self) -> QParams:
+        return _load_qparams(self, "weight")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features).float()
+        if flat.shape[0] == 0:
+            return x.new_zeros(*x.shape[:-1], self.out_features)
+        act_bits = self.bits - 1 if self.reduce_range else self.bits
+        lo, hi = torch.aminmax(flat)
+        xqp = qparams_from_range(lo, hi, act_bits, symmetric=False, signed=False)
+        x_int = quantize(flat, xqp).double() - xqp.zero_point.double()
+        wqp = self.weight_qparams
+        zw = wqp.zero_point.double().reshape(-1, 1) if wqp.axis is not None else wqp.zero_point.double()
+        w_int = self.weight_codes.double() - zw
+        acc = x_int @ w_int.T  # exact integer sums
+        y = (acc * (xqp.scale.double() * wqp.scale.double())).float()
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bits={self.bits}, "
+                f"reduce_range={self.reduce_range}, weight={self.weight_qparams.granularity}")

@@ -1,0 +1,173 @@
+"""Quantization-aware training: train through fake quantization, then convert.
+
+``prepare_qat`` copies a trained model and wraps every Conv2d/Linear in a ``QATLayer``: its weight
+and activations pass through fake-quantizers in the forward pass, and the straight-through
+estimator (or LSQ / PACT, see ``fake_quant``) carries the gradient back to the float weights. After
+a few epochs of ``labkit.train.fit``, ``convert`` produces the same ``QuantizedConv2d`` /
+``QuantizedLinear`` representation as post-training quantization.
+
+Batch norm: labkit **folds BN into the preceding convolution when QAT starts** (``fold_bn=True``),
+so the weights that are fake-quantized are exactly the weights used at inference and BN statistics
+are frozen from the start (Jacob et al. 2018 fold BN too, and freeze its statistics after a few
+epochs; starting from a trained model we freeze them at once). Observers: activation ranges are
+moving averages during training; ``freeze_observers`` fixes them for the last epochs (Krishnamoorthi
+2018 recommends it). Progressive bit-width lowering (seed 004 §3.1: 8 → 4 → 2 bits): ``set_bits``
+plus the schedule of ``fit_progressive``.
+
+Explained in notebooks/05_qat.ipynb
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from labkit.quant.affine import _check_bool
+from labkit.quant.fake_quant import FakeQuantize, LSQQuantizer, PACTQuantizer
+from labkit.quant.modules import QATLayer, check_model, replace_modules, swap_layers
+from labkit.quant.observers import MovingAverageMinMaxObserver
+from labkit.quant.ptq import fold_batchnorm
+from labkit.validate import require_choice, require_int
+
+__all__ = ["QUANTIZERS", "prepare_qat", "freeze_observers", "unfreeze_observers", "convert", "set_bits",
+           "fit_progressive", "qat_layers"]
+
+QUANTIZERS = ("ste", "lsq", "pact")
+
+
+def _weight_quantizer(kind: str, bits: int, per_channel: bool) -> nn.Module:
+    axis = 0 if per_channel else None
+    if kind == "lsq":
+        return LSQQuantizer(bits, signed=True, axis=axis)
+    # STE (and PACT, which learns only activation clipping): range of the current weight, every step
+    observer = MovingAverageMinMaxObserver(1.0, bits, symmetric=True, signed=True, axis=axis)
+    return FakeQuantize(observer, always_observe=True)
+
+
+def _activation_quantizer(kind: str, bits: int, after_relu: bool) -> nn.Module:
+    if kind == "lsq":
+        return LSQQuantizer(bits, signed=False if after_relu else None, is_activation=True)
+    if kind == "pact" and after_relu:
+        return PACTQuantizer(bits)
+    return FakeQuantize(MovingAverageMinMaxObserver(0.01, bits, symmetric=False, signed=False))
+
+
+def prepare_qat(model: nn.Module, weight_bits: int = 8, act_bits: int = 8, per_channel: bool = True,
+                quantizer: str = "ste", fold_bn: bool = True) -> nn.Module:
+    """A copy of ``model``, in train mode, with fake quantization inserted for QAT.
+
+    Weights: signed ``weight_bits`` (symmetric, per output channel if ``per_channel``).
+    Activations: ``act_bits`` at every layer output (after a fused ReLU) and at inputs that are not
+    already quantized. ``quantizer``: ``"ste"`` (min/max ranges + straight-through estimator),
+    ``"lsq"`` (learned step sizes for weights and activations) or ``"pact"`` (learned clipping
+    level for activations after ReLU, STE weights). BN is folded first (see the module docstring).
+    Train the result with ``labkit.train.fit``; then ``convert``.
+    Explained in notebooks/05_qat.ipynb.
+    """
+    check_model(model)
+    weight_bits = require_int("weight_bits", weight_bits, 1, 16)
+    act_bits = require_int("act_bits", act_bits, 1, 16)
+    _check_bool("per_channel", per_channel), _check_bool("fold_bn", fold_bn)
+    require_choice("quantizer", quantizer, QUANTIZERS)
+    qmodel = fold_batchnorm(model) if fold_bn else copy.deepcopy(model)
+
+    def wrap(layer, quantize_input, relu):
+        wq = _weight_quantizer(quantizer, weight_bits, per_channel)
+        with torch.no_grad():
+            wq(layer.weight)  # initialise from the trained weight (LSQ's step, the weight's range)
+        iq = _activation_quantizer(quantizer, act_bits, after_relu=False) if quantize_input else None
+        return QATLayer(layer, wq, iq, _activation_quantizer(quantizer, act_bits, after_relu=relu), relu)
+
+    return swap_layers(qmodel, wrap).train()
+
+
+def qat_layers(model: nn.Module) -> list[QATLayer]:
+    """Every ``QATLayer`` inside ``model``."""
+    return [m for m in model.modules() if isinstance(m, QATLayer)]
+
+
+def _require_qat(model) -> list[QATLayer]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    layers = qat_layers(model)
+    if not layers:
+        raise ValueError("model has no QATLayer: call prepare_qat(model) first")
+    return layers
+
+
+def freeze_observers(model: nn.Module, learned: bool = False) -> int:
+    """Stop every observer of a QAT model (ranges fixed from now on); with ``learned=True`` also stop
+    training LSQ steps and PACT clipping levels. Returns the number of quantizers frozen.
+    Explained in notebooks/05_qat.ipynb."""
+    count = 0
+    for layer in _require_qat(model):
+        for q in layer.quantizers():
+            if isinstance(q, FakeQuantize) or learned:
+                q.freeze()
+                count += 1
+    return count
+
+
+def unfreeze_observers(model: nn.Module) -> int:
+    """Undo ``freeze_observers`` (observers and learned quantizers both resume)."""
+    count = 0
+    for layer in _require_qat(model):
+        for q in layer.quantizers():
+            q.unfreeze()
+            count += 1
+    return count
+
+
+def set_bits(model: nn.Module, bits: int, weights: bool = True, activations: bool = True) -> int:
+    """Change the bit width of every weight and/or activation quantizer of a QAT model (progressive
+    lowering, seed 004 §3.1). Observed ranges and learned steps are kept (LSQ rescales its step to
+    cover the same range). Returns the number of quantizers changed. Explained in notebooks/05_qat.ipynb."""
+    bits = require_int("bits", bits, 1, 16)
+    _check_bool("weights", weights), _check_bool("activations", activations)
+    count = 0
+    for layer in _require_qat(model):
+        chosen = ([layer.weight_quant] if weights else []) + \
+                 ([q for q in (layer.input_quant, layer.output_quant) if q is not None] if activations else [])
+        for q in chosen:
+            q.set_bits(bits)
+            count += 1
+    return count
+
+
+def convert(model: nn.Module) -> nn.Module:
+    """A copy of a QAT model (eval mode) in which every ``QATLayer`` is a ``QuantizedConv2d`` /
+    ``QuantizedLinear``: integer weight codes from the trained weights and the final quantizer
+    parameters — the representation ``quantize_static`` returns. Its outputs equal the QAT model's
+    in eval mode. Explained in notebooks/05_qat.ipynb."""
+    _require_qat(model)
+    return replace_modules(copy.deepcopy(model), QATLayer, lambda m: m.to_quantized()).eval()
+
+
+def fit_progressive(model: nn.Module, train_data, schedule: Sequence[tuple[int, int]] = ((8, 1), (4, 1), (2, 2)),
+                    **fit_kwargs) -> list[dict]:
+    """Train a QAT model with a decreasing bit width: for each ``(bits, epochs)`` of ``schedule``,
+    ``set_bits(model, bits)`` then ``labkit.train.fit(model, train_data, epochs=epochs, **fit_kwargs)``.
+
+    Returns the concatenated per-epoch history, each entry with an extra ``"bits"`` key.
+    Explained in notebooks/05_qat.ipynb.
+    """
+    from labkit.train import fit  # quant may import train; lazily, so `import labkit.quant` stays light
+
+    _require_qat(model)
+    if isinstance(schedule, (str, bytes)) or not hasattr(schedule, "__iter__"):
+        raise TypeError(f"schedule must be a sequence of (bits, epochs) pairs, got {type(schedule).__name__}")
+    stages = list(schedule)
+    if not stages:
+        raise ValueError("schedule must hold at least one (bits, epochs) pair, got an empty sequence")
+    for stage in stages:
+        if not (isinstance(stage, (tuple, list)) and len(stage) == 2):
+            raise ValueError(f"schedule entries must be (bits, epochs) pairs, got {stage!r}")
+        require_int("bits", stage[0], 1, 16), require_int("epochs", stage[1], 1, 10_000)
+    history = []
+    for bits, epochs in stages:
+        set_bits(model, bits)
+        for entry in fit(model, train_data, epochs=epochs, **fit_kwargs):
+            history.append({**entry, "bits": bits})
+    return history

@@ -1,0 +1,165 @@
+"""labkit.quant.observers: bit-for-bit agreement with torch.ao, range choices, bad input."""
+import warnings
+
+import pytest
+import torch
+
+from labkit.quant import observers as lab
+from labkit.quant.affine import fake_quantize, mse
+
+
+def _batches(kind: str) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(hash(kind) % 1000)
+    if kind == "gaussian":  # range grows, then shrinks: exercises histogram re-binning
+        return [torch.randn(64, 32, generator=g) * s + o for s, o in [(1, 0), (3, 1), (0.5, -2), (2, 0.3)]]
+    if kind == "heavy_tailed":
+        t = torch.distributions.StudentT(torch.tensor(2.0))
+        torch.manual_seed(0)
+        return [t.sample((4000,)) for _ in range(3)]
+    if kind == "relu":
+        return [torch.relu(torch.randn(50, 40, generator=g)) * k for k in (1, 2, 0.5, 4)]
+    if kind == "constant_first":
+        return [torch.full((10,), 2.0), torch.randn(300, generator=g), torch.randn(300, generator=g) * 3]
+    if kind == "constant":
+        return [torch.full((7, 3), -0.25)]
+    raise KeyError(kind)
+
+
+KINDS = ["gaussian", "heavy_tailed", "relu", "constant_first", "constant"]
+SCHEMES = [(False, "affine"), (True, "symmetric")]
+DTYPES = [(False, "quint8"), (True, "qint8")]
+
+
+def _torch_observer(name, signed, symmetric):
+    tq = pytest.importorskip("torch.ao.quantization.observer")
+    dtype = torch.qint8 if signed else torch.quint8
+    if name == "per_channel":
+        scheme = torch.per_channel_symmetric if symmetric else torch.per_channel_affine
+        return tq.PerChannelMinMaxObserver(ch_axis=1, dtype=dtype, qscheme=scheme, reduce_range=False)
+    scheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
+    cls = {"minmax": tq.MinMaxObserver, "moving_average": tq.MovingAverageMinMaxObserver,
+           "histogram": tq.HistogramObserver}[name]
+    return cls(dtype=dtype, qscheme=scheme, reduce_range=False)
+
+
+def _lab_observer(name, signed, symmetric):
+    if name == "per_channel":
+        return lab.PerChannelMinMaxObserver(8, symmetric, signed, axis=1)
+    return lab.make_observer(name, 8, symmetric, signed)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("symmetric,scheme", SCHEMES)
+@pytest.mark.parametrize("signed,dtype", DTYPES)
+@pytest.mark.parametrize("name", ["minmax", "moving_average", "per_channel", "histogram"])
+def test_bit_for_bit_equal_to_torch_ao(name, kind, symmetric, scheme, signed, dtype):
+    batches = _batches(kind)
+    if name == "per_channel":  # channels along axis 1
+        batches = [b if b.dim() == 2 else b.reshape(-1, 2) for b in batches]
+    theirs, ours = _torch_observer(name, signed, symmetric), _lab_observer(name, signed, symmetric)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for b in batches:
+            theirs(b)
+            ours(b)
+        scale, zero_point = theirs.calculate_qparams()
+    qp = ours.calculate_qparams()
+    assert torch.equal(qp.scale.reshape(-1), scale.reshape(-1)), (qp.scale, scale)
+    assert torch.equal(qp.zero_point.reshape(-1).long(), zero_point.reshape(-1).long())
+    if name == "histogram":
+        assert torch.equal(ours.histogram, theirs.histogram)
+
+
+def test_observer_returns_its_input_unchanged():
+    x = torch.randn(5, 3)
+    for name in lab.OBSERVERS:
+        assert lab.make_observer(name)(x) is x
+
+
+def test_moving_average_follows_the_formula():
+    obs = lab.MovingAverageMinMaxObserver(averaging_constant=0.5)
+    obs(torch.tensor([-1.0, 1.0]))
+    obs(torch.tensor([-3.0, 5.0]))
+    assert obs.min_val.item() == -2.0 and obs.max_val.item() == 3.0
+
+
+def test_percentile_ignores_a_single_outlier():
+    x = torch.cat([torch.randn(100_000, generator=torch.Generator().manual_seed(0)), torch.tensor([1000.0])])
+    obs = lab.PercentileObserver(99.9, bins=4096)
+    obs(x)
+    lo, hi = obs.range()
+    assert 2.5 < hi.item() < 4.0 and -4.0 < lo.item() < -2.5  # N(0,1): 99.9th percentile ≈ 3.09
+
+
+def test_mse_and_histogram_observers_beat_minmax_on_outliers():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(20_000, generator=g), torch.tensor([40.0, -35.0])])
+    errors = {}
+    for name in ("minmax", "mse", "histogram", "entropy", "percentile"):
+        obs = lab.make_observer(name, bits=4)
+        obs(x)
+        errors[name] = mse(x, fake_quantize(x, obs.calculate_qparams()))
+    assert errors["mse"] < errors["minmax"] / 3
+    # torch.ao's greedy search stops at the first step that increases the error, so here it trims
+    # only the right tail (range [-35, 3.6]): better than min/max, far from the MSE search
+    assert errors["histogram"] < errors["minmax"]
+    assert errors["percentile"] < errors["minmax"]
+    assert errors["entropy"] < errors["minmax"]
+
+
+def test_entropy_observer_ranges():
+    g = torch.Generator().manual_seed(0)
+    relu = torch.relu(torch.randn(50_000, generator=g))
+    obs = lab.EntropyObserver(bins=512)
+    obs(relu)
+    lo, hi = obs.range()
+    assert lo.item() == 0.0 and 1.0 < hi.item() <= relu.max().item() + 1e-6
+    signed = lab.EntropyObserver(bins=512, symmetric=True, signed=True)
+    signed(torch.randn(50_000, generator=g))
+    lo, hi = signed.range()
+    assert lo.item() == -hi.item() and hi.item() > 1.0
+
+
+def test_per_channel_on_any_axis():
+    x = torch.randn(2, 3, 4) * torch.tensor([1.0, 10.0, 100.0]).reshape(1, 3, 1)
+    obs = lab.MinMaxObserver(axis=1, symmetric=True, signed=True)
+    obs(x)
+    qp = obs.calculate_qparams()
+    assert qp.scale.shape == (3,) and qp.axis == 1
+    expected = x.abs().amax(dim=(0, 2)) / 127.5
+    assert torch.allclose(qp.scale, expected)
+
+
+# --------------------------------------------------------------------------- bad input
+def test_nothing_observed_raises():
+    for name in lab.OBSERVERS:
+        with pytest.raises(ValueError, match="not observed"):
+            lab.make_observer(name).calculate_qparams()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_input_raises(bad):
+    for name in lab.OBSERVERS:
+        with pytest.raises(ValueError, match="finite"):
+            lab.make_observer(name)(torch.tensor([0.0, bad]))
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="observer"):
+        lab.make_observer("kmeans")
+    with pytest.raises(ValueError, match="bits"):
+        lab.MinMaxObserver(bits=0)
+    with pytest.raises(ValueError, match="averaging_constant"):
+        lab.MovingAverageMinMaxObserver(averaging_constant=0.0)
+    with pytest.raises(ValueError, match="percentile"):
+        lab.PercentileObserver(percentile=40)
+    with pytest.raises(ValueError, match="bins"):
+        lab.HistogramObserver(bins=1)
+    with pytest.raises(TypeError, match="symmetric"):
+        lab.MinMaxObserver(symmetric="yes")
+    with pytest.raises(ValueError, match="axis"):
+        lab.MinMaxObserver(axis=3)(torch.randn(2, 2))
+    with pytest.raises(ValueError, match="axis"):
+        lab.MinMaxObserver(axis=-1)
+    with pytest.raises(TypeError, match="x"):
+        lab.MinMaxObserver()([1.0, 2.0])
