@@ -1,0 +1,178 @@
+"""Training and evaluation: ``set_seed``, ``fit``, ``evaluate``, ``predict``.
+
+One plain mini-batch loop that every chapter reuses: the sparse-training chapters add a
+``regularizer`` to the loss, the pruning chapters re-apply masks in ``after_step``, distillation
+passes its own ``loss_fn``. Training is repeatable: the seed fixes the initial shuffle order
+through a seeded ``DataLoader`` generator, and the same seed gives the same weights twice.
+"""
+from __future__ import annotations
+
+import math
+import random
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
+from tqdm.auto import tqdm
+
+from labkit.validate import require_choice, require_float, require_int
+
+OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's ``random``, NumPy and torch so that model initialisation and shuffling repeat.
+
+    ``seed`` is an integer in [0, 2**32 - 1]. Explained in notebooks/00_why_compress.ipynb.
+    """
+    seed = require_int("seed", seed, 0, 2**32 - 1)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _as_dataset(data) -> Dataset:
+    """Accept a Dataset, an ``(x, y)`` pair of tensors, or a bare ``x`` tensor."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, torch.Tensor):
+        return TensorDataset(data)
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        return TensorDataset(*data)
+    raise TypeError(f"data must be a torch Dataset, an (x, y) pair of tensors or an x tensor, "
+                    f"got {type(data).__name__}")
+
+
+def _loader(dataset: Dataset, batch_size: int, generator: torch.Generator | None) -> DataLoader:
+    """Batches in a seeded random order (``generator``) or in order (``None``).
+
+    A ``TensorDataset`` is indexed with a whole list of indices at once (``x[idx]``), which is
+    much faster than stacking one sample at a time; other datasets use the ordinary collate path.
+    """
+    sampler = RandomSampler(dataset, generator=generator) if generator else SequentialSampler(dataset)
+    if isinstance(dataset, TensorDataset):
+        return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None)
+    return DataLoader(dataset, sampler=sampler, batch_size=batch_size)
+
+
+def _device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule) -> None:
+    require_int("epochs", epochs, 1, 10_000)
+    require_float("lr", lr, 0.0, 10.0, low_open=True)
+    require_int("batch_size", batch_size, 1, None)
+    require_choice("optimizer", optimizer, OPTIMIZERS)
+    require_float("weight_decay", weight_decay, 0.0, 1.0)
+    require_int("seed", seed, 0, 2**32 - 1)
+    require_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
+
+
+def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if weight_decay else \
+        torch.optim.Adam(params, lr=lr)
+
+
+def fit(model: nn.Module, train_data, *, epochs: int = 5, lr: float = 1e-3, batch_size: int = 64,
+        optimizer: str = "adam", weight_decay: float = 0.0, seed: int = 0,
+        loss_fn: Callable | None = None, regularizer: Callable | None = None, val_data=None,
+        progress: bool = True, after_step: Callable | None = None,
+        lr_schedule: str = "constant") -> list[dict]:
+    """Train ``model`` in place with mini-batch gradient descent and return the per-epoch history.
+
+    ``train_data`` yields ``x`` float32 ``[B, C, H, W]`` and ``y`` int64 ``[B]``. Each step minimises
+    ``loss_fn(logits, y) + regularizer(model)`` (default cross-entropy, no regulariser) with Adam
+    (AdamW when ``weight_decay > 0``) or SGD with momentum 0.9; ``lr_schedule="cosine"`` decays the
+    learning rate per step as ``lr·(1 + cos(π·t/T))/2``. ``after_step(model)`` runs after every
+    optimizer step (pruning re-applies its masks there). The shuffle order comes from a generator
+    seeded with ``seed``, so equal seeds give equal weights. Returns one dict per epoch:
+    ``{"epoch", "loss", "train_acc", "val_acc"}`` (``val_acc`` is None without ``val_data``); the
+    model is left in the train/eval mode it came in. Explained in notebooks/00_why_compress.ipynb.
+    """
+    _check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
+    dataset, loss_fn = _as_dataset(train_data), loss_fn or F.cross_entropy
+    loader = _loader(dataset, batch_size, torch.Generator().manual_seed(seed))
+    opt = _make_optimizer(model, optimizer, lr, weight_decay)
+    total = epochs * len(loader)
+    sched = _cosine(opt, total) if lr_schedule == "cosine" else None
+    was_training, history = model.training, []
+    with tqdm(total=total, desc="training", disable=not progress, leave=False) as bar:
+        for epoch in range(1, epochs + 1):
+            bar.set_description(f"epoch {epoch}/{epochs}")
+            step = dict(opt=opt, sched=sched, loss_fn=loss_fn, regularizer=regularizer,
+                        after_step=after_step, bar=bar)
+            loss, acc = _train_epoch(model, loader, **step)
+            val = evaluate(model, val_data) if val_data is not None else None
+            history.append({"epoch": epoch, "loss": loss, "train_acc": acc, "val_acc": val})
+    model.train(was_training)
+    return history
+
+
+def _cosine(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / total_steps)))
+
+
+def _train_epoch(model, loader, *, opt, sched, loss_fn, regularizer, after_step, bar) -> tuple[float, float]:
+    """One pass over ``loader``; returns (mean loss, training accuracy) over the epoch."""
+    model.train()
+    device, loss_sum, correct, seen = _device(model), 0.0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        if regularizer is not None:
+            loss = loss + regularizer(model)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        if after_step is not None:
+            after_step(model)
+        loss_sum += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
+    return loss_sum / seen, correct / seen
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data, batch_size: int = 512) -> torch.Tensor:
+    """Logits float32 ``[N, num_classes]`` for every sample of ``data`` (Dataset, ``(x, y)`` or ``x``).
+
+    Runs under ``torch.no_grad()`` in ``model.eval()`` mode (BatchNorm uses its running statistics)
+    and restores the model's previous mode. Explained in notebooks/00_why_compress.ipynb.
+    """
+    require_int("batch_size", batch_size, 1, None)
+    loader = _loader(_as_dataset(data), batch_size, None)
+    was_training, device = model.training, _device(model)
+    model.eval()
+    try:
+        return torch.cat([model(batch[0].to(device)).float().cpu() for batch in loader])
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model: nn.Module, data, batch_size: int = 512) -> float:
+    """Top-1 accuracy, a float fraction in [0, 1]: ``mean(argmax(model(x)) == y)`` over ``data``.
+
+    ``data`` is a Dataset (or ``(x, y)`` pair) of ``x`` float32 ``[N, C, H, W]`` and ``y`` int64
+    ``[N]``; runs under ``torch.no_grad()`` in eval mode and restores the previous mode.
+    Explained in notebooks/00_why_compress.ipynb.
+    """
+    dataset = _as_dataset(data)
+    if len(dataset) == 0:
+        raise ValueError("data must hold at least one sample, got an empty dataset")
+    logits = predict(model, dataset, batch_size)
+    labels = torch.cat([batch[1] for batch in _loader(dataset, 4096, None)])
+    return (logits.argmax(1) == labels).float().mean().item()

@@ -1,0 +1,225 @@
+"""Trained checkpoints for every model of ``labkit.models``: shipped, cached, or trained on demand.
+
+``pretrained(name, dataset)`` looks in three places, in order:
+
+1. ``labkit/checkpoints/{name}-{dataset}.pt`` — shipped with the package (the five digits models);
+2. ``<data.cache_dir()>/zoo/{name}-{dataset}.pt`` — trained earlier on this machine;
+3. nowhere: it trains the model with ``RECIPES[(name, dataset)]`` (progress bar) and caches it.
+
+A checkpoint is a plain dict of strings, numbers and tensors — ``{"model", "dataset",
+"in_channels", "num_classes", "image_size", "state_dict", "test_accuracy", "recipe", ...}`` —
+written atomically and read back with ``torch.load(weights_only=True)``, which refuses to run
+pickled code. Rebuild the shipped digits checkpoints with ``python -m labkit.zoo ship``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from labkit import data, models, train
+from labkit.validate import require_choice
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a zoo model is trained: the keyword arguments ``train.fit`` receives."""
+
+    epochs: int = 5
+    lr: float = 1e-3
+    batch_size: int = 64
+    seed: int = 0
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+
+
+DEFAULT_RECIPE = Recipe()
+
+# digits: each run takes ≤ ~30 s on 2 cores. MNIST targets (Han et al. 2015 error rates):
+# LeNet-300-100 1.64 %, LeNet-5 0.80 %; Fashion-MNIST reuses the MNIST recipes.
+RECIPES: dict[tuple[str, str], Recipe] = {
+    ("lenet300", "digits"): Recipe(epochs=20, lr=1e-3, batch_size=32, weight_decay=1e-4),
+    ("lenet5", "digits"): Recipe(epochs=20, lr=2e-3, batch_size=32, weight_decay=1e-4),
+    ("vgg", "digits"): Recipe(epochs=8, lr=3e-3, batch_size=64, weight_decay=1e-4),
+    ("resnet", "digits"): Recipe(epochs=8, lr=3e-3, batch_size=64, weight_decay=1e-4),
+    ("mobilenet", "digits"): Recipe(epochs=10, lr=5e-3, batch_size=64, weight_decay=1e-4),
+    ("lenet300", "mnist"): Recipe(epochs=15, lr=1e-3, batch_size=128, weight_decay=1e-4),
+    ("lenet5", "mnist"): Recipe(epochs=15, lr=2e-3, batch_size=128, weight_decay=1e-4),
+    ("vgg", "mnist"): Recipe(epochs=5, lr=2e-3, batch_size=128, weight_decay=1e-4),
+    ("resnet", "mnist"): Recipe(epochs=5, lr=2e-3, batch_size=128, weight_decay=1e-4),
+    ("mobilenet", "mnist"): Recipe(epochs=5, lr=3e-3, batch_size=128, weight_decay=1e-4),
+}
+for (_name, _ds), _recipe in list(RECIPES.items()):
+    if _ds == "mnist":
+        RECIPES[(_name, "fashion-mnist")] = _recipe
+
+_LOADED: dict[tuple[str, str], dict] = {}  # (name, dataset) -> checkpoint dict, this process
+
+
+def recipe_for(name: str, dataset: str) -> Recipe:
+    """The training recipe of ``(name, dataset)``: ``RECIPES`` entry, else ``DEFAULT_RECIPE``."""
+    return RECIPES.get((name, dataset), DEFAULT_RECIPE)
+
+
+def checkpoint_name(name: str, dataset: str) -> str:
+    """File name of a zoo checkpoint: ``{name}-{dataset}.pt``."""
+    return f"{name}-{dataset}.pt"
+
+
+def cache_path(name: str, dataset: str) -> Path:
+    """Where a checkpoint trained on this machine lives: ``<data.cache_dir()>/zoo/{name}-{dataset}.pt``."""
+    return data.cache_dir() / "zoo" / checkpoint_name(name, dataset)
+
+
+def pretrained(name: str, dataset: str = "digits", *, train_if_missing: bool = True,
+               progress: bool = True) -> nn.Module:
+    """A trained ``models.build(name)`` for ``dataset``, in ``eval()`` mode, as a fresh copy.
+
+    Looks for the shipped checkpoint, then the cached one, else (``train_if_missing``) trains it
+    with ``recipe_for(name, dataset)`` and caches it. The loaded tensors are kept in memory, so a
+    second call costs only a ``load_state_dict``; every call returns an independent model that
+    callers may prune or quantize. Raises ``FileNotFoundError`` when nothing is found and
+    ``train_if_missing`` is False. Explained in notebooks/00_why_compress.ipynb.
+    """
+    name = require_choice("name", name, models.MODEL_NAMES)
+    dataset = require_choice("dataset", dataset, data.DATASETS)
+    key = (name, dataset)
+    if key not in _LOADED:
+        _LOADED[key] = _find_or_train(name, dataset, train_if_missing, progress)
+    return _rebuild(_LOADED[key])
+
+
+def checkpoint_info(name: str, dataset: str = "digits") -> dict:
+    """The metadata of the checkpoint ``pretrained(name, dataset)`` returns, without the weights
+    (``test_accuracy``, ``recipe``, ``train_seconds``...). Loads or trains it if needed.
+    """
+    pretrained(name, dataset, progress=False)
+    return {k: v for k, v in _LOADED[(name, dataset)].items() if k != "state_dict"}
+
+
+def _find_or_train(name: str, dataset: str, train_if_missing: bool, progress: bool) -> dict:
+    for path in (SHIPPED_DIR / checkpoint_name(name, dataset), cache_path(name, dataset)):
+        if path.is_file():
+            return _read(path)
+    if not train_if_missing:
+        raise FileNotFoundError(f"no checkpoint for {name} on {dataset}: looked for "
+                                f"{SHIPPED_DIR / checkpoint_name(name, dataset)} and "
+                                f"{cache_path(name, dataset)}; pass train_if_missing=True to train it")
+    model, meta = train_model(name, dataset, progress=progress)
+    save_checkpoint(model, cache_path(name, dataset), **meta)
+    return _read(cache_path(name, dataset))
+
+
+def train_model(name: str, dataset: str = "digits", recipe: Recipe | None = None,
+                *, progress: bool = True) -> tuple[nn.Module, dict]:
+    """Train ``name`` on ``dataset``'s train split with ``recipe`` (default ``recipe_for``) from a
+    seeded initialisation; return the model in eval mode and its metadata ``{"dataset",
+    "test_accuracy", "recipe", "train_seconds"}``. Saves nothing. Same recipe, same weights.
+    Explained in notebooks/00_why_compress.ipynb.
+    """
+    name = require_choice("name", name, models.MODEL_NAMES)
+    dataset = require_choice("dataset", dataset, data.DATASETS)
+    recipe = recipe or recipe_for(name, dataset)
+    train_set, test_set = data.load(dataset, "train"), data.load(dataset, "test")
+    channels, size = train_set.tensors[0].shape[1], train_set.tensors[0].shape[-1]
+    train.set_seed(recipe.seed)
+    model = models.build(name, in_channels=channels, num_classes=data.info(dataset)["num_classes"],
+                         image_size=size)
+    start = time.perf_counter()
+    train.fit(model, train_set, progress=progress, **asdict(recipe))
+    seconds = time.perf_counter() - start
+    model.eval()
+    meta = {"dataset": dataset, "test_accuracy": train.evaluate(model, test_set),
+            "recipe": asdict(recipe), "train_seconds": round(seconds, 2)}
+    return model, meta
+
+
+def save_checkpoint(model: nn.Module, path, **meta) -> Path:
+    """Write ``model`` (built by ``models.build``) and ``meta`` to ``path`` atomically.
+
+    The file holds ``model.config()`` (``model``, ``in_channels``, ``num_classes``,
+    ``image_size``), the ``state_dict`` (tensors copied to CPU) and the keyword arguments (plain
+    strings, numbers, lists and dicts, e.g. ``dataset``, ``test_accuracy``). It is written to a
+    temporary file in the same folder and moved into place with ``os.replace``, so a crash never
+    leaves a half-written checkpoint. Returns the path. Explained in notebooks/00_why_compress.ipynb.
+    """
+    if not hasattr(model, "config"):
+        raise TypeError(f"model must be built by labkit.models.build, got {type(model).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    checkpoint = {**meta, **model.config(), "state_dict": state}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; a checkpoint is readable by all
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path) -> nn.Module:
+    """Rebuild the model saved at ``path`` (read with ``torch.load(weights_only=True)``), in eval mode.
+    Explained in notebooks/00_why_compress.ipynb.
+    """
+    return _rebuild(_read(Path(path)))
+
+
+def _read(path: Path) -> dict:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    missing = {"model", "in_channels", "num_classes", "image_size", "state_dict"} - set(checkpoint)
+    if missing:
+        raise ValueError(f"{path} is not a labkit checkpoint: it lacks {sorted(missing)}")
+    return checkpoint
+
+
+def _rebuild(checkpoint: dict) -> nn.Module:
+    model = models.build(checkpoint["model"], in_channels=checkpoint["in_channels"],
+                         num_classes=checkpoint["num_classes"], image_size=checkpoint["image_size"])
+    model.load_state_dict(checkpoint["state_dict"])  # copies: the cached tensors stay untouched
+    return model.eval()
+
+
+def ship(names=models.MODEL_NAMES, dataset: str = "digits", folder: Path = SHIPPED_DIR,
+         progress: bool = True) -> list[dict]:
+    """Retrain ``names`` on ``dataset`` with their recipes and save them into ``folder``
+    (the package's shipped checkpoints by default); returns one metadata dict per model.
+    """
+    rows = []
+    for name in names:
+        model, meta = train_model(name, dataset, progress=progress)
+        save_checkpoint(model, Path(folder) / checkpoint_name(name, dataset), **meta)
+        rows.append({"model": name, **meta})
+        print(f"{name:10s} {dataset}: test accuracy {meta['test_accuracy']:.2%} "
+              f"in {meta['train_seconds']:.1f} s", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m labkit.zoo ship [--models ...]``: rebuild the shipped digits checkpoints."""
+    parser = argparse.ArgumentParser(prog="python -m labkit.zoo", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    ship_cmd = commands.add_parser("ship", help="retrain the shipped digits checkpoints")
+    ship_cmd.add_argument("--models", nargs="+", default=list(models.MODEL_NAMES), choices=models.MODEL_NAMES)
+    ship_cmd.add_argument("--folder", default=str(SHIPPED_DIR))
+    args = parser.parse_args(argv)
+    ship(args.models, folder=Path(args.folder))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""labkit.train: determinism, history, hooks (loss_fn, regularizer, after_step), evaluate, errors."""
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from labkit import data, models, train
+
+
+def toy_data(n=96, seed=0):
+    """Two separable blobs of 1×28×28 images (class = whether the left half is brighter)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 28, 28, generator=g) * 0.5
+    y = torch.arange(n) % 2
+    x[y == 1, :, :, :14] += 0.5
+    return TensorDataset(x, y)
+
+
+def tiny_model(seed=0):
+    train.set_seed(seed)
+    return models.build("lenet300")
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fit_is_deterministic_given_the_seed():
+    runs = []
+    for _ in range(2):
+        model = tiny_model()
+        history = train.fit(model, toy_data(), epochs=2, batch_size=16, seed=3, progress=False)
+        runs.append((weights(model), [h["loss"] for h in history]))
+    assert same_weights(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+    other = tiny_model()
+    train.fit(other, toy_data(), epochs=2, batch_size=16, seed=4, progress=False)
+    assert not same_weights(runs[0][0], weights(other))  # the seed fixes the shuffle order
+
+
+def test_lenet5_on_digits_one_epoch_twice_gives_identical_weights():
+    train_set = data.load("digits", "train")
+    runs = []
+    for _ in range(2):
+        train.set_seed(0)
+        model = models.build("lenet5")
+        train.fit(model, train_set, epochs=1, seed=0, progress=False)
+        runs.append(weights(model))
+    assert same_weights(*runs)
+
+
+def test_fit_learns_and_reports_history():
+    model = tiny_model()
+    history = train.fit(model, toy_data(), epochs=3, batch_size=16, val_data=toy_data(seed=1),
+                        progress=False, lr_schedule="cosine")
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert set(history[0]) == {"epoch", "loss", "train_acc", "val_acc"}
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["val_acc"] >= 0.9
+    assert train.fit(tiny_model(), toy_data(), epochs=1, progress=False)[0]["val_acc"] is None
+
+
+def test_constant_regularizer_adds_to_the_loss_but_not_the_gradient():
+    plain, regular = tiny_model(), tiny_model()
+    h0 = train.fit(plain, toy_data(), epochs=1, batch_size=32, progress=False)
+    h1 = train.fit(regular, toy_data(), epochs=1, batch_size=32, progress=False,
+                   regularizer=lambda m: torch.tensor(5.0))
+    assert h1[0]["loss"] == pytest.approx(h0[0]["loss"] + 5.0)
+    assert same_weights(weights(plain), weights(regular))
+
+
+def test_l2_regularizer_shrinks_weights():
+    plain, regular = tiny_model(), tiny_model()
+    train.fit(plain, toy_data(), epochs=1, batch_size=32, progress=False)
+    train.fit(regular, toy_data(), epochs=1, batch_size=32, progress=False,
+              regularizer=lambda m: 1.0 * sum(p.pow(2).sum() for p in m.parameters()))
+    assert regular.fc1.weight.norm() < plain.fc1.weight.norm()
+
+
+def test_after_step_runs_after_every_step_and_can_keep_a_mask():
+    model, calls = tiny_model(), []
+    mask = torch.rand_like(model.fc1.weight) > 0.5
+
+    def reapply(m):
+        calls.append(1)
+        with torch.no_grad():
+            m.fc1.weight.mul_(mask)
+
+    train.fit(model, toy_data(n=96), epochs=2, batch_size=32, progress=False, after_step=reapply)
+    assert len(calls) == 2 * 3
+    assert (model.fc1.weight[~mask] == 0).all()
+
+
+def test_custom_loss_fn_is_used():
+    seen = []
+
+    def loss_fn(logits, y):
+        seen.append(logits.shape)
+        return nn.functional.cross_entropy(logits, y)
+
+    train.fit(tiny_model(), toy_data(n=40), epochs=1, batch_size=16, loss_fn=loss_fn, progress=False)
+    assert seen == [(16, 10), (16, 10), (8, 10)]
+
+
+def test_sgd_optimizer_trains():
+    model = tiny_model()
+    history = train.fit(model, toy_data(), epochs=3, optimizer="sgd", lr=0.05, batch_size=16, progress=False)
+    assert history[-1]["train_acc"] > 0.8
+
+
+def test_fit_restores_the_mode():
+    model = tiny_model().eval()
+    train.fit(model, toy_data(n=32), epochs=1, progress=False)
+    assert not model.training
+
+
+def test_evaluate_matches_manual_accuracy_and_restores_train_mode():
+    torch.manual_seed(0)
+    model = models.build("vgg").train()
+    ds = toy_data(n=50)
+    acc = train.evaluate(model, ds, batch_size=7)
+    assert model.training  # restored
+    model.eval()
+    with torch.no_grad():
+        manual = (model(ds.tensors[0]).argmax(1) == ds.tensors[1]).float().mean().item()
+    assert acc == pytest.approx(manual) and 0.0 <= acc <= 1.0
+
+
+def test_evaluate_uses_eval_mode_so_batchnorm_stats_do_not_move():
+    model = models.build("resnet").train()
+    before = model.stem.bn.running_mean.clone()
+    train.evaluate(model, toy_data(n=20))
+    assert torch.equal(model.stem.bn.running_mean, before)
+
+
+def test_predict_returns_logits_for_datasets_pairs_and_tensors():
+    model = tiny_model()
+    ds = toy_data(n=30)
+    a = train.predict(model, ds, batch_size=8)
+    b = train.predict(model, ds.tensors)
+    c = train.predict(model, ds.tensors[0])
+    assert a.shape == (30, 10) and torch.allclose(a, b) and torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("kwargs, error, word", [
+    ({"batch_size": -1}, ValueError, "batch_size"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"epochs": 0}, ValueError, "epochs"),
+    ({"epochs": 1.5}, TypeError, "epochs"),
+    ({"lr": 0.0}, ValueError, "lr"),
+    ({"lr": float("nan")}, ValueError, "lr"),
+    ({"optimizer": "rmsprop"}, ValueError, "optimizer"),
+    ({"weight_decay": -1.0}, ValueError, "weight_decay"),
+    ({"lr_schedule": "linear"}, ValueError, "lr_schedule"),
+])
+def test_fit_rejects_bad_arguments(kwargs, error, word):
+    with pytest.raises(error, match=word):
+        train.fit(tiny_model(), toy_data(n=8), progress=False, **kwargs)
+
+
+def test_evaluate_rejects_bad_data_and_batch_size():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="batch_size"):
+        train.evaluate(model, toy_data(n=8), batch_size=-5)
+    with pytest.raises(TypeError, match="data"):
+        train.evaluate(model, [1, 2, 3])
+    with pytest.raises(ValueError, match="data"):
+        train.evaluate(model, TensorDataset(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long)))
+
+
+def test_set_seed_repeats_initialisation():
+    train.set_seed(7)
+    a = models.build("lenet5").conv1.weight.clone()
+    train.set_seed(7)
+    assert torch.equal(a, models.build("lenet5").conv1.weight)
+    with pytest.raises(ValueError, match="seed"):
+        train.set_seed(-1)
