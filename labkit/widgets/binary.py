@@ -1,0 +1,154 @@
+"""TWN threshold explorer: move the ternary threshold factor and see sparsity and error of a layer.
+
+Ternary Weight Networks set ``Δ = factor · E|W|`` with ``factor = 0.7``; weights with ``|W| ≤ Δ``
+become 0, the others ``±α`` with ``α`` the mean ``|W|`` of the kept ones. A small factor keeps
+almost every weight (close to scaled binary); a large one zeroes most of them. The explorer shows
+the layer's weight histogram with the thresholds ``±Δ`` and the levels ``±α``, and, over the whole
+range of factors, the relative reconstruction error ``‖W − Ŵ‖² / ‖W‖²`` and the sparsity — every
+number from ``labkit.quant.binary.ternarize`` / ``ternary_threshold``.
+
+Explained in notebooks/02_binary_ternary.ipynb.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+from torch import nn
+
+from labkit.quant.binary import count_levels, ternarize, ternary_threshold
+from labkit.validate import require_float
+from labkit.widgets.base import Explorer, checkbox, dropdown, slider
+
+FACTOR_MIN, FACTOR_MAX, FACTOR_STEP = 0.3, 1.2, 0.05
+
+
+def ternary_error(weight: torch.Tensor, factor: float, per_channel: bool = False) -> dict:
+    """Sparsity and relative error of ``ternarize(weight, per_channel, factor)``.
+
+    Returns ``{"delta", "alpha", "sparsity", "rel_error"}``: ``delta`` and ``alpha`` as floats (their
+    mean over output channels when ``per_channel``), ``sparsity`` = fraction of zeros of ``Ŵ``,
+    ``rel_error = ‖W − Ŵ‖² / ‖W‖²``. Explained in notebooks/02_binary_ternary.ipynb.
+    """
+    w = weight.detach().to(torch.float64)
+    w_hat = ternarize(w, per_channel=per_channel, factor=factor)
+    delta = ternary_threshold(w, per_channel=per_channel, factor=factor)
+    kept = w_hat != 0
+    alpha = w_hat.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) if per_channel else w_hat.abs().max()
+    return {"delta": float(delta.mean()), "alpha": float(alpha.mean()),
+            "sparsity": float(1.0 - kept.double().mean()),
+            "rel_error": float(((w - w_hat) ** 2).sum() / (w ** 2).sum().clamp_min(1e-300))}
+
+
+class TernaryThresholdExplorer(Explorer):
+    """TWN threshold factor explorer for one layer of a model.
+
+    ``TernaryThresholdExplorer(model, layer="fc1", factor=0.7)`` works on any model with ``nn.Linear``
+    / ``nn.Conv2d`` layers (their float — or latent — ``weight``). Controls: ``layer`` (Dropdown),
+    ``factor`` (FloatSlider 0.3–1.2: ``Δ = factor · E|W|``) and ``per_channel`` (Checkbox: one Δ and
+    α per output channel). ``stats``: ``layer``, ``factor``, ``per_channel``, ``delta``, ``alpha``,
+    ``sparsity``, ``rel_error``, ``levels`` (distinct values of Ŵ), ``best_factor`` (the factor of the
+    slider grid with the smallest error). Explained in notebooks/02_binary_ternary.ipynb.
+    """
+
+    name = "twn"
+
+    def __init__(self, model: nn.Module, layer: str | None = None, factor: float = 0.7,
+                 per_channel: bool = False, bins: int = 120):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.layers = {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+        if not self.layers:
+            raise ValueError("model has no nn.Linear or nn.Conv2d layer")
+        if layer is not None and layer not in self.layers:
+            raise ValueError(f"layer must be one of {list(self.layers)}, got {layer!r}")
+        self._layer = layer or max(self.layers, key=lambda n: self.layers[n].weight.numel())
+        self._factor = require_float("factor", factor, FACTOR_MIN, FACTOR_MAX)
+        if not isinstance(per_channel, bool):
+            raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
+        self._per_channel = per_channel
+        self._bins = bins
+        self.factors = np.round(np.arange(FACTOR_MIN, FACTOR_MAX + FACTOR_STEP / 2, FACTOR_STEP), 4)
+        self._curves: dict = {}
+        super().__init__()
+
+    def build_controls(self) -> dict:
+        options = [(f"{name}  {list(m.weight.shape)}", name) for name, m in self.layers.items()]
+        return {
+            "layer": dropdown(self.name, "layer", options=options, value=self._layer, description="layer"),
+            "factor": slider(self.name, "factor", value=self._factor, min=FACTOR_MIN, max=FACTOR_MAX,
+                             step=FACTOR_STEP, readout_format=".2f", description="factor (Δ = factor·E|W|)"),
+            "per_channel": checkbox(self.name, "per-channel", value=self._per_channel,
+                                    description="one Δ, α per output channel"),
+        }
+
+    def build_figure(self) -> go.FigureWidget:
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.1,
+                            subplot_titles=("weights: ±Δ red, ±α green", "error and sparsity vs factor"))
+        fig.add_trace(go.Bar(x=[], y=[], marker_color="#4C72B0", marker_line_width=0, name="weights",
+                             showlegend=False, hovertemplate="w ≈ %{x:.4f}<br>count %{y}<extra></extra>"), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#d62728", dash="dash"),
+                                 name="±Δ", showlegend=False, hoverinfo="skip"), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#2ca02c", width=3),
+                                 name="±α", showlegend=False, hoverinfo="skip"), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name="relative error ‖W−Ŵ‖²/‖W‖²",
+                                 line=dict(color="#9467bd")), 1, 2)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name="sparsity (fraction zero)",
+                                 line=dict(color="#ff7f0e")), 1, 2)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(size=11, color="black"),
+                                 name="current factor", showlegend=False), 1, 2)
+        fig.update_layout(height=400, margin=dict(l=50, r=20, t=95, b=50), bargap=0, template="plotly_white",
+                          legend=dict(orientation="h", x=0.55, y=-0.18))
+        fig.update_xaxes(title_text="weight value", row=1, col=1)
+        fig.update_yaxes(title_text="count", row=1, col=1)
+        fig.update_xaxes(title_text="factor", range=[FACTOR_MIN - 0.03, FACTOR_MAX + 0.03], row=1, col=2)
+        fig.update_yaxes(range=[0, 1], row=1, col=2)
+        return go.FigureWidget(fig)
+
+    def _curve(self, layer: str, per_channel: bool) -> dict:
+        key = (layer, per_channel)
+        if key not in self._curves:
+            w = self.layers[layer].weight
+            rows = [ternary_error(w, float(f), per_channel) for f in self.factors]
+            self._curves[key] = {k: np.array([r[k] for r in rows]) for k in ("rel_error", "sparsity")}
+        return self._curves[key]
+
+    def draw(self, values: dict) -> None:
+        layer, factor, per_channel = values["layer"], float(values["factor"]), values["per_channel"]
+        w = self.layers[layer].weight.detach()
+        now = ternary_error(w, factor, per_channel)
+        curve = self._curve(layer, per_channel)
+        counts, edges = np.histogram(w.double().reshape(-1).numpy(), bins=self._bins)
+        top = float(counts.max())
+        bars, thresholds, levels, err, sparse, marker = self.figure.data
+        bars.x, bars.y, bars.width = (edges[:-1] + edges[1:]) / 2, counts, float(edges[1] - edges[0])
+        d, a = now["delta"], now["alpha"]
+        thresholds.x, thresholds.y = [-d, -d, None, d, d], [0, top, None, 0, top]
+        levels.x, levels.y = [-a, -a, None, a, a], [0, 0.6 * top, None, 0, 0.6 * top]
+        err.x, err.y = self.factors, curve["rel_error"]
+        sparse.x, sparse.y = self.factors, curve["sparsity"]
+        marker.x, marker.y = [factor, factor], [now["rel_error"], now["sparsity"]]
+        mode = "per channel (mean Δ, α shown)" if per_channel else "per tensor"
+        self.figure.layout.title.text = f"TWN on {layer} {list(w.shape)}, factor {factor:.2f}, {mode}"
+        w_hat = ternarize(w, per_channel=per_channel, factor=factor)
+        levels_count = count_levels(w_hat, per_channel=True).max() if per_channel else count_levels(w_hat)
+        best = float(self.factors[int(np.argmin(curve["rel_error"]))])
+        self.stats = {"layer": layer, "factor": factor, "per_channel": per_channel, **now,
+                      "levels": int(levels_count), "best_factor": best}
+        self.readout.value = _readout_html(self.stats)
+
+
+def _readout_html(stats: dict) -> str:
+    per = " per channel" if stats["per_channel"] else ""
+    rows = [("Δ" + (" (mean)" if per else ""), f"{stats['delta']:.4g}"),
+            ("α" + (" (mean)" if per else ""), f"{stats['alpha']:.4g}"),
+            ("zeros (sparsity)", f"{stats['sparsity']:.1%}"),
+            ("‖W−Ŵ‖² / ‖W‖²", f"{stats['rel_error']:.3f}"),
+            ("levels" + per, f"{stats['levels']}"),
+            ("best factor on the grid", f"{stats['best_factor']:.2f}")]
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
+                   for k, v in rows)
+    return f"<b>{html.escape(stats['layer'])}</b> factor {stats['factor']:.2f}<table style='font-size:90%'>{body}</table>"

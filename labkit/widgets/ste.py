@@ -1,0 +1,178 @@
+"""Quantizer gradient explorer: the forward staircase of a fake quantizer and what its backward pass returns.
+
+Rounding has derivative 0 almost everywhere, so quantization-aware training replaces it in the
+backward pass. This explorer draws, for inputs ``x`` in ``[-2.5, 2.5]`` and the quantizer chosen in
+the dropdown:
+
+- the forward pass ``x̂ = Q(x)`` (a staircase) against the identity,
+- ``∂x̂/∂x`` as autograd computes it through labkit's quantizer (the straight-through estimator),
+  next to the true derivative of the staircase (0 between the jumps),
+- for the learned quantizers, the derivative with respect to their parameter: LSQ's step
+  ``∂x̂/∂s`` (a saw-tooth inside the grid, ``−Q_N`` / ``Q_P`` outside) and PACT's clipping level
+  ``∂x̂/∂α`` (1 where ``x ≥ α``).
+
+Every curve is computed by ``labkit.quant`` (``fake_quantize_ste``, ``LSQQuantizer``,
+``PACTQuantizer``) and torch autograd; the explorer only arranges the calls so that each input
+point gets its own derivative.
+
+Explained in notebooks/05_quantization_aware_training.ipynb.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+from torch import nn
+
+from labkit.quant.affine import qparams_from_range, qrange
+from labkit.quant.fake_quant import LSQQuantizer, PACTQuantizer, fake_quantize_ste
+from labkit.validate import require_choice, require_float, require_int
+from labkit.widgets.base import Explorer, dropdown, int_slider, slider
+
+QUANTIZERS = {"clipped": "fake quant + clipped STE", "identity": "fake quant + identity STE",
+              "lsq": "LSQ (learned step s)", "pact": "PACT (learned clip α)"}
+X_MIN, X_MAX, POINTS = -2.5, 2.5, 501
+CLIP_MIN, CLIP_MAX, CLIP_STEP = 0.25, 2.0, 0.05
+
+
+def quantizer_response(kind: str, bits: int, clip: float, x: torch.Tensor | None = None) -> dict:
+    """Forward values and derivatives of one quantizer at every point of ``x`` (1-D float tensor).
+
+    ``kind``: ``"clipped"`` / ``"identity"`` (symmetric signed fake quantization of ``[-clip, clip]``
+    with that STE), ``"lsq"`` (signed, step ``s = clip / Q_P``) or ``"pact"`` (``α = clip``).
+    Returns ``{"x", "x_hat", "grad_x", "grad_param", "param", "param_value", "scale", "levels"}``:
+    NumPy arrays of ``x``'s length for the first four (``grad_param`` is None without a learned
+    parameter; for LSQ it is the raw ``∂x̂/∂s``, without the gradient scale ``g``), the parameter's
+    name and value, the grid step and the grid values. Each point gets its own copy of the learned
+    parameter, so one backward pass yields every point's derivative.
+    Explained in notebooks/05_quantization_aware_training.ipynb.
+    """
+    require_choice("kind", kind, tuple(QUANTIZERS))
+    bits = require_int("bits", bits, 1, 16)
+    clip = require_float("clip", clip, 0.0, None, low_open=True)
+    if x is None:
+        x = torch.linspace(X_MIN, X_MAX, POINTS)
+    if not isinstance(x, torch.Tensor) or x.dim() != 1 or not x.is_floating_point():
+        raise TypeError("x must be a 1-D floating-point torch.Tensor")
+    x = x.detach().float().clone().requires_grad_(True)
+    n = x.numel()
+    param = param_value = grad_param = None
+    if kind in ("clipped", "identity"):
+        qp = qparams_from_range(-clip, clip, bits, symmetric=True, signed=True)
+        x_hat = fake_quantize_ste(x, qp, ste=kind)
+        scale = float(qp.scale)
+        levels = (torch.arange(qp.qmin, qp.qmax + 1) - int(qp.zero_point)) * scale
+    elif kind == "lsq":
+        q_p = max(qrange(bits, True)[1], 1)
+        scale = clip / q_p
+        quantizer = LSQQuantizer(bits, signed=True, axis=0, step=scale)
+        quantizer.step = nn.Parameter(torch.full((n,), scale))           # one step per point
+        x_hat = quantizer(x.reshape(n, 1)).reshape(n)
+        param, param_value = "s", scale
+        qmin, qmax = qrange(bits, True)
+        levels = torch.arange(qmin, qmax + 1) * scale
+    else:
+        quantizer = PACTQuantizer(bits, alpha=clip)
+        quantizer.alpha = nn.Parameter(torch.full((n,), clip))           # one α per point
+        x_hat = quantizer(x)
+        param, param_value = "α", clip
+        scale = clip / ((1 << bits) - 1)
+        levels = torch.arange(0, (1 << bits)) * scale
+    x_hat.backward(torch.ones_like(x_hat))
+    if kind == "lsq":
+        g = 1.0 / np.sqrt(max(qrange(bits, True)[1], 1))             # LSQ's g for N = 1 value per step
+        grad_param = quantizer.step.grad.numpy() / g
+    elif kind == "pact":
+        grad_param = quantizer.alpha.grad.numpy()
+    return {"x": x.detach().numpy(), "x_hat": x_hat.detach().numpy(), "grad_x": x.grad.numpy(),
+            "grad_param": grad_param, "param": param, "param_value": param_value, "scale": scale,
+            "levels": levels.double().numpy()}
+
+
+class QuantizerGradientExplorer(Explorer):
+    """Forward and backward pass of a fake quantizer, for clipped/identity STE, LSQ and PACT.
+
+    ``QuantizerGradientExplorer(quantizer="clipped", bits=2, clip=1.0)``. Controls: ``quantizer``
+    (Dropdown, one of ``QUANTIZERS``), ``bits`` (IntSlider 1–8) and ``clip`` (FloatSlider 0.25–2: the
+    range ``[-clip, clip]`` of the STE quantizers, LSQ's ``Q_P·s`` or PACT's ``α``). ``stats``:
+    ``quantizer``, ``bits``, ``clip``, ``scale``, ``levels`` (grid size), ``grid_min``, ``grid_max``,
+    ``pass_fraction`` (share of the plotted inputs whose ``∂x̂/∂x`` is not 0), ``param``,
+    ``param_grad_min`` / ``param_grad_max``. Explained in notebooks/05_quantization_aware_training.ipynb.
+    """
+
+    name = "ste"
+
+    def __init__(self, quantizer: str = "clipped", bits: int = 2, clip: float = 1.0):
+        self._quantizer = require_choice("quantizer", quantizer, tuple(QUANTIZERS))
+        self._bits = require_int("bits", bits, 1, 8)
+        self._clip = require_float("clip", clip, CLIP_MIN, CLIP_MAX)
+        self.x = torch.linspace(X_MIN, X_MAX, POINTS)
+        super().__init__()
+
+    def build_controls(self) -> dict:
+        return {
+            "quantizer": dropdown(self.name, "quantizer", options=[(v, k) for k, v in QUANTIZERS.items()],
+                                  value=self._quantizer, description="quantizer"),
+            "bits": int_slider(self.name, "bits", value=self._bits, min=1, max=8, description="bits"),
+            "clip": slider(self.name, "clip", value=self._clip, min=CLIP_MIN, max=CLIP_MAX, step=CLIP_STEP,
+                           readout_format=".2f", description="range / α"),
+        }
+
+    def build_figure(self) -> go.FigureWidget:
+        fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07,
+                            subplot_titles=("forward: x̂ = Q(x)", "backward: ∂x̂/∂x",
+                                            "backward: ∂x̂/∂(learned parameter)"))
+        grey = dict(color="#999999", dash="dot")
+        fig.add_trace(go.Scatter(x=[X_MIN, X_MAX], y=[X_MIN, X_MAX], mode="lines", line=grey,
+                                 name="identity x̂ = x", hoverinfo="skip"), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#1f77b4", width=2),
+                                 name="x̂ = Q(x)"), 1, 1)
+        fig.add_trace(go.Scatter(x=[X_MIN, X_MAX], y=[0, 0], mode="lines", line=dict(color="#999999", width=4),
+                                 name="true derivative (0 between jumps)", hoverinfo="skip"), 1, 2)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#ff7f0e", width=2),
+                                 name="STE ∂x̂/∂x"), 1, 2)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#2ca02c", width=2),
+                                 name="∂x̂/∂s or ∂x̂/∂α"), 1, 3)
+        fig.update_layout(height=380, margin=dict(l=40, r=20, t=80, b=40), template="plotly_white",
+                          legend=dict(orientation="h", x=0, y=-0.15))
+        for col in (1, 2, 3):
+            fig.update_xaxes(title_text="x", range=[X_MIN, X_MAX], row=1, col=col)
+        fig.update_yaxes(range=[-0.2, 1.2], row=1, col=2)
+        return go.FigureWidget(fig)
+
+    def draw(self, values: dict) -> None:
+        kind, bits, clip = values["quantizer"], int(values["bits"]), float(values["clip"])
+        r = quantizer_response(kind, bits, clip, self.x)
+        _, staircase, _, ste, learned = self.figure.data
+        staircase.x, staircase.y = r["x"], r["x_hat"]
+        ste.x, ste.y = r["x"], r["grad_x"]
+        if r["grad_param"] is None:
+            learned.x, learned.y = [], []
+            learned.name = "no learned parameter"
+        else:
+            learned.x, learned.y = r["x"], r["grad_param"]
+            learned.name = f"∂x̂/∂{r['param']}"
+        self.figure.layout.title.text = (f"{QUANTIZERS[kind]}, {bits} bits, "
+                                         f"{'α' if kind == 'pact' else 'range'} {clip:.2f}")
+        self.stats = {
+            "quantizer": kind, "bits": bits, "clip": clip, "scale": r["scale"], "levels": int(len(r["levels"])),
+            "grid_min": float(r["levels"].min()), "grid_max": float(r["levels"].max()),
+            "pass_fraction": float(np.mean(r["grad_x"] != 0)), "param": r["param"],
+            "param_grad_min": None if r["grad_param"] is None else float(r["grad_param"].min()),
+            "param_grad_max": None if r["grad_param"] is None else float(r["grad_param"].max()),
+        }
+        self.readout.value = _readout_html(self.stats)
+
+
+def _readout_html(stats: dict) -> str:
+    rows = [("grid step s", f"{stats['scale']:.4g}"), ("levels", f"{stats['levels']}"),
+            ("grid", f"[{stats['grid_min']:.3g}, {stats['grid_max']:.3g}]"),
+            ("inputs whose gradient passes", f"{stats['pass_fraction']:.0%}")]
+    if stats["param"] is not None:
+        rows.append((f"∂x̂/∂{stats['param']} range", f"[{stats['param_grad_min']:.3g}, {stats['param_grad_max']:.3g}]"))
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
+                   for k, v in rows)
+    return f"<b>{html.escape(QUANTIZERS[stats['quantizer']])}</b><table style='font-size:90%'>{body}</table>"
