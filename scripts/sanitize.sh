@@ -5,8 +5,8 @@
 set -euo pipefail
 
 PY=${1:-.venv/bin/python}
+case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac  # absolute, links kept
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PY=$(cd "$ROOT" && command -v "$PY" || echo "$PY")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/labkit-sanitize.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 cd "$ROOT"
@@ -27,14 +27,18 @@ fi
 # copy first on PYTHONPATH (the editable install's finder comes after PYTHONPATH).
 (cd "$ROOT" && find labkit -name '*.py' -exec cp --parents {} "$WORK/lib/" \;)
 
+# libasan must be loaded first; libstdc++ too, or ASan's __cxa_throw interceptor finds no real
+# __cxa_throw (python itself does not link libstdc++) and aborts on the first C++ exception.
 LIBASAN=$(gcc -print-file-name=libasan.so)
+LIBSTDCXX=$(gcc -print-file-name=libstdc++.so)
 [ -f "$LIBASAN" ] || { echo "sanitize: libasan not found ($LIBASAN)" >&2; exit 1; }
 
 echo "== running tests/kernels with $SO"
-export LD_PRELOAD="$LIBASAN"
+export LD_PRELOAD="$LIBASAN $LIBSTDCXX"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:detect_odr_violation=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export PYTHONPATH="$WORK/lib${PYTHONPATH:+:$PYTHONPATH}"
+cd "$WORK"  # not the repository root, whose labkit/ would come first on sys.path
 "$PY" -c "import labkit.kernels._int8 as m, sys; assert m.__file__.startswith('$WORK'), m.__file__; print('sanitized module:', m.__file__)"
-"$PY" -m pytest tests/kernels -q -p no:cacheprovider "${@:2}"
+"$PY" -m pytest "$ROOT/tests/kernels" -q -p no:cacheprovider "${@:2}"
 echo "== sanitize: clean"

@@ -1,3 +1,327 @@
-// Placeholder until the int8 kernels land (issue 4); see labkit/kernels/reference.py.
+// pybind11 bindings of labkit.kernels._int8. Every entry point validates its arguments again (the
+// Python wrapper in labkit/kernels/api.py checks first, with friendlier messages): bad input raises
+// TypeError (py::type_error) or ValueError (std::invalid_argument), never crashes the process.
+// Heavy loops run with the GIL released. Arithmetic: labkit/kernels/reference.py, docstring.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-PYBIND11_MODULE(_int8, m) { m.doc() = "labkit int8 kernels (placeholder)"; }
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "driver.h"
+
+namespace py = pybind11;
+using namespace labkit;
+
+namespace {
+
+constexpr int64_t kMaxK = 65536;  // 255 * 128 * 65536 < 2^31: int32 sums are exact
+
+[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+
+template <typename T>
+const char* dtype_name() {
+  if (std::is_same<T, uint8_t>::value) return "uint8";
+  if (std::is_same<T, int8_t>::value) return "int8";
+  return "int32";
+}
+
+// The array behind `obj` if it is a C-contiguous ndarray of dtype T with `ndim` non-zero dims.
+template <typename T>
+py::array_t<T> checked(const py::handle& obj, const std::string& name, int ndim) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(name + " must be a numpy.ndarray of dtype " + dtype_name<T>() + ", got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  if (!py::isinstance<py::array_t<T>>(obj))
+    throw py::type_error(name + " must have dtype " + dtype_name<T>() + ", got " +
+                         std::string(py::str(obj.attr("dtype"))));
+  auto arr = py::reinterpret_borrow<py::array_t<T>>(obj);
+  if (arr.ndim() != ndim)
+    fail(name + " must have " + std::to_string(ndim) + " dimensions, got " + std::to_string(arr.ndim()));
+  if (!(arr.flags() & py::array::c_style)) fail(name + " must be C-contiguous (use numpy.ascontiguousarray)");
+  for (int d = 0; d < ndim; ++d)
+    if (arr.shape(d) < 1) fail(name + " must not have a zero-size dimension");
+  return arr;
+}
+
+int32_t zero_point(int64_t v, const std::string& name) {
+  if (v < 0 || v > 255) fail(name + " must be an integer in [0, 255], got " + std::to_string(v));
+  return static_cast<int32_t>(v);
+}
+
+// multiplier / shift: int32 arrays of length 1 (per tensor) or n (per output column).
+RequantParams requant_params(const py::handle& multiplier, const py::handle& shift, int64_t n,
+                             int64_t out_zero_point, bool relu) {
+  auto m = checked<int32_t>(multiplier, "multiplier", 1);
+  auto s = checked<int32_t>(shift, "shift", 1);
+  for (auto* a : {&m, &s})
+    if (a->shape(0) != 1 && a->shape(0) != n)
+      fail(std::string(a == &m ? "multiplier" : "shift") + " must have 1 or " + std::to_string(n) +
+           " entries (one per output channel), got " + std::to_string(a->shape(0)));
+  RequantParams rq;
+  rq.multiplier.resize(static_cast<size_t>(n));
+  rq.shift.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t mi = m.data()[m.shape(0) == 1 ? 0 : i], si = s.data()[s.shape(0) == 1 ? 0 : i];
+    if (mi <= 0) fail("multiplier must be in [1, 2**31 - 1], got " + std::to_string(mi));
+    if (si < -31 || si > 30) fail("shift must be in [-31, 30], got " + std::to_string(si));
+    rq.multiplier[i] = mi;
+    rq.shift[i] = si;
+  }
+  rq.out_zero_point = zero_point(out_zero_point, "out_zero_point");
+  rq.relu = relu;
+  return rq;
+}
+
+std::vector<int32_t> bias_vector(const py::handle& bias, int64_t n) {
+  if (bias.is_none()) return {};
+  auto b = checked<int32_t>(bias, "bias", 1);
+  if (b.shape(0) != n)
+    fail("bias must have " + std::to_string(n) + " entries (one per output channel), got " + std::to_string(b.shape(0)));
+  return std::vector<int32_t>(b.data(), b.data() + n);
+}
+
+Isa isa_from_name(const std::string& name) {
+  Isa isa;
+  if (!parse_isa(name, &isa)) fail("unknown ISA '" + name + "'; known: ref, avx2, avx512vnni");
+  if (!isa_available(isa)) fail("ISA '" + name + "' is not available on this CPU");
+  return isa;
+}
+
+// A linear layer's weights: w int8 [N, K] packed once, int32 bias [N] (zeros if None).
+class PackedLinear {
+ public:
+  PackedLinear(const py::handle& w_obj, const py::handle& bias_obj) {
+    auto w = checked<int8_t>(w_obj, "w", 2);
+    if (w.shape(1) > kMaxK) fail("w must have K <= 65536 columns, got " + std::to_string(w.shape(1)));
+    weights_ = std::make_unique<PackedWeights>(w.data(), w.shape(0), w.shape(1));
+    bias_ = bias_vector(bias_obj, w.shape(0));
+    weights_->layout(current_isa());
+  }
+  int64_t in_features() const { return weights_->k(); }
+  int64_t out_features() const { return weights_->n(); }
+  py::array_t<int32_t> weight_sums() const {
+    const auto& s = weights_->row_sums();
+    return py::array_t<int32_t>(static_cast<py::ssize_t>(s.size()), s.data());
+  }
+  const uint8_t* rows(const py::array_t<uint8_t>& x) const {
+    if (x.shape(1) != weights_->k())
+      fail("x has K = " + std::to_string(x.shape(1)) + " columns but the weights have K = " + std::to_string(weights_->k()));
+    return x.data();
+  }
+  py::array_t<int32_t> gemm(const py::handle& x_obj) {
+    auto x = checked<uint8_t>(x_obj, "x", 2);
+    const uint8_t* a = rows(x);
+    const int64_t m = x.shape(0);
+    py::array_t<int32_t> out({m, weights_->n()});
+    int32_t* dst = out.mutable_data();
+    {
+      py::gil_scoped_release release;
+      gemm_s32(a, m, *weights_, dst, current_isa(), num_threads());
+    }
+    return out;
+  }
+  py::array_t<uint8_t> forward(const py::handle& x_obj, int64_t x_zero_point, const py::handle& multiplier,
+                               const py::handle& shift, int64_t out_zero_point, bool relu) {
+    auto x = checked<uint8_t>(x_obj, "x", 2);
+    const uint8_t* a = rows(x);
+    const int32_t zp = zero_point(x_zero_point, "x_zero_point");
+    const RequantParams rq = requant_params(multiplier, shift, weights_->n(), out_zero_point, relu);
+    const int64_t m = x.shape(0);
+    py::array_t<uint8_t> out({m, weights_->n()});
+    uint8_t* dst = out.mutable_data();
+    {
+      py::gil_scoped_release release;
+      linear_u8(a, m, *weights_, bias_.empty() ? nullptr : bias_.data(), zp, rq, dst, weights_->n(),
+                current_isa(), num_threads());
+    }
+    return out;
+  }
+
+ protected:
+  std::unique_ptr<PackedWeights> weights_;
+  std::vector<int32_t> bias_;
+};
+
+// A convolution's weights: w int8 [O, C, KH, KW] packed as [O, C*KH*KW], stride and zero padding.
+class PackedConv2d {
+ public:
+  PackedConv2d(const py::handle& w_obj, const py::handle& bias_obj, int64_t stride_h, int64_t stride_w,
+               int64_t pad_h, int64_t pad_w) {
+    auto w = checked<int8_t>(w_obj, "w", 4);
+    geo_.out_channels = w.shape(0);
+    geo_.channels = w.shape(1);
+    geo_.kernel_h = w.shape(2);
+    geo_.kernel_w = w.shape(3);
+    if (stride_h < 1 || stride_w < 1) fail("stride must be >= 1");
+    if (pad_h < 0 || pad_w < 0) fail("padding must be >= 0");
+    geo_.stride_h = stride_h;
+    geo_.stride_w = stride_w;
+    geo_.pad_h = pad_h;
+    geo_.pad_w = pad_w;
+    const int64_t k = geo_.channels * geo_.kernel_h * geo_.kernel_w;
+    if (k > kMaxK) fail("w must have C*KH*KW <= 65536, got " + std::to_string(k));
+    // [O, C*KH*KW] with K rounded up to a multiple of 4 by zero weights: im2col rows then hold
+    // whole groups of 4 k (conv.cpp), and the zeros change no sum.
+    const int64_t k_padded = (k + 3) / 4 * 4;
+    std::vector<int8_t> rows(static_cast<size_t>(geo_.out_channels * k_padded), 0);
+    for (int64_t o = 0; o < geo_.out_channels; ++o)
+      std::copy(w.data() + o * k, w.data() + (o + 1) * k, rows.begin() + o * k_padded);
+    weights_ = std::make_unique<PackedWeights>(rows.data(), geo_.out_channels, k_padded);
+    bias_ = bias_vector(bias_obj, geo_.out_channels);
+    weights_->layout(current_isa());
+  }
+  py::array_t<uint8_t> forward(const py::handle& x_obj, int64_t x_zero_point, const py::handle& multiplier,
+                               const py::handle& shift, int64_t out_zero_point, bool relu) {
+    auto x = checked<uint8_t>(x_obj, "x", 4);
+    ConvGeometry geo = geo_;
+    geo.batch = x.shape(0);
+    geo.height = x.shape(2);
+    geo.width = x.shape(3);
+    if (x.shape(1) != geo.channels)
+      fail("x has " + std::to_string(x.shape(1)) + " channels but w expects " + std::to_string(geo.channels));
+    if (geo.height + 2 * geo.pad_h < geo.kernel_h || geo.width + 2 * geo.pad_w < geo.kernel_w)
+      fail("the kernel is larger than the padded input");
+    const int32_t zp = zero_point(x_zero_point, "x_zero_point");
+    const RequantParams rq = requant_params(multiplier, shift, geo.out_channels, out_zero_point, relu);
+    py::array_t<uint8_t> out({geo.batch, geo.out_channels, geo.out_h(), geo.out_w()});
+    uint8_t* dst = out.mutable_data();
+    const uint8_t* src = x.data();
+    {
+      py::gil_scoped_release release;
+      conv2d_u8(src, geo, *weights_, bias_.empty() ? nullptr : bias_.data(), zp, rq, dst, current_isa(),
+                num_threads());
+    }
+    return out;
+  }
+
+ private:
+  ConvGeometry geo_{};
+  std::unique_ptr<PackedWeights> weights_;
+  std::vector<int32_t> bias_;
+};
+
+py::array_t<int32_t> gemm_u8s8s32(const py::handle& a_obj, const py::handle& b_obj) {
+  auto a = checked<uint8_t>(a_obj, "a", 2);
+  auto b = checked<int8_t>(b_obj, "b", 2);
+  if (a.shape(1) != b.shape(1))
+    fail("a is [M, K] = [" + std::to_string(a.shape(0)) + ", " + std::to_string(a.shape(1)) + "] and b is [N, K] = [" +
+         std::to_string(b.shape(0)) + ", " + std::to_string(b.shape(1)) + "]: K differs");
+  if (a.shape(1) > kMaxK) fail("K must be <= 65536 so that int32 sums are exact, got " + std::to_string(a.shape(1)));
+  const int64_t m = a.shape(0), n = b.shape(0), k = a.shape(1);
+  py::array_t<int32_t> out({m, n});
+  int32_t* dst = out.mutable_data();
+  const uint8_t* pa = a.data();
+  const int8_t* pb = b.data();
+  {
+    py::gil_scoped_release release;
+    PackedWeights w(pb, n, k);
+    gemm_s32(pa, m, w, dst, current_isa(), num_threads());
+  }
+  return out;
+}
+
+py::array_t<uint8_t> requantize(const py::handle& acc_obj, const py::handle& multiplier, const py::handle& shift,
+                                int64_t out_zero_point, bool relu) {
+  auto acc = checked<int32_t>(acc_obj, "acc", 2);
+  const int64_t rows = acc.shape(0), cols = acc.shape(1);
+  const RequantParams rq = requant_params(multiplier, shift, cols, out_zero_point, relu);
+  py::array_t<uint8_t> out({rows, cols});
+  uint8_t* dst = out.mutable_data();
+  const int32_t* src = acc.data();
+  {
+    py::gil_scoped_release release;
+    requantize_s32(src, rows, cols, rq, dst, current_isa(), num_threads());
+  }
+  return out;
+}
+
+py::array_t<uint8_t> maxpool(const py::handle& x_obj, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                             int64_t stride_w, int64_t pad_h, int64_t pad_w) {
+  auto x = checked<uint8_t>(x_obj, "x", 4);
+  if (kernel_h < 1 || kernel_w < 1) fail("kernel_size must be >= 1");
+  if (stride_h < 1 || stride_w < 1) fail("stride must be >= 1");
+  if (pad_h < 0 || pad_w < 0 || 2 * pad_h > kernel_h || 2 * pad_w > kernel_w)
+    fail("padding must be in [0, kernel_size / 2]");
+  const int64_t h = x.shape(2), w = x.shape(3);
+  if (h + 2 * pad_h < kernel_h || w + 2 * pad_w < kernel_w) fail("the kernel is larger than the padded input");
+  const int64_t oh = (h + 2 * pad_h - kernel_h) / stride_h + 1, ow = (w + 2 * pad_w - kernel_w) / stride_w + 1;
+  py::array_t<uint8_t> out({x.shape(0), x.shape(1), oh, ow});
+  uint8_t* dst = out.mutable_data();
+  const uint8_t* src = x.data();
+  const int64_t planes = x.shape(0) * x.shape(1);
+  {
+    py::gil_scoped_release release;
+    maxpool2d_u8(src, planes, h, w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dst, num_threads());
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_int8, m) {
+  m.doc() = "labkit int8 kernels (C++17, OpenMP, runtime SIMD dispatch). Use labkit.kernels, which "
+            "validates arguments and documents every function; the arithmetic is written down in "
+            "labkit.kernels.reference.";
+  m.def("isa", [] { return std::string(isa_name(current_isa())); });
+  m.def("available_isas", [] {
+    std::vector<std::string> names;
+    for (Isa isa : available_isas()) names.emplace_back(isa_name(isa));
+    return names;
+  });
+  m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, py::arg("name"));
+  m.def("get_num_threads", [] { return num_threads(); });
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) fail("n must be an integer >= 1, got " + std::to_string(n));
+    set_num_threads(n);
+  }, py::arg("n"));
+  m.def("gemm_u8s8s32", &gemm_u8s8s32, py::arg("a"), py::arg("b"));
+  m.def("quantize_multiplier", &quantize_multiplier, py::arg("real_multiplier"));
+  m.def("requantize", &requantize, py::arg("acc"), py::arg("multiplier"), py::arg("shift"),
+        py::arg("out_zero_point"), py::arg("relu") = false);
+  m.def("maxpool2d_u8", &maxpool, py::arg("x"), py::arg("kernel_h"), py::arg("kernel_w"), py::arg("stride_h"),
+        py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"));
+  py::class_<PackedLinear>(m, "PackedLinear")
+      .def(py::init<const py::handle&, const py::handle&>(), py::arg("w"), py::arg("bias") = py::none())
+      .def_property_readonly("in_features", &PackedLinear::in_features)
+      .def_property_readonly("out_features", &PackedLinear::out_features)
+      .def_property_readonly("weight_sums", &PackedLinear::weight_sums)
+      .def("gemm", &PackedLinear::gemm, py::arg("x"))
+      .def("forward", &PackedLinear::forward, py::arg("x"), py::arg("x_zero_point"), py::arg("multiplier"),
+           py::arg("shift"), py::arg("out_zero_point"), py::arg("relu") = false);
+  py::class_<PackedConv2d>(m, "PackedConv2d")
+      .def(py::init<const py::handle&, const py::handle&, int64_t, int64_t, int64_t, int64_t>(), py::arg("w"),
+           py::arg("bias"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"))
+      .def("forward", &PackedConv2d::forward, py::arg("x"), py::arg("x_zero_point"), py::arg("multiplier"),
+           py::arg("shift"), py::arg("out_zero_point"), py::arg("relu") = false);
+  // Benchmark and tuning helpers (not part of the public API).
+  m.def("_set_blocking", [](const std::string& name, int64_t kc, int64_t mc, int64_t nc) {
+    if (kc < 4 || mc < 1 || nc < 1) fail("blocking sizes must be positive (kc >= 4)");
+    Isa isa;
+    if (!parse_isa(name, &isa)) fail("unknown ISA '" + name + "'");
+    blocking(isa) = Blocking{kc, mc, nc};
+  });
+  m.def("_get_blocking", [](const std::string& name) {
+    Isa isa;
+    if (!parse_isa(name, &isa)) fail("unknown ISA '" + name + "'");
+    const Blocking b = blocking(isa);
+    return py::make_tuple(b.kc, b.mc, b.nc);
+  });
+  m.def("_probe_peak", [](const std::string& name, int64_t iterations) {
+    const Isa isa = isa_from_name(name);
+    double ops = 0, seconds = 0;
+    {
+      py::gil_scoped_release release;
+      seconds = probe_peak_seconds(isa, iterations, &ops);
+    }
+    return py::make_tuple(seconds, ops);
+  });
+  m.def("_measure_clock_hz", [] {
+    py::gil_scoped_release release;
+    return measure_clock_hz();
+  });
+}

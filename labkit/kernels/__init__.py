@@ -1,0 +1,23 @@
+"""labkit.kernels — int8 inference kernels on numpy arrays: GEMM, requantization, linear, conv, pool.
+
+A compiled C++ module (``_int8``: pybind11, OpenMP threads, SIMD chosen at run time) computes
+exactly the integers that ``labkit.kernels.reference`` computes in readable numpy; the arithmetic
+(zero points, fixed-point multipliers, rounding) is written down once in that module's docstring.
+
+- ``gemm_u8s8s32(a, b)``: uint8 [M, K] x int8 [N, K] -> int32 a @ b.T, exact for K <= 65536.
+- ``quantize_multiplier(real)`` -> (multiplier, shift); ``requantize(acc, multiplier, shift, z_out, relu)``.
+- ``qlinear(...)`` / ``PackedLinear(w, bias).forward(x, ...)``: the fused quantized linear layer.
+- ``qconv2d(...)`` / ``PackedConv2d``: NCHW uint8 x OIHW int8 convolution; ``maxpool2d_u8``.
+- ``isa()``, ``available_isas()``, ``set_isa(name)`` (or ``LABKIT_ISA=ref|avx2|avx512vnni`` before
+  import), ``set_num_threads(n)`` / ``get_num_threads()``.
+
+Without the compiled module everything still works, slowly, on the reference (one warning;
+``isa()`` returns ``"numpy-reference"``). Explained in notebooks/04_integer_only_inference.ipynb.
+"""
+from .api import (PackedConv2d, PackedLinear, available_isas, gemm_u8s8s32, get_num_threads, isa,
+                  maxpool2d_u8, qconv2d, qlinear, quantize_multiplier, requantize, set_isa,
+                  set_num_threads)
+
+__all__ = ["PackedConv2d", "PackedLinear", "available_isas", "gemm_u8s8s32", "get_num_threads", "isa",
+           "maxpool2d_u8", "qconv2d", "qlinear", "quantize_multiplier", "requantize", "set_isa",
+           "set_num_threads"]

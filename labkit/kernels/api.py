@@ -1,0 +1,309 @@
+"""The public int8 kernel functions: argument checks, then the compiled module or the numpy reference.
+
+Every function takes C-contiguous numpy arrays (torch tensors: ``t.numpy()``), checks dtypes,
+shapes and ranges here with messages that name the argument, then calls ``labkit.kernels._int8``
+(which checks again and never crashes the process). Without the compiled module, the same
+functions run ``labkit.kernels.reference`` and one warning says so.
+Explained in notebooks/04_integer_only_inference.ipynb.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+
+import numpy as np
+
+from labkit.validate import require_choice, require_float, require_int
+
+from . import reference
+
+KNOWN_ISAS = ("ref", "avx2", "avx512vnni", "amx")
+FALLBACK_ISA = "numpy-reference"
+MAX_K = reference.MAX_K
+
+
+def _load_extension():
+    """Import the compiled module, or warn once and return None (the numpy reference is used)."""
+    try:
+        return importlib.import_module("labkit.kernels._int8")
+    except ImportError as exc:
+        warnings.warn(
+            f"labkit.kernels: the compiled int8 module is not available ({exc}); using the slow "
+            "numpy reference instead. Rebuild it with `pip install --no-build-isolation -e .`.",
+            RuntimeWarning, stacklevel=3)
+        return None
+
+
+_ext = _load_extension()
+
+
+# ---- ISA and threads ------------------------------------------------------------------------
+def available_isas() -> list[str]:
+    """Names of the code paths this CPU can run, slowest first (``["numpy-reference"]`` without
+    the compiled module). ``amx`` is never listed: labkit has no AMX kernels yet."""
+    return list(_ext.available_isas()) if _ext is not None else [FALLBACK_ISA]
+
+
+def isa() -> str:
+    """Name of the code path in use: ``ref``, ``avx2``, ``avx512vnni`` or ``numpy-reference``."""
+    return _ext.isa() if _ext is not None else FALLBACK_ISA
+
+
+def set_isa(name: str) -> None:
+    """Force a code path (as the environment variable ``LABKIT_ISA`` does at import); raises
+    ``ValueError`` for an unknown name or one this CPU / build lacks."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, one of {', '.join(KNOWN_ISAS)}; got {name!r}")
+    available = available_isas()
+    if name == FALLBACK_ISA and _ext is None:
+        return
+    require_choice("name", name, KNOWN_ISAS)
+    if name not in available:
+        reason = ("labkit has no AMX kernels" if name == "amx" else
+                  "the compiled module is not built" if _ext is None else "this CPU lacks it")
+        raise ValueError(f"ISA {name!r} is not available ({reason}); available: {', '.join(available)}")
+    _ext.set_isa(name)
+
+
+def get_num_threads() -> int:
+    """Threads the kernels use: ``set_num_threads``, else OpenMP's default (OMP_NUM_THREADS/cores)."""
+    return _ext.get_num_threads() if _ext is not None else 1
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n >= 1`` threads in the kernels (like ``torch.set_num_threads``)."""
+    n = require_int("n", n, 1)
+    if _ext is not None:
+        _ext.set_num_threads(n)
+
+
+# ---- argument checks ------------------------------------------------------------------------
+def _require_array(name: str, value, dtype, ndim: int) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of dtype {np.dtype(dtype).name} "
+                        f"(torch tensors: pass t.numpy()), got {type(value).__name__}")
+    if value.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype).name}, got {value.dtype}")
+    if value.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {value.shape}")
+    if not value.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray), got strides {value.strides}")
+    if value.size == 0:
+        raise ValueError(f"{name} must not have a zero-size dimension, got shape {value.shape}")
+    return value
+
+
+def _require_k(k: int, what: str) -> None:
+    if k > MAX_K:
+        raise ValueError(f"{what} must be <= {MAX_K} so that int32 sums are exact (255*128*K < 2**31), got {k}")
+
+
+def _per_channel(name: str, value, n: int, low: int, high: int) -> np.ndarray:
+    """A scalar or a 1-D integer array of length n, each entry in [low, high] -> int32 [n]."""
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        if value.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integers, got dtype {value.dtype}")
+        if value.ndim != 1 or value.shape[0] != n:
+            raise ValueError(f"{name} must be a scalar or have one entry per output channel ({n}), "
+                             f"got shape {value.shape}")
+        if value.min() < low or value.max() > high:
+            bad = value[(value < low) | (value > high)][0]
+            raise ValueError(f"{name} must be in [{low}, {high}], got an entry {bad}")
+        return np.ascontiguousarray(value, dtype=np.int32)
+    if isinstance(value, np.ndarray):
+        value = value.item()
+    return np.full(n, require_int(name, value, low, high), dtype=np.int32)
+
+
+def _requant_args(multiplier, shift, out_zero_point, relu, n):
+    multiplier = _per_channel("multiplier", multiplier, n, 1, 2**31 - 1)
+    shift = _per_channel("shift", shift, n, -31, 30)
+    out_zero_point = require_int("out_zero_point", out_zero_point, 0, 255)
+    if not isinstance(relu, (bool, np.bool_)):
+        raise TypeError(f"relu must be a bool, got {type(relu).__name__}")
+    return multiplier, shift, out_zero_point, bool(relu)
+
+
+def _pair(name: str, value, low: int) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return require_int(name, value[0], low), require_int(name, value[1], low)
+    value = require_int(name, value, low)
+    return value, value
+
+
+def _bias(bias, n: int):
+    if bias is None:
+        return None
+    bias = _require_array("bias", bias, np.int32, 1)
+    if bias.shape[0] != n:
+        raise ValueError(f"bias must have one entry per output channel ({n}), got shape {bias.shape}")
+    return bias
+
+
+# ---- the kernels ----------------------------------------------------------------------------
+def gemm_u8s8s32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer matrix product ``a @ b.T``: a uint8 [M, K], b int8 [N, K] -> int32 [M, N],
+    for K <= 65536 (reference.py, step 1). Packs b on every call: use PackedLinear to reuse it.
+    Explained in notebooks/04_integer_only_inference.ipynb."""
+    a = _require_array("a", a, np.uint8, 2)
+    b = _require_array("b", b, np.int8, 2)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a is [M, K] = {list(a.shape)} and b is [N, K] = {list(b.shape)}: K differs")
+    _require_k(a.shape[1], "K")
+    return _ext.gemm_u8s8s32(a, b) if _ext is not None else reference.gemm_u8s8s32(a, b)
+
+
+def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
+    """Fixed-point form of a real multiplier M > 0, as TFLite's QuantizeMultiplier:
+    ``(m, shift)`` with int32 m in [2**30, 2**31) and ``M ≈ m * 2**(shift - 31)``, shift in
+    [-31, 30] (reference.py, step 3). Explained in notebooks/04_integer_only_inference.ipynb."""
+    real = require_float("real_multiplier", real_multiplier, 0.0, low_open=True)
+    if _ext is not None:
+        return tuple(_ext.quantize_multiplier(real))
+    return reference.quantize_multiplier(real)
+
+
+def requantize(acc: np.ndarray, multiplier, shift, out_zero_point: int, relu: bool = False) -> np.ndarray:
+    """int32 accumulators [..., N] -> uint8: ``clamp(z_out + acc * m * 2**(shift-31))`` with
+    TFLite's two roundings; ``multiplier``/``shift`` are scalars or one per column (the last axis);
+    with ``relu`` the lower clamp is ``out_zero_point`` (reference.py, step 4).
+    Explained in notebooks/04_integer_only_inference.ipynb."""
+    if isinstance(acc, np.ndarray) and acc.ndim != 2 and acc.ndim >= 1 and acc.size and acc.flags.c_contiguous:
+        rows = acc.reshape(-1, acc.shape[-1])
+        return requantize(rows, multiplier, shift, out_zero_point, relu).reshape(acc.shape)
+    acc = _require_array("acc", acc, np.int32, 2)
+    multiplier, shift, out_zero_point, relu = _requant_args(multiplier, shift, out_zero_point, relu, acc.shape[1])
+    if _ext is not None:
+        return _ext.requantize(acc, multiplier, shift, out_zero_point, relu)
+    return reference.requantize(acc, multiplier, shift, out_zero_point, relu)
+
+
+class PackedLinear:
+    """A quantized linear layer's weights, packed once for the SIMD kernels: w int8 [N, K]
+    (symmetric, per-output-channel scales), bias int32 [N] or None. ``forward(x, ...)`` returns
+    uint8 [M, N] = requantize(Σ_k (x - x_zero_point) w + bias) with zero-point correction, bias,
+    requantization and ReLU fused (reference.py, steps 1-4); ``gemm(x)`` returns the raw int32
+    ``x @ w.T``. Explained in notebooks/04_integer_only_inference.ipynb."""
+
+    def __init__(self, w: np.ndarray, bias: np.ndarray | None = None):
+        w = _require_array("w", w, np.int8, 2)
+        _require_k(w.shape[1], "in_features (K)")
+        self.out_features, self.in_features = w.shape
+        bias = _bias(bias, self.out_features)
+        if _ext is not None:
+            self._packed = _ext.PackedLinear(w, bias)
+        else:
+            self._w, self._bias = w.copy(), None if bias is None else bias.copy()
+
+    def _check_x(self, x) -> np.ndarray:
+        x = _require_array("x", x, np.uint8, 2)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"x is [M, K] = {list(x.shape)} but the layer has K = {self.in_features}")
+        return x
+
+    def gemm(self, x: np.ndarray) -> np.ndarray:
+        """int32 [M, N] = x @ w.T for x uint8 [M, K]."""
+        x = self._check_x(x)
+        return self._packed.gemm(x) if _ext is not None else reference.gemm_u8s8s32(x, self._w)
+
+    def forward(self, x: np.ndarray, x_zero_point: int, multiplier, shift, out_zero_point: int,
+                relu: bool = False) -> np.ndarray:
+        """uint8 [M, N] for x uint8 [M, K]; multiplier/shift per tensor or per output channel."""
+        x = self._check_x(x)
+        x_zero_point = require_int("x_zero_point", x_zero_point, 0, 255)
+        args = _requant_args(multiplier, shift, out_zero_point, relu, self.out_features)
+        if _ext is not None:
+            return self._packed.forward(x, x_zero_point, *args)
+        return reference.qlinear(x, x_zero_point, self._w, self._bias, *args)
+
+    __call__ = forward
+
+
+def qlinear(x: np.ndarray, x_zero_point: int, w: np.ndarray, bias, multiplier, shift,
+            out_zero_point: int, relu: bool = False) -> np.ndarray:
+    """Quantized linear layer in one call: x uint8 [M, K], w int8 [N, K], bias int32 [N] or None
+    -> uint8 [M, N] (see PackedLinear, which packs w once for repeated calls).
+    Explained in notebooks/04_integer_only_inference.ipynb."""
+    return PackedLinear(w, bias).forward(x, x_zero_point, multiplier, shift, out_zero_point, relu)
+
+
+class PackedConv2d:
+    """A quantized 2-D convolution, weights packed once. Layout: input NCHW uint8, weights OIHW
+    int8 (symmetric, per-output-channel scales), bias int32 [O] or None, output NCHW uint8
+    [B, O, OH, OW]; ``OH = (H + 2*pad - KH) // stride + 1``. Computed as im2col (padding filled with
+    the input zero point) times the weights on the GEMM micro-kernel, requantization fused
+    (reference.py, step 5). No groups or dilation. Explained in notebooks/04_integer_only_inference.ipynb."""
+
+    def __init__(self, w: np.ndarray, bias: np.ndarray | None = None, stride=1, padding=0):
+        w = _require_array("w", w, np.int8, 4)
+        self.out_channels, self.in_channels, self.kernel_h, self.kernel_w = w.shape
+        _require_k(self.in_channels * self.kernel_h * self.kernel_w, "C*KH*KW")
+        self.stride = _pair("stride", stride, 1)
+        self.padding = _pair("padding", padding, 0)
+        bias = _bias(bias, self.out_channels)
+        if _ext is not None:
+            self._packed = _ext.PackedConv2d(w, bias, *self.stride, *self.padding)
+        else:
+            self._w, self._bias = w.copy(), None if bias is None else bias.copy()
+
+    def forward(self, x: np.ndarray, x_zero_point: int, multiplier, shift, out_zero_point: int,
+                relu: bool = False) -> np.ndarray:
+        """uint8 [B, O, OH, OW] for x uint8 [B, C, H, W]."""
+        x = _require_array("x", x, np.uint8, 4)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"x has {x.shape[1]} channels (shape {x.shape}) but w expects {self.in_channels}")
+        for size, kernel, pad, axis in ((x.shape[2], self.kernel_h, self.padding[0], "height"),
+                                        (x.shape[3], self.kernel_w, self.padding[1], "width")):
+            if size + 2 * pad < kernel:
+                raise ValueError(f"x {axis} {size} + 2*padding {pad} is smaller than the kernel {kernel}")
+        x_zero_point = require_int("x_zero_point", x_zero_point, 0, 255)
+        args = _requant_args(multiplier, shift, out_zero_point, relu, self.out_channels)
+        if _ext is not None:
+            return self._packed.forward(x, x_zero_point, *args)
+        return reference.qconv2d(x, x_zero_point, self._w, self._bias, *args[:3], self.stride,
+                                 self.padding, args[3])
+
+    __call__ = forward
+
+
+def qconv2d(x: np.ndarray, x_zero_point: int, w: np.ndarray, bias, multiplier, shift,
+            out_zero_point: int, stride=1, padding=0, relu: bool = False) -> np.ndarray:
+    """Quantized 2-D convolution in one call: x uint8 NCHW [B, C, H, W], w int8 OIHW, bias int32 [O]
+    or None -> uint8 NCHW [B, O, OH, OW]; padding uses the input zero point (see PackedConv2d).
+    Explained in notebooks/04_integer_only_inference.ipynb."""
+    layer = PackedConv2d(w, bias, stride, padding)
+    return layer.forward(x, x_zero_point, multiplier, shift, out_zero_point, relu)
+
+
+def maxpool2d_u8(x: np.ndarray, kernel_size=2, stride=None, padding=0) -> np.ndarray:
+    """Max pooling of uint8 NCHW codes [B, C, H, W] -> [B, C, OH, OW], ``stride`` defaulting to
+    ``kernel_size``, ``padding <= kernel_size // 2`` (padded cells never win, as in torch).
+    Explained in notebooks/04_integer_only_inference.ipynb."""
+    x = _require_array("x", x, np.uint8, 4)
+    kernel = _pair("kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else _pair("stride", stride, 1)
+    padding = _pair("padding", padding, 0)
+    for k, p, size, axis in zip(kernel, padding, x.shape[2:], ("height", "width")):
+        if 2 * p > k:
+            raise ValueError(f"padding must be in [0, kernel_size // 2], got {p} for a kernel of {k}")
+        if size + 2 * p < k:
+            raise ValueError(f"x {axis} {size} + 2*padding {p} is smaller than the kernel {k}")
+    if _ext is not None:
+        return _ext.maxpool2d_u8(x, *kernel, *stride, *padding)
+    return reference.maxpool2d_u8(x, kernel, stride, padding)
+
+
+def _apply_environment() -> None:
+    """Honour LABKIT_ISA=ref|avx2|avx512vnni|amx; an unavailable choice raises ValueError at import."""
+    forced = os.environ.get("LABKIT_ISA", "").strip()
+    if forced:
+        try:
+            set_isa(forced)
+        except ValueError as exc:
+            raise ValueError(f"LABKIT_ISA={forced!r}: {exc}") from None
+
+
+_apply_environment()

@@ -1,0 +1,127 @@
+// The generic (ISA-independent) half of the kernels: CPU dispatch, packed weights, the threaded
+// GEMM driver and the ops built on it. Arguments are trusted here: int8.cpp validates them.
+// Arithmetic: labkit/kernels/reference.py, module docstring.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "int8.h"
+
+namespace labkit {
+
+// ---- CPU dispatch ---------------------------------------------------------------------------
+bool isa_available(Isa isa);
+std::vector<Isa> available_isas();   // in increasing order of speed
+Isa current_isa();                   // forced by set_isa, else the fastest available
+void set_isa(Isa isa);               // the caller checks isa_available first
+bool parse_isa(const std::string& name, Isa* out);
+int num_threads();                   // set_num_threads, else omp_get_max_threads()
+// Multiply-adds below which an op runs on one thread (a fork/join costs microseconds).
+constexpr double kMinParallelWork = 1 << 20;
+void set_num_threads(int n);
+Blocking& blocking(Isa isa);         // cache blocking, tunable for benchmarks
+
+// ---- 64-byte aligned storage ----------------------------------------------------------------
+struct FreeDeleter { void operator()(void* p) const { std::free(p); } };
+using AlignedBuffer = std::unique_ptr<void, FreeDeleter>;
+AlignedBuffer aligned_buffer(size_t bytes);
+
+// ---- weights w int8 [N, K], packed lazily for each ISA that is asked for ----------------------
+class PackedWeights {
+ public:
+  PackedWeights(const int8_t* w, int64_t n, int64_t k);
+  const PackedLayout& layout(Isa isa);       // packs on first use (thread-safe)
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  const std::vector<int32_t>& row_sums() const { return row_sum_; }        // sum_k w[n,k]
+  const std::vector<int64_t>& abs_row_sums() const { return abs_row_sum_; }  // sum_k |w[n,k]|
+  const int8_t* rows() const { return w_.data(); }                         // w, row-major
+
+ private:
+  int64_t n_, k_;
+  std::vector<int8_t> w_;
+  std::vector<int32_t> row_sum_;
+  std::vector<int64_t> abs_row_sum_;
+  std::mutex mutex_;
+  PackedLayout layouts_[kNumIsas];
+  AlignedBuffer storage_[kNumIsas];
+};
+
+// Requantization parameters, one entry per output column (per-tensor values repeated).
+struct RequantParams {
+  std::vector<int32_t> multiplier, shift;  // length N
+  int32_t out_zero_point = 0;
+  bool relu = false;
+};
+
+// Per-column epilogue arrays, padded to a multiple of 64 columns (the SIMD code loads 16 at a
+// time), plus the same repeated for dense narrow outputs (see Epilogue::flat_period).
+struct ColumnArrays {
+  ColumnArrays(int64_t n, const RequantParams& rq);
+  void build_flat();  // after `offset` is final
+  Epilogue epilogue(uint8_t* out, int64_t ldc, bool with_offset) const;
+  int64_t n;
+  std::vector<int32_t> offset, multiplier, left_shift, right_shift;
+  std::vector<int32_t> flat_offset, flat_multiplier, flat_left_shift, flat_right_shift;
+  int64_t flat_period = 0;
+  int32_t out_zero_point = 0, out_min = 0;
+  bool any_left_shift = false;
+};
+
+// A fused quantized linear layer ready to run on any number of activation matrices (the
+// convolution runs one per image): weights, bias, zero-point correction and requantization.
+class LinearPlan {
+ public:
+  LinearPlan(PackedWeights& w, const int32_t* bias, int32_t x_zero_point, const RequantParams& rq);
+  // out[m, n] (row stride ldc) = requantize(sum_k (a[m,k] - x_zp) w[n,k] + bias[n]), a row stride lda
+  void run(const uint8_t* a, int64_t m, int64_t lda, uint8_t* out, int64_t ldc, Isa isa, int threads) const;
+  bool fits() const { return fits_; }
+  // Per-channel parameters indexed by output channel (for conv_pixels_vnni).
+  Epilogue channel_epilogue() const { return columns_.epilogue(nullptr, 0, true); }
+
+ private:
+  PackedWeights* w_;
+  const int32_t* bias_;
+  int32_t x_zero_point_;
+  ColumnArrays columns_;
+  bool fits_ = true;  // the int32 column offsets are exact (else: int64 accumulators, saturated)
+};
+
+// ---- ops (outputs are preallocated, C-contiguous) -------------------------------------------
+// out[m, n] = sum_k a[m, k] * w[n, k]
+void gemm_s32(const uint8_t* a, int64_t m, PackedWeights& w, int32_t* out, Isa isa, int threads);
+// out[m, n] = requantize(sum_k (a[m,k] - x_zero_point) * w[n,k] + bias[n])   (bias may be null)
+void linear_u8(const uint8_t* a, int64_t m, PackedWeights& w, const int32_t* bias,
+               int32_t x_zero_point, const RequantParams& rq, uint8_t* out, int64_t ldc, Isa isa,
+               int threads);
+// out[r, c] = requantize(acc[r, c]) with the parameters of column c
+void requantize_s32(const int32_t* acc, int64_t rows, int64_t cols, const RequantParams& rq,
+                    uint8_t* out, Isa isa, int threads);
+std::pair<int32_t, int> quantize_multiplier(double real);  // throws std::invalid_argument
+
+struct ConvGeometry {
+  int64_t batch, channels, height, width;     // input  [batch, channels, height, width]
+  int64_t out_channels, kernel_h, kernel_w;   // weights [out_channels, channels, kernel_h, kernel_w]
+  int64_t stride_h, stride_w, pad_h, pad_w;
+  int64_t out_h() const { return (height + 2 * pad_h - kernel_h) / stride_h + 1; }
+  int64_t out_w() const { return (width + 2 * pad_w - kernel_w) / stride_w + 1; }
+};
+// NCHW uint8 input, OIHW int8 weights (packed as [O, C*KH*KW]), NCHW uint8 output.
+void conv2d_u8(const uint8_t* x, const ConvGeometry& geo, PackedWeights& w, const int32_t* bias,
+               int32_t x_zero_point, const RequantParams& rq, uint8_t* out, Isa isa, int threads);
+void maxpool2d_u8(const uint8_t* x, int64_t planes, int64_t height, int64_t width, int64_t kernel_h,
+                  int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                  uint8_t* out, int threads);
+
+// Benchmark helpers: seconds for `iterations` rounds of 12 register-only multiply-adds of an ISA,
+// and the core clock measured with a chain of dependent integer additions.
+double probe_peak_seconds(Isa isa, int64_t iterations, double* ops);
+double measure_clock_hz();
+
+}  // namespace labkit

@@ -1,0 +1,45 @@
+"""The threaded paths (tiles of the GEMM, images of the convolution, rows of requantize) give the
+same integers for any thread count."""
+import numpy as np
+import pytest
+
+from labkit import kernels
+from labkit.kernels import reference
+
+
+@pytest.fixture(params=[2, 3])
+def threads(request):
+    kernels.set_num_threads(request.param)  # conftest's autouse fixture restores the count
+    expected = 1 if kernels.isa() == "numpy-reference" else request.param
+    assert kernels.get_num_threads() == expected
+    return request.param
+
+
+def test_gemm(isa, threads, rng):
+    for m, n, k in [(300, 130, 200), (1, 700, 3000), (1000, 6, 25), (513, 129, 1100)]:
+        a = rng.integers(0, 256, size=(m, k), dtype=np.uint8)
+        b = rng.integers(-128, 128, size=(n, k), dtype=np.int8)
+        np.testing.assert_array_equal(kernels.gemm_u8s8s32(a, b), reference.gemm_u8s8s32(a, b))
+
+
+def test_linear_and_requantize(isa, threads, rng):
+    x = rng.integers(0, 256, size=(256, 784), dtype=np.uint8)
+    w = rng.integers(-128, 128, size=(300, 784), dtype=np.int8)
+    bias = rng.integers(-5000, 5000, size=300).astype(np.int32)
+    multiplier = rng.integers(2**30, 2**31, size=300).astype(np.int32)
+    shift = rng.integers(-16, -8, size=300).astype(np.int32)
+    np.testing.assert_array_equal(kernels.qlinear(x, 5, w, bias, multiplier, shift, 100, True),
+                                  reference.qlinear(x, 5, w, bias, multiplier, shift, 100, True))
+    acc = rng.integers(-2**24, 2**24, size=(700, 300)).astype(np.int32)
+    np.testing.assert_array_equal(kernels.requantize(acc, multiplier, shift, 9),
+                                  reference.requantize(acc, multiplier, shift, 9))
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_conv_and_pool(isa, threads, rng, batch):
+    x = rng.integers(0, 256, size=(batch, 3, 30, 30), dtype=np.uint8)
+    w = rng.integers(-128, 128, size=(20, 3, 5, 5), dtype=np.int8)
+    bias = rng.integers(-5000, 5000, size=20).astype(np.int32)
+    got = kernels.qconv2d(x, 7, w, bias, 2**30, -12, 3, stride=1, padding=2, relu=True)
+    np.testing.assert_array_equal(got, reference.qconv2d(x, 7, w, bias, 2**30, -12, 3, (1, 1), (2, 2), True))
+    np.testing.assert_array_equal(kernels.maxpool2d_u8(got, 2), reference.maxpool2d_u8(got, (2, 2)))
