@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler,
+                              TensorDataset)
 from tqdm.auto import tqdm
 
 from labkit.validate import require_choice, require_float, require_int
@@ -55,7 +56,8 @@ def _loader(dataset: Dataset, batch_size: int, generator: torch.Generator | None
     """
     sampler = RandomSampler(dataset, generator=generator) if generator else SequentialSampler(dataset)
     if isinstance(dataset, TensorDataset):
-        return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None)
+        batches = BatchSampler(sampler, batch_size, drop_last=False)
+        return DataLoader(dataset, sampler=batches, batch_size=None)
     return DataLoader(dataset, sampler=sampler, batch_size=batch_size)
 
 

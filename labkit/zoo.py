@@ -45,18 +45,19 @@ class Recipe:
 DEFAULT_RECIPE = Recipe()
 
 # digits: each run takes ≤ ~30 s on 2 cores. MNIST targets (Han et al. 2015 error rates):
-# LeNet-300-100 1.64 %, LeNet-5 0.80 %; Fashion-MNIST reuses the MNIST recipes.
+# LeNet-300-100 1.64 %, LeNet-5 0.80 %. AdamW with decoupled weight decay 0.05 and a cosine
+# schedule reach 98.42 % and 99.40 % (benchmarks/baselines.py); Fashion-MNIST reuses them.
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("lenet300", "digits"): Recipe(epochs=20, lr=1e-3, batch_size=32, weight_decay=1e-4),
     ("lenet5", "digits"): Recipe(epochs=20, lr=2e-3, batch_size=32, weight_decay=1e-4),
     ("vgg", "digits"): Recipe(epochs=8, lr=3e-3, batch_size=64, weight_decay=1e-4),
     ("resnet", "digits"): Recipe(epochs=8, lr=3e-3, batch_size=64, weight_decay=1e-4),
     ("mobilenet", "digits"): Recipe(epochs=10, lr=5e-3, batch_size=64, weight_decay=1e-4),
-    ("lenet300", "mnist"): Recipe(epochs=15, lr=1e-3, batch_size=128, weight_decay=1e-4),
-    ("lenet5", "mnist"): Recipe(epochs=15, lr=2e-3, batch_size=128, weight_decay=1e-4),
-    ("vgg", "mnist"): Recipe(epochs=5, lr=2e-3, batch_size=128, weight_decay=1e-4),
-    ("resnet", "mnist"): Recipe(epochs=5, lr=2e-3, batch_size=128, weight_decay=1e-4),
-    ("mobilenet", "mnist"): Recipe(epochs=5, lr=3e-3, batch_size=128, weight_decay=1e-4),
+    ("lenet300", "mnist"): Recipe(epochs=15, lr=1e-3, batch_size=64, weight_decay=0.05),
+    ("lenet5", "mnist"): Recipe(epochs=15, lr=3e-3, batch_size=64, weight_decay=0.05),
+    ("vgg", "mnist"): Recipe(epochs=5, lr=2e-3, batch_size=128, weight_decay=0.05),
+    ("resnet", "mnist"): Recipe(epochs=5, lr=2e-3, batch_size=128, weight_decay=0.05),
+    ("mobilenet", "mnist"): Recipe(epochs=5, lr=3e-3, batch_size=128, weight_decay=0.05),
 }
 for (_name, _ds), _recipe in list(RECIPES.items()):
     if _ds == "mnist":
@@ -85,7 +86,8 @@ def pretrained(name: str, dataset: str = "digits", *, train_if_missing: bool = T
     """A trained ``models.build(name)`` for ``dataset``, in ``eval()`` mode, as a fresh copy.
 
     Looks for the shipped checkpoint, then the cached one, else (``train_if_missing``) trains it
-    with ``recipe_for(name, dataset)`` and caches it. The loaded tensors are kept in memory, so a
+    with ``recipe_for(name, dataset)`` and caches it; a cached checkpoint trained with another
+    recipe is retrained when ``train_if_missing``. The loaded tensors are kept in memory, so a
     second call costs only a ``load_state_dict``; every call returns an independent model that
     callers may prune or quantize. Raises ``FileNotFoundError`` when nothing is found and
     ``train_if_missing`` is False. Explained in notebooks/00_why_compress.ipynb.
@@ -107,10 +109,15 @@ def checkpoint_info(name: str, dataset: str = "digits") -> dict:
 
 
 def _find_or_train(name: str, dataset: str, train_if_missing: bool, progress: bool) -> dict:
-    for path in (SHIPPED_DIR / checkpoint_name(name, dataset), cache_path(name, dataset)):
-        if path.is_file():
-            return _read(path)
-    if not train_if_missing:
+    shipped, cached = SHIPPED_DIR / checkpoint_name(name, dataset), cache_path(name, dataset)
+    if shipped.is_file():
+        return _read(shipped)
+    if cached.is_file():
+        checkpoint = _read(cached)
+        # A cached model trained with an older recipe is retrained (when allowed), not reused.
+        if checkpoint.get("recipe") == asdict(recipe_for(name, dataset)) or not train_if_missing:
+            return checkpoint
+    elif not train_if_missing:
         raise FileNotFoundError(f"no checkpoint for {name} on {dataset}: looked for "
                                 f"{SHIPPED_DIR / checkpoint_name(name, dataset)} and "
                                 f"{cache_path(name, dataset)}; pass train_if_missing=True to train it")

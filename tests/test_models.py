@@ -42,10 +42,15 @@ def test_activations_are_relu_modules(name):
     assert sum(isinstance(m, nn.ReLU) for m in model.modules()) >= 2
 
 
-@pytest.mark.parametrize("name, first", [("lenet300", ["flatten", "fc1", "relu1", "fc2", "relu2", "fc3"]),
-                                         ("lenet5", ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2",
-                                                     "flatten", "fc1", "relu3", "fc2", "relu4", "fc3"]),
-                                         ("vgg", ["conv1", "bn1", "relu1", "conv2", "bn2", "relu2", "pool1"])])
+CHILDREN = {
+    "lenet300": ["flatten", "fc1", "relu1", "fc2", "relu2", "fc3"],
+    "lenet5": ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2",
+               "flatten", "fc1", "relu3", "fc2", "relu4", "fc3"],
+    "vgg": ["conv1", "bn1", "relu1", "conv2", "bn2", "relu2", "pool1"],
+}
+
+
+@pytest.mark.parametrize("name, first", CHILDREN.items())
 def test_sequential_models_have_named_children_in_order(name, first):
     model = models.build(name)
     assert isinstance(model, nn.Sequential)

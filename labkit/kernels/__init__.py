@@ -12,7 +12,7 @@ exactly the integers that ``labkit.kernels.reference`` computes in readable nump
   import), ``set_num_threads(n)`` / ``get_num_threads()``.
 
 Without the compiled module everything still works, slowly, on the reference (one warning;
-``isa()`` returns ``"numpy-reference"``). Explained in notebooks/04_integer_only_inference.ipynb.
+``isa()`` returns ``"numpy-reference"``). Explained in notebooks/04_integer_inference.ipynb.
 """
 from .api import (PackedConv2d, PackedLinear, available_isas, gemm_u8s8s32, get_num_threads, isa,
                   maxpool2d_u8, qconv2d, qlinear, quantize_multiplier, requantize, set_isa,

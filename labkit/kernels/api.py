@@ -4,7 +4,7 @@ Every function takes C-contiguous numpy arrays (torch tensors: ``t.numpy()``), c
 shapes and ranges here with messages that name the argument, then calls ``labkit.kernels._int8``
 (which checks again and never crashes the process). Without the compiled module, the same
 functions run ``labkit.kernels.reference`` and one warning says so.
-Explained in notebooks/04_integer_only_inference.ipynb.
+Explained in notebooks/04_integer_inference.ipynb.
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def _bias(bias, n: int):
 def gemm_u8s8s32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact integer matrix product ``a @ b.T``: a uint8 [M, K], b int8 [N, K] -> int32 [M, N],
     for K <= 65536 (reference.py, step 1). Packs b on every call: use PackedLinear to reuse it.
-    Explained in notebooks/04_integer_only_inference.ipynb."""
+    Explained in notebooks/04_integer_inference.ipynb."""
     a = _require_array("a", a, np.uint8, 2)
     b = _require_array("b", b, np.int8, 2)
     if a.shape[1] != b.shape[1]:
@@ -159,7 +159,7 @@ def gemm_u8s8s32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
     """Fixed-point form of a real multiplier M > 0, as TFLite's QuantizeMultiplier:
     ``(m, shift)`` with int32 m in [2**30, 2**31) and ``M ≈ m * 2**(shift - 31)``, shift in
-    [-31, 30] (reference.py, step 3). Explained in notebooks/04_integer_only_inference.ipynb."""
+    [-31, 30] (reference.py, step 3). Explained in notebooks/04_integer_inference.ipynb."""
     real = require_float("real_multiplier", real_multiplier, 0.0, low_open=True)
     if _ext is not None:
         return tuple(_ext.quantize_multiplier(real))
@@ -170,7 +170,7 @@ def requantize(acc: np.ndarray, multiplier, shift, out_zero_point: int, relu: bo
     """int32 accumulators [..., N] -> uint8: ``clamp(z_out + acc * m * 2**(shift-31))`` with
     TFLite's two roundings; ``multiplier``/``shift`` are scalars or one per column (the last axis);
     with ``relu`` the lower clamp is ``out_zero_point`` (reference.py, step 4).
-    Explained in notebooks/04_integer_only_inference.ipynb."""
+    Explained in notebooks/04_integer_inference.ipynb."""
     if isinstance(acc, np.ndarray) and acc.ndim != 2 and acc.ndim >= 1 and acc.size and acc.flags.c_contiguous:
         rows = acc.reshape(-1, acc.shape[-1])
         return requantize(rows, multiplier, shift, out_zero_point, relu).reshape(acc.shape)
@@ -186,7 +186,7 @@ class PackedLinear:
     (symmetric, per-output-channel scales), bias int32 [N] or None. ``forward(x, ...)`` returns
     uint8 [M, N] = requantize(Σ_k (x - x_zero_point) w + bias) with zero-point correction, bias,
     requantization and ReLU fused (reference.py, steps 1-4); ``gemm(x)`` returns the raw int32
-    ``x @ w.T``. Explained in notebooks/04_integer_only_inference.ipynb."""
+    ``x @ w.T``. Explained in notebooks/04_integer_inference.ipynb."""
 
     def __init__(self, w: np.ndarray, bias: np.ndarray | None = None):
         w = _require_array("w", w, np.int8, 2)
@@ -226,7 +226,7 @@ def qlinear(x: np.ndarray, x_zero_point: int, w: np.ndarray, bias, multiplier, s
             out_zero_point: int, relu: bool = False) -> np.ndarray:
     """Quantized linear layer in one call: x uint8 [M, K], w int8 [N, K], bias int32 [N] or None
     -> uint8 [M, N] (see PackedLinear, which packs w once for repeated calls).
-    Explained in notebooks/04_integer_only_inference.ipynb."""
+    Explained in notebooks/04_integer_inference.ipynb."""
     return PackedLinear(w, bias).forward(x, x_zero_point, multiplier, shift, out_zero_point, relu)
 
 
@@ -235,7 +235,7 @@ class PackedConv2d:
     int8 (symmetric, per-output-channel scales), bias int32 [O] or None, output NCHW uint8
     [B, O, OH, OW]; ``OH = (H + 2*pad - KH) // stride + 1``. Computed as im2col (padding filled with
     the input zero point) times the weights on the GEMM micro-kernel, requantization fused
-    (reference.py, step 5). No groups or dilation. Explained in notebooks/04_integer_only_inference.ipynb."""
+    (reference.py, step 5). No groups or dilation. Explained in notebooks/04_integer_inference.ipynb."""
 
     def __init__(self, w: np.ndarray, bias: np.ndarray | None = None, stride=1, padding=0):
         w = _require_array("w", w, np.int8, 4)
@@ -273,7 +273,7 @@ def qconv2d(x: np.ndarray, x_zero_point: int, w: np.ndarray, bias, multiplier, s
             out_zero_point: int, stride=1, padding=0, relu: bool = False) -> np.ndarray:
     """Quantized 2-D convolution in one call: x uint8 NCHW [B, C, H, W], w int8 OIHW, bias int32 [O]
     or None -> uint8 NCHW [B, O, OH, OW]; padding uses the input zero point (see PackedConv2d).
-    Explained in notebooks/04_integer_only_inference.ipynb."""
+    Explained in notebooks/04_integer_inference.ipynb."""
     layer = PackedConv2d(w, bias, stride, padding)
     return layer.forward(x, x_zero_point, multiplier, shift, out_zero_point, relu)
 
@@ -281,7 +281,7 @@ def qconv2d(x: np.ndarray, x_zero_point: int, w: np.ndarray, bias, multiplier, s
 def maxpool2d_u8(x: np.ndarray, kernel_size=2, stride=None, padding=0) -> np.ndarray:
     """Max pooling of uint8 NCHW codes [B, C, H, W] -> [B, C, OH, OW], ``stride`` defaulting to
     ``kernel_size``, ``padding <= kernel_size // 2`` (padded cells never win, as in torch).
-    Explained in notebooks/04_integer_only_inference.ipynb."""
+    Explained in notebooks/04_integer_inference.ipynb."""
     x = _require_array("x", x, np.uint8, 4)
     kernel = _pair("kernel_size", kernel_size, 1)
     stride = kernel if stride is None else _pair("stride", stride, 1)

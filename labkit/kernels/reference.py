@@ -2,7 +2,7 @@ r"""The int8 kernels in plain numpy, written to be read: the integer arithmetic 
 
 This module is the specification. The compiled module (``labkit/kernels/src/*.cpp``) computes
 exactly the same integers, faster; the tests compare the two on thousands of random cases.
-Explained in notebooks/04_integer_only_inference.ipynb.
+Explained in notebooks/04_integer_inference.ipynb.
 
 The integer arithmetic, once and precisely
 ==========================================

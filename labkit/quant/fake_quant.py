@@ -20,7 +20,7 @@ Two ways to *learn* the quantizer itself:
   with a learned ``α``, then ``y`` is quantized to ``2^k`` levels over ``[0, α]`` with the STE;
   ``∂y_q/∂α = 1{x ≥ α}``.
 
-Explained in notebooks/05_qat.ipynb
+Explained in notebooks/05_quantization_aware_training.ipynb
 """
 from __future__ import annotations
 
@@ -56,13 +56,13 @@ class _RoundSTE(torch.autograd.Function):
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """``round(x)`` whose gradient is 1 everywhere (the straight-through estimator).
-    Explained in notebooks/05_qat.ipynb."""
+    Explained in notebooks/05_quantization_aware_training.ipynb."""
     return _RoundSTE.apply(x)
 
 
 def grad_scale(x: torch.Tensor, g: float) -> torch.Tensor:
     """Return ``x`` unchanged in the forward pass but multiply its gradient by ``g`` (LSQ's trick:
-    ``(x - x·g).detach() + x·g``). Explained in notebooks/05_qat.ipynb."""
+    ``(x - x·g).detach() + x·g``). Explained in notebooks/05_quantization_aware_training.ipynb."""
     scaled = x * g
     return (x - scaled).detach() + scaled
 
@@ -90,7 +90,7 @@ def fake_quantize_ste(x: torch.Tensor, qp: QParams, ste: str = "clipped") -> tor
     Forward ``(clamp(round(x/s) + z, qmin, qmax) - z)·s``; backward passes ``∂L/∂x̂`` unchanged
     where ``round(x/s) + z`` lies in ``[qmin, qmax]`` and, with ``ste="clipped"``, 0 outside
     (``ste="identity"`` passes it everywhere). ``s`` and ``z`` receive no gradient.
-    Explained in notebooks/05_qat.ipynb.
+    Explained in notebooks/05_quantization_aware_training.ipynb.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}")
@@ -109,7 +109,7 @@ class FakeQuantize(nn.Module):
     ``observer`` with the incoming tensor, then fake-quantizes with the observer's parameters.
     ``freeze()`` stops the observer (the parameters stay fixed from then on); ``set_bits(b)``
     changes the bit width. Default observer: moving-average min/max (c = 0.01), 8-bit unsigned.
-    Explained in notebooks/05_qat.ipynb.
+    Explained in notebooks/05_quantization_aware_training.ipynb.
     """
 
     def __init__(self, observer: Observer | None = None, ste: str = "clipped", always_observe: bool = False):
@@ -161,7 +161,7 @@ class FakeQuantize(nn.Module):
 # --------------------------------------------------------------------------- LSQ
 def lsq_init_step(x: torch.Tensor, bits: int, signed: bool, axis: int | None = None) -> torch.Tensor:
     """LSQ's initial step ``s = 2·mean(|x|) / sqrt(Q_P)`` (per channel along ``axis`` if given).
-    Explained in notebooks/05_qat.ipynb."""
+    Explained in notebooks/05_quantization_aware_training.ipynb."""
     qp_max = qrange(bits, signed)[1]
     if axis is None:
         mean_abs = x.detach().abs().mean()
@@ -179,7 +179,7 @@ class LSQQuantizer(nn.Module):
     per sample). ``signed=None``
     decides from that first tensor (unsigned if it has no negative value). ``[-Q_N, Q_P]`` is the
     integer range of ``bits`` (e.g. ``[-128, 127]`` or ``[0, 255]``).
-    Explained in notebooks/05_qat.ipynb.
+    Explained in notebooks/05_quantization_aware_training.ipynb.
     """
 
     def __init__(self, bits: int = 8, signed: bool | None = None, axis: int | None = None,
@@ -231,7 +231,8 @@ class LSQQuantizer(nn.Module):
         n = x[0].numel() if self.is_activation else x.numel()  # values sharing one step
         if self.axis is not None and not self.is_activation:
             n //= x.shape[self.axis]
-        step = grad_scale(self.step, 1.0 / math.sqrt(max(n, 1) * max(q_p, 1)))
+        # |s| keeps the step positive when an optimizer step overshoots zero (as PACT does with α).
+        step = grad_scale(self.step.abs().clamp_min(1e-8), 1.0 / math.sqrt(max(n, 1) * max(q_p, 1)))
         if self.axis is not None:
             shape = [1] * x.dim()
             shape[self.axis] = -1
@@ -242,7 +243,7 @@ class LSQQuantizer(nn.Module):
         """The learned quantizer as ``QParams``: scale = step, zero point 0 (codes ``round(clamp(v/s))``)."""
         if not bool(self.initialized):
             raise ValueError("LSQQuantizer has not seen any tensor yet: run data through the model first")
-        scale = self.step.detach().clone().float().clamp_min(torch.finfo(torch.float32).eps)
+        scale = self.step.detach().abs().float().clamp_min(torch.finfo(torch.float32).eps)
         return QParams(scale, torch.zeros_like(scale, dtype=torch.int32), self.bits, bool(self.signed),
                        symmetric=True if self.signed else False, axis=self.axis)
 
@@ -259,7 +260,7 @@ class PACTQuantizer(nn.Module):
     with ``n = 2^bits - 1``; STE through the rounding, so ``∂y_q/∂x = 1{0 ≤ x < α}`` and
     ``∂y_q/∂α = 1{x ≥ α}``. ``alpha=None`` initialises ``α`` to the largest value of the first
     batch (the paper starts at 10 and adds an L2 penalty on ``α`` to pull it down).
-    Explained in notebooks/05_qat.ipynb.
+    Explained in notebooks/05_quantization_aware_training.ipynb.
     """
 
     def __init__(self, bits: int = 8, alpha: float | None = None):

@@ -12,7 +12,7 @@ which is why the chapter checks the final model's real accuracy. ``allocate_bits
 exactly (multiple-choice knapsack by dynamic programming over bytes) or greedily (repeatedly lower
 the layer whose next step down costs the least sensitivity per byte saved).
 
-Explained in notebooks/06_mixed_precision.ipynb
+Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ _MAX_STATES = 1_000_000  # DP table width; coarser byte units above this (never 
 
 def layer_sizes(model: nn.Module) -> dict[str, int]:
     """Number of weights of every Conv2d/Linear layer: ``{name: numel}`` in module order (biases stay
-    float32 and are not counted). Explained in notebooks/06_mixed_precision.ipynb."""
+    float32 and are not counted). Explained in notebooks/06_mixed_precision_vector_quantization.ipynb."""
     check_model(model)
     return {name: m.weight.numel() for name, m in quantizable_layers(model)}
 
@@ -49,7 +49,7 @@ def layer_sensitivity(model: nn.Module, data, bits: Sequence[int] = (2, 3, 4, 8)
     symmetric, per output channel if ``per_channel``; activations stay float), the model is
     evaluated on ``data`` with ``labkit.train.evaluate`` and the weight restored. Drops are
     fractions (0.02 = 2 points) and can be slightly negative. Cost: ``layers × len(bits)``
-    evaluations. Explained in notebooks/06_mixed_precision.ipynb.
+    evaluations. Explained in notebooks/06_mixed_precision_vector_quantization.ipynb.
     """
     from labkit.train import evaluate  # quant may import train; lazily, to keep `import labkit.quant` light
 
@@ -85,7 +85,7 @@ def _layer_bytes(numel: int, bits: int) -> int:
 
 def allocation_bytes(sizes: Mapping[str, int], allocation: Mapping[str, int]) -> int:
     """Bytes of the packed weight codes: ``Σ_l ceil(n_l·b_l / 8)`` (scales and biases not counted).
-    Explained in notebooks/06_mixed_precision.ipynb."""
+    Explained in notebooks/06_mixed_precision_vector_quantization.ipynb."""
     missing = set(sizes) - set(allocation)
     if missing:
         raise ValueError(f"allocation must give a bit width for every layer; missing {sorted(missing)}")
@@ -134,7 +134,7 @@ def allocate_bits(sizes: Mapping[str, int], sensitivities: Mapping[str, Mapping[
     coarsened, costs rounded up, and the better of DP and greedy returned); ``"greedy"``: start at the
     widest choice and repeatedly make the step down with the smallest sensitivity increase per byte
     saved. ``ValueError`` if even the narrowest choice everywhere does not fit.
-    Explained in notebooks/06_mixed_precision.ipynb.
+    Explained in notebooks/06_mixed_precision_vector_quantization.ipynb.
     """
     require_choice("method", method, METHODS)
     choices, budget_bytes = _check_problem(sizes, sensitivities, budget_bytes, choices)
@@ -208,7 +208,7 @@ def apply_bit_allocation(model: nn.Module, allocation: Mapping[str, int], per_ch
     """A copy of ``model`` (eval mode) whose layers named in ``allocation`` hold integer weights with
     their own bit width (``QuantizedConv2d``/``QuantizedLinear``, weight-only: activations stay
     float). Layers not named stay float. ``ValueError`` for a name that is not a Conv2d/Linear.
-    Explained in notebooks/06_mixed_precision.ipynb.
+    Explained in notebooks/06_mixed_precision_vector_quantization.ipynb.
     """
     check_model(model)
     if not isinstance(allocation, Mapping):

@@ -15,7 +15,7 @@ through ReLU / max-pool / flatten / dropout only needs no input quantizer, becau
 operations keep values on the grid (0 is a level). Elsewhere (e.g. a ResNet block) each layer gets
 its own input and output quantizers.
 
-Explained in notebooks/03_ptq.ipynb
+Explained in notebooks/03_post_training_quantization.ipynb
 """
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ class QuantizedLayer(nn.Module):
     (per tensor ``[]`` or per output channel ``[C_out]``), ``bias`` float32 ``[C_out]`` or None, and
     optional ``input_*``/``output_*`` activation parameters. Forward:
     ``y = fq_out(relu(F(fq_in(x), (w_q - z_w)·s_w) + b))`` where ``fq`` is affine fake quantization
-    and ``F`` is the linear map or the convolution. Explained in notebooks/03_ptq.ipynb.
+    and ``F`` is the linear map or the convolution. Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
     float_type: type = nn.Module
@@ -216,7 +216,7 @@ class QuantizedLayer(nn.Module):
 
 class QuantizedLinear(QuantizedLayer):
     """``nn.Linear`` with integer weights: ``x [N, *, in] → y [N, *, out]``. See ``QuantizedLayer``.
-    Explained in notebooks/03_ptq.ipynb."""
+    Explained in notebooks/03_post_training_quantization.ipynb."""
 
     float_type = nn.Linear
 
@@ -231,7 +231,7 @@ class QuantizedLinear(QuantizedLayer):
 
 class QuantizedConv2d(QuantizedLayer):
     """``nn.Conv2d`` (zero padding) with integer weights: ``[N, C_in, H, W] → [N, C_out, H', W']``.
-    See ``QuantizedLayer``. Explained in notebooks/03_ptq.ipynb."""
+    See ``QuantizedLayer``. Explained in notebooks/03_post_training_quantization.ipynb."""
 
     float_type = nn.Conv2d
 
@@ -259,7 +259,7 @@ def quantized_layer(layer: nn.Module, weight_qp: QParams, input_qp: QParams | No
 class ObservedLayer(nn.Module):
     """A float layer with observers: ``input_observer(x)``, ``y = relu?(layer(x))``,
     ``output_observer(y)``; returns ``y`` unchanged. ``to_quantized`` turns it into a
-    ``QuantizedLayer`` with the observed activation parameters. Explained in notebooks/03_ptq.ipynb.
+    ``QuantizedLayer`` with the observed activation parameters. Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
     def __init__(self, layer: nn.Module, input_observer: nn.Module | None, output_observer: nn.Module | None,
@@ -292,7 +292,7 @@ class QATLayer(nn.Module):
     """A float Conv2d/Linear trained through fake quantization:
     ``y = oq(relu?(F(iq(x), wq(w)) + b))`` with ``wq``, ``iq``, ``oq`` fake-quantizers
     (``FakeQuantize``, ``LSQQuantizer``, ``PACTQuantizer``; ``iq``/``oq`` may be None). The float
-    weight ``layer.weight`` is what the optimizer updates. Explained in notebooks/05_qat.ipynb.
+    weight ``layer.weight`` is what the optimizer updates. Explained in notebooks/05_quantization_aware_training.ipynb.
     """
 
     def __init__(self, layer: nn.Module, weight_quant: nn.Module, input_quant: nn.Module | None,
@@ -341,7 +341,7 @@ class DynamicQuantLinear(nn.Module):
     avoid overflow in its 16-bit intermediate sums), multiplies the integers exactly —
     ``acc = Σ (x_q - z_x)(w_q - z_w)``, computed in float64, which holds every such sum exactly — and
     rescales: ``y = s_x·s_w·acc + b``. ``x [*, in] → y [*, out]`` float32.
-    Explained in notebooks/03_ptq.ipynb.
+    Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
     def __init__(self, layer: nn.Linear, bits: int = 8, reduce_range: bool = False, per_channel: bool = False):

@@ -16,7 +16,7 @@ The first three reproduce ``torch.ao.quantization.observer``'s MinMaxObserver,
 MovingAverageMinMaxObserver, PerChannelMinMaxObserver and HistogramObserver bit for bit (same
 float32 arithmetic, same histogram re-binning); the tests check it.
 
-Explained in notebooks/03_ptq.ipynb
+Explained in notebooks/03_post_training_quantization.ipynb
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class Observer(nn.Module):
 
     ``bits`` in [1, 16]; ``symmetric``/``signed`` choose the integer grid (see
     ``affine.qparams_from_range``). Subclasses implement ``_observe(x)`` and ``range()``.
-    Explained in notebooks/03_ptq.ipynb.
+    Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
     def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False):
@@ -85,7 +85,7 @@ class MinMaxObserver(Observer):
 
     ``axis=None`` keeps one pair per tensor; ``axis=k`` one pair per index of dimension ``k``
     (shape ``[C]``, as ``torch.ao``'s PerChannelMinMaxObserver). One outlier stretches the range of
-    every other value — the motivation for the other observers. Explained in notebooks/03_ptq.ipynb.
+    every other value — the motivation for the other observers. Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
     def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False, axis: int | None = None):
@@ -126,7 +126,7 @@ class MinMaxObserver(Observer):
 
 class PerChannelMinMaxObserver(MinMaxObserver):
     """``MinMaxObserver`` with one range per index of ``axis`` (default 0: output channels).
-    Explained in notebooks/03_ptq.ipynb."""
+    Explained in notebooks/03_post_training_quantization.ipynb."""
 
     def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False, axis: int = 0):
         super().__init__(bits, symmetric, signed, axis=require_int("axis", axis, 0, None))
@@ -137,7 +137,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
     ``lo = min(x)``), same for ``hi``, with ``c = averaging_constant`` in (0, 1].
 
     Used during quantization-aware training, where the activations drift while the weights learn;
-    ``c = 1`` keeps only the latest batch. Explained in notebooks/05_qat.ipynb.
+    ``c = 1`` keeps only the latest batch. Explained in notebooks/05_quantization_aware_training.ipynb.
     """
 
     def __init__(self, averaging_constant: float = 0.01, bits: int = 8, symmetric: bool = False,
@@ -160,7 +160,7 @@ class HistogramObserver(Observer):
     centre. ``range()`` then moves the left or right edge inwards, one bin at a time, on the side
     where the cumulative mass is smaller, while the estimated error (values uniform inside each
     bin, squared distance to the nearest of ``2^bits`` destination levels, clipping included)
-    keeps going down. Explained in notebooks/03_ptq.ipynb.
+    keeps going down. Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
     upsample_rate = 16
@@ -292,7 +292,7 @@ def _f32(value: float) -> float:
 class PercentileObserver(HistogramObserver):
     """Clip the tails: ``lo`` = the ``(100 - p)``-th and ``hi`` = the ``p``-th percentile of all values
     seen (read off the running histogram, linear inside a bin). ``percentile`` in (50, 100].
-    Explained in notebooks/03_ptq.ipynb.
+    Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
     def __init__(self, percentile: float = 99.99, bins: int = 2048, bits: int = 8,
@@ -317,7 +317,7 @@ class PercentileObserver(HistogramObserver):
 class MSEObserver(HistogramObserver):
     """Search ``[α·min, α·max]`` for ``α`` in ``1/n, 2/n, ..., 1`` (``n = steps``) and keep the range
     with the smallest expected squared error ``Σ_i h_i (c_i - fq(c_i))²`` over the histogram's bin
-    centres ``c_i`` (clipping error included). Explained in notebooks/03_ptq.ipynb.
+    centres ``c_i`` (clipping error included). Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
     def __init__(self, steps: int = 100, bins: int = 2048, bits: int = 8, symmetric: bool = False,
@@ -350,7 +350,7 @@ class EntropyObserver(HistogramObserver):
     Range: ``[-T, T]``, or ``[0, T]`` for non-negative data. Pitfall: a histogram with tall spikes
     (a convolution over a constant background outputs the same value many times) can make cutting
     just after a spike look cheap; check the accuracy, or prefer the MSE or percentile observer.
-    Explained in notebooks/03_ptq.ipynb.
+    Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
     def __init__(self, bins: int = 2048, bits: int = 8, symmetric: bool = False, signed: bool = False,
@@ -414,6 +414,6 @@ OBSERVERS = {
 
 def make_observer(name: str, bits: int = 8, symmetric: bool = False, signed: bool = False, **kwargs) -> Observer:
     """Build an observer by name (one of ``OBSERVERS``: minmax, moving_average, histogram,
-    percentile, mse, entropy); ``kwargs`` go to its constructor. Explained in notebooks/03_ptq.ipynb."""
+    percentile, mse, entropy); ``kwargs`` go to its constructor. Explained in notebooks/03_post_training_quantization.ipynb."""
     require_choice("observer", name, tuple(OBSERVERS))
     return OBSERVERS[name](bits=bits, symmetric=symmetric, signed=signed, **kwargs)

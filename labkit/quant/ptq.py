@@ -13,7 +13,7 @@ Dynamic PTQ (what ``torch.quantization.quantize_dynamic`` does, seed 003) quanti
 weights ahead of time and measures each activation batch's range at run time — no calibration
 set, best for Linear-heavy models whose cost is reading the weights.
 
-Explained in notebooks/03_ptq.ipynb
+Explained in notebooks/03_post_training_quantization.ipynb
 """
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     ``BN(W∗x + b) = W'∗x + b'`` with ``W' = W·γ/σ`` (per output channel) and
     ``b' = (b - μ)·γ/σ + β``. The BN module is replaced by ``nn.Identity``; the outputs are equal to
     the original model's in eval mode up to float32 rounding. The input model is not modified.
-    Explained in notebooks/03_ptq.ipynb.
+    Explained in notebooks/03_post_training_quantization.ipynb.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -150,7 +150,7 @@ def iter_inputs(data, batch_size: int = 256) -> Iterator[torch.Tensor]:
 def calibrate(model: nn.Module, data, num_batches: int | None = None, batch_size: int = 256) -> int:
     """Run up to ``num_batches`` batches of ``data`` through ``model`` in eval mode (observers record
     their statistics); returns the number of batches used. ``ValueError`` if ``data`` is empty.
-    Explained in notebooks/03_ptq.ipynb."""
+    Explained in notebooks/03_post_training_quantization.ipynb."""
     if num_batches is not None:
         num_batches = require_int("num_batches", num_batches, 1, None)
     was_training = model.training
@@ -183,7 +183,7 @@ def quantize_static(model: nn.Module, calib_data, weight_bits: int = 8, act_bits
     ``OBSERVERS``: minmax, moving_average, histogram, percentile, mse, entropy) on up to
     ``num_batches`` batches of ``calib_data``. BatchNorms are folded first (``fold_bn``). The result
     is an ordinary ``nn.Module``: evaluate it with ``labkit.train.evaluate``.
-    Explained in notebooks/03_ptq.ipynb.
+    Explained in notebooks/03_post_training_quantization.ipynb.
     """
     check_model(model)
     weight_bits = require_int("weight_bits", weight_bits, 1, 16)
@@ -212,7 +212,7 @@ def quantize_dynamic(model: nn.Module, bits: int = 8, reduce_range: bool = False
 
     ``torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)`` corresponds to
     ``bits=8, reduce_range=True`` on x86 (fbgemm drops one activation bit). Other layers stay float.
-    ``ValueError`` if the model has no ``nn.Linear``. Explained in notebooks/03_ptq.ipynb.
+    ``ValueError`` if the model has no ``nn.Linear``. Explained in notebooks/03_post_training_quantization.ipynb.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")

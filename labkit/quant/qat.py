@@ -14,7 +14,7 @@ moving averages during training; ``freeze_observers`` fixes them for the last ep
 2018 recommends it). Progressive bit-width lowering (seed 004 §3.1: 8 → 4 → 2 bits): ``set_bits``
 plus the schedule of ``fit_progressive``.
 
-Explained in notebooks/05_qat.ipynb
+Explained in notebooks/05_quantization_aware_training.ipynb
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def prepare_qat(model: nn.Module, weight_bits: int = 8, act_bits: int = 8, per_c
     ``"lsq"`` (learned step sizes for weights and activations) or ``"pact"`` (learned clipping
     level for activations after ReLU, STE weights). BN is folded first (see the module docstring).
     Train the result with ``labkit.train.fit``; then ``convert``.
-    Explained in notebooks/05_qat.ipynb.
+    Explained in notebooks/05_quantization_aware_training.ipynb.
     """
     check_model(model)
     weight_bits = require_int("weight_bits", weight_bits, 1, 16)
@@ -100,7 +100,7 @@ def _require_qat(model) -> list[QATLayer]:
 def freeze_observers(model: nn.Module, learned: bool = False) -> int:
     """Stop every observer of a QAT model (ranges fixed from now on); with ``learned=True`` also stop
     training LSQ steps and PACT clipping levels. Returns the number of quantizers frozen.
-    Explained in notebooks/05_qat.ipynb."""
+    Explained in notebooks/05_quantization_aware_training.ipynb."""
     count = 0
     for layer in _require_qat(model):
         for q in layer.quantizers():
@@ -123,7 +123,7 @@ def unfreeze_observers(model: nn.Module) -> int:
 def set_bits(model: nn.Module, bits: int, weights: bool = True, activations: bool = True) -> int:
     """Change the bit width of every weight and/or activation quantizer of a QAT model (progressive
     lowering, seed 004 §3.1). Observed ranges and learned steps are kept (LSQ rescales its step to
-    cover the same range). Returns the number of quantizers changed. Explained in notebooks/05_qat.ipynb."""
+    cover the same range). Returns the number of quantizers changed. Explained in notebooks/05_quantization_aware_training.ipynb."""
     bits = require_int("bits", bits, 1, 16)
     _check_bool("weights", weights), _check_bool("activations", activations)
     count = 0
@@ -140,7 +140,7 @@ def convert(model: nn.Module) -> nn.Module:
     """A copy of a QAT model (eval mode) in which every ``QATLayer`` is a ``QuantizedConv2d`` /
     ``QuantizedLinear``: integer weight codes from the trained weights and the final quantizer
     parameters — the representation ``quantize_static`` returns. Its outputs equal the QAT model's
-    in eval mode. Explained in notebooks/05_qat.ipynb."""
+    in eval mode. Explained in notebooks/05_quantization_aware_training.ipynb."""
     _require_qat(model)
     return replace_modules(copy.deepcopy(model), QATLayer, lambda m: m.to_quantized()).eval()
 
@@ -151,7 +151,7 @@ def fit_progressive(model: nn.Module, train_data, schedule: Sequence[tuple[int, 
     ``set_bits(model, bits)`` then ``labkit.train.fit(model, train_data, epochs=epochs, **fit_kwargs)``.
 
     Returns the concatenated per-epoch history, each entry with an extra ``"bits"`` key.
-    Explained in notebooks/05_qat.ipynb.
+    Explained in notebooks/05_quantization_aware_training.ipynb.
     """
     from labkit.train import fit  # quant may import train; lazily, so `import labkit.quant` stays light
 
