@@ -1,0 +1,129 @@
+"""labkit.zoo: checkpoint round-trip (weights_only), atomic writes, shipped models, look-up order."""
+import pytest
+import torch
+
+from labkit import data, models, train, zoo
+
+
+@pytest.fixture
+def empty_zoo(tmp_path, monkeypatch):
+    """No shipped checkpoints, an empty cache, nothing loaded in this process."""
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(zoo, "_LOADED", {})
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("name, channels, size", [("lenet5", 1, 28), ("vgg", 3, 32), ("resnet", 1, 28)])
+def test_checkpoint_round_trip_with_weights_only(tmp_path, name, channels, size):
+    torch.manual_seed(0)
+    model = models.build(name, in_channels=channels, num_classes=5, image_size=size)
+    path = zoo.save_checkpoint(model, tmp_path / "m.pt", dataset="digits", test_accuracy=0.5)
+    raw = torch.load(path, weights_only=True)
+    assert raw["model"] == name and raw["in_channels"] == channels and raw["num_classes"] == 5
+    assert raw["image_size"] == size and raw["dataset"] == "digits" and raw["test_accuracy"] == 0.5
+    loaded = zoo.load_checkpoint(path)
+    assert not loaded.training
+    x = torch.rand(2, channels, size, size)
+    assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_atomic_write_leaves_no_temporary_file(tmp_path):
+    zoo.save_checkpoint(models.build("lenet5"), tmp_path / "a.pt")
+    zoo.save_checkpoint(models.build("lenet5"), tmp_path / "a.pt")  # overwrite
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+
+
+def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = zoo.save_checkpoint(models.build("lenet5"), tmp_path / "a.pt", note="old")
+
+    def broken_save(obj, f):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        zoo.save_checkpoint(models.build("lenet5"), path, note="new")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+    assert torch.load(path, weights_only=True)["note"] == "old"
+
+
+def test_save_rejects_foreign_models(tmp_path):
+    with pytest.raises(TypeError, match="model"):
+        zoo.save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+def test_load_rejects_non_checkpoints(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="not a labkit checkpoint"):
+        zoo.load_checkpoint(tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_shipped_digits_checkpoints_exist_and_are_small(name):
+    path = zoo.SHIPPED_DIR / f"{name}-digits.pt"
+    assert path.is_file() and path.stat().st_size < 2_000_000
+    meta = torch.load(path, weights_only=True)
+    assert meta["model"] == name and meta["dataset"] == "digits" and meta["test_accuracy"] >= 0.95
+
+
+@pytest.mark.parametrize("name", ["lenet300", "lenet5"])
+def test_shipped_lenets_reach_95_percent_on_digits(name):
+    model = zoo.pretrained(name, "digits", train_if_missing=False)
+    assert not model.training
+    assert train.evaluate(model, data.load("digits", "test")) >= 0.95
+
+
+def test_pretrained_returns_independent_copies():
+    a = zoo.pretrained("lenet5", train_if_missing=False)
+    with torch.no_grad():
+        a.conv1.weight.zero_()
+    b = zoo.pretrained("lenet5", train_if_missing=False)
+    assert b.conv1.weight.abs().sum() > 0
+
+
+def test_missing_checkpoint_without_training_raises(empty_zoo):
+    with pytest.raises(FileNotFoundError, match="lenet300"):
+        zoo.pretrained("lenet300", "digits", train_if_missing=False)
+
+
+def test_pretrained_trains_caches_and_reloads(empty_zoo, monkeypatch):
+    monkeypatch.setitem(zoo.RECIPES, ("lenet300", "digits"), zoo.Recipe(epochs=1, batch_size=128))
+    model = zoo.pretrained("lenet300", "digits", progress=False)
+    cached = zoo.cache_path("lenet300", "digits")
+    assert cached.is_file() and cached.parent == empty_zoo / "cache" / "zoo"
+    assert zoo.checkpoint_info("lenet300")["recipe"]["epochs"] == 1
+    monkeypatch.setattr(zoo, "_LOADED", {})  # a new process: found in the cache, not retrained
+    monkeypatch.setattr(zoo, "train_model", lambda *a, **k: pytest.fail("retrained"))
+    again = zoo.pretrained("lenet300", "digits", train_if_missing=False)
+    x = data.load("digits", "test").tensors[0][:4]
+    assert torch.equal(model(x), again(x))
+
+
+def test_every_model_has_a_recipe_for_the_lab_datasets():
+    for name in models.MODEL_NAMES:
+        for dataset in ("digits", "mnist", "fashion-mnist"):
+            assert (name, dataset) in zoo.RECIPES
+    assert zoo.recipe_for("lenet5", "cifar10") == zoo.DEFAULT_RECIPE
+
+
+@pytest.mark.parametrize("kwargs, word", [({"name": "alexnet"}, "name"),
+                                          ({"name": "lenet5", "dataset": "imagenet"}, "dataset")])
+def test_pretrained_rejects_unknown_names(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        zoo.pretrained(**kwargs)
+
+
+def test_cached_checkpoint_from_an_older_recipe_is_retrained(empty_zoo, monkeypatch):
+    monkeypatch.setitem(zoo.RECIPES, ("lenet300", "digits"), zoo.Recipe(epochs=1, batch_size=256))
+    zoo.pretrained("lenet300", "digits", progress=False)
+    monkeypatch.setattr(zoo, "_LOADED", {})
+    monkeypatch.setitem(zoo.RECIPES, ("lenet300", "digits"), zoo.Recipe(epochs=2, batch_size=256))
+    assert zoo.pretrained("lenet300", train_if_missing=False) is not None  # stale but allowed
+    assert zoo.checkpoint_info("lenet300")["recipe"]["epochs"] == 1
+    monkeypatch.setattr(zoo, "_LOADED", {})
+    zoo.pretrained("lenet300", "digits", progress=False)
+    assert zoo.checkpoint_info("lenet300")["recipe"]["epochs"] == 2
+    assert torch.load(zoo.cache_path("lenet300", "digits"), weights_only=True)["recipe"]["epochs"] == 2
