@@ -15,8 +15,11 @@ PIP := $(PY) -m pip install --disable-pip-version-check $(if $(WHEELS),--find-li
 
 .PHONY: lab test setup chromium data student strip sanitize bench clean
 
+# Jupyter refuses to run as root unless told to (containers, CI machines).
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 test: setup chromium
 	$(PY) -m pytest tests $(PYTEST_ARGS)
