@@ -24,9 +24,14 @@ VNNI peak: the nominal one the targets use (256 int8 ops/cycle/core at the clock
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import warnings
+
+# torch and labkit.kernels each load an OpenMP runtime; with spinning idle threads the two fight
+# for the 2 cores and timings jump. Passive waiting (read when the runtimes load) avoids that.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 

@@ -1,0 +1,311 @@
+"""Integer-only inference: a trained Sequential CNN/MLP run entirely on ``labkit.kernels``.
+
+``convert_to_integer(model, calib_data)`` folds BatchNorm, calibrates activation ranges with
+``quantize_static`` and turns every layer into integer data the int8 kernels consume
+(Jacob et al. 2018, "Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-
+Only Inference"):
+
+- input: the uint8 pixels themselves (``x = q / 255``: scale 1/255, zero point 0, as labkit.data);
+- Conv2d / Linear: int8 weight codes, symmetric, one scale ``s_w[n]`` per output channel; an int32
+  bias ``round(b / (s_in · s_w[n]))``; the fixed-point multiplier ``quantize_multiplier(s_in ·
+  s_w[n] / s_out)`` and the output zero point; a following ReLU is fused (lower clamp at ``z_out``);
+- MaxPool2d works on the uint8 codes (max commutes with an increasing affine map), Flatten is a
+  reshape, Identity (a folded BatchNorm) is skipped, a stand-alone ReLU clamps at the zero point;
+- the last Linear uses *one* weight scale for all classes and returns its int32 accumulators: they
+  are proportional to the real logits (common factor ``s_in · s_w``), so ``argmax`` on them is the
+  prediction, with no requantization and no float at all.
+
+``IntegerModel.forward_uint8(x_u8)`` → int32 logits ``[B, classes]``; ``model(x_float)`` quantizes
+``x`` to pixels first; ``describe()`` lists the layers; ``evaluate_integer(model, data)`` is the
+top-1 accuracy. Explained in notebooks/04_integer_inference.ipynb.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from labkit import kernels
+from labkit.quant.modules import QuantizedConv2d, QuantizedLinear
+from labkit.quant.ptq import fold_batchnorm, iter_inputs, quantize_static
+from labkit.validate import require_int
+
+INPUT_SCALE, INPUT_ZERO_POINT = 1.0 / 255.0, 0
+SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Identity, nn.BatchNorm2d,
+             nn.BatchNorm1d)
+
+
+@dataclass
+class IntegerLayer:
+    """One step of an ``IntegerModel``: ``kind`` is conv, linear, logits, maxpool, flatten or relu."""
+
+    name: str
+    kind: str
+    in_scale: float = float("nan")
+    in_zero_point: int = 0
+    out_scale: float = float("nan")
+    out_zero_point: int = 0
+    weight: np.ndarray | None = None         # int8 codes (OIHW or [N, K])
+    weight_scale: np.ndarray | None = None   # float64 [N]
+    bias: np.ndarray | None = None           # int32 [N]
+    multiplier: np.ndarray | None = None     # int32 [N]
+    shift: np.ndarray | None = None          # int32 [N]
+    relu: bool = False
+    params: dict = field(default_factory=dict)
+    packed: object = None
+    row_sums: np.ndarray | None = None       # int32 [N], for the int32 logits layer
+    in_shape: tuple = ()
+    out_shape: tuple = ()
+
+    def run(self, x: np.ndarray, reference: bool = False) -> np.ndarray:
+        """This step on uint8 (or, for ``logits``, uint8 in / int32 out) codes; ``reference`` uses
+        the readable numpy kernels of ``labkit.kernels.reference`` instead of the compiled ones."""
+        if reference:
+            return self._run_reference(x)
+        if self.kind == "conv":
+            return self.packed.forward(x, self.in_zero_point, self.multiplier, self.shift,
+                                       self.out_zero_point, self.relu)
+        if self.kind == "linear":
+            return self.packed.forward(x, self.in_zero_point, self.multiplier, self.shift,
+                                       self.out_zero_point, self.relu)
+        if self.kind == "logits":
+            acc = self.packed.gemm(x)                       # Σ x·w (raw bytes)
+            acc -= np.int32(self.in_zero_point) * self.row_sums  # − z_x Σ w (precomputed)
+            if self.bias is not None:
+                acc += self.bias
+            return acc
+        if self.kind == "maxpool":
+            return kernels.maxpool2d_u8(x, **self.params)
+        if self.kind == "flatten":
+            return x.reshape(x.shape[0], -1)
+        if self.kind == "relu":
+            return np.maximum(x, np.uint8(self.in_zero_point))
+        raise AssertionError(self.kind)
+
+    def _run_reference(self, x: np.ndarray) -> np.ndarray:
+        ref = kernels.reference
+        if self.kind == "conv":
+            return ref.qconv2d(x, self.in_zero_point, self.weight, self.bias, self.multiplier, self.shift,
+                               self.out_zero_point, self.params["stride"], self.params["padding"], self.relu)
+        if self.kind == "linear":
+            return ref.qlinear(x, self.in_zero_point, self.weight, self.bias, self.multiplier, self.shift,
+                               self.out_zero_point, self.relu)
+        if self.kind == "logits":
+            acc = ref.gemm_u8s8s32(x, self.weight).astype(np.int64)
+            acc -= self.in_zero_point * self.weight.astype(np.int64).sum(axis=1)
+            if self.bias is not None:
+                acc += self.bias
+            return acc.astype(np.int32)
+        if self.kind == "maxpool":
+            k = kernels.api._pair("kernel_size", self.params["kernel_size"], 1)
+            s = k if self.params["stride"] is None else kernels.api._pair("stride", self.params["stride"], 1)
+            return ref.maxpool2d_u8(x, k, s, kernels.api._pair("padding", self.params["padding"], 0))
+        return self.run(x)
+
+
+class IntegerModel:
+    """A model converted by ``convert_to_integer``: a list of ``IntegerLayer`` run on labkit.kernels.
+
+    ``forward_uint8(x)``: uint8 pixels ``[B, C, H, W]`` → int32 logits ``[B, classes]`` (the last
+    layer's accumulators, scale ``logit_scale``). ``__call__(x)``: float ``x = q/255`` → the same.
+    ``predict(x)`` → int64 classes. Explained in notebooks/04_integer_inference.ipynb.
+    """
+
+    def __init__(self, layers: list[IntegerLayer], name: str = "model"):
+        self.layers, self.name = layers, name
+        self.logit_scale = float(layers[-1].in_scale * layers[-1].weight_scale[0])
+
+    def forward_uint8(self, x: np.ndarray, reference: bool = False) -> np.ndarray:
+        """int32 logits for uint8 pixels; ``reference=True`` runs labkit.kernels.reference (numpy)."""
+        if isinstance(x, torch.Tensor):
+            x = x.numpy()
+        if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
+            raise TypeError(f"x must be a uint8 numpy array of pixels, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}")
+        x = np.ascontiguousarray(x)
+        for layer in self.layers:
+            x = np.ascontiguousarray(layer.run(x, reference))
+        return x
+
+    def __call__(self, x) -> np.ndarray:
+        return self.forward_uint8(to_pixels(x))
+
+    def predict(self, x) -> np.ndarray:
+        return self(x).argmax(axis=1)
+
+    def logits_float(self, x) -> np.ndarray:
+        """The int32 logits times their scale (for comparing with the float model only)."""
+        return self(x).astype(np.float64) * self.logit_scale
+
+    def describe(self) -> str:
+        """A table: layer, kind, input → output shape, scales, zero points, multiplier and shift."""
+        head = (f"{'layer':<8} {'kind':<11} {'in shape':<14} {'out shape':<14} {'s_in':>9} {'z_in':>4} "
+                f"{'s_w (mean)':>10} {'s_out':>9} {'z_out':>5} {'M (mean)':>9} {'mult[0]':>11} {'shift[0]':>8}")
+        rows = [head, "-" * len(head)]
+        for layer in self.layers:
+            weighted = layer.weight is not None
+            s_w = f"{layer.weight_scale.mean():10.3g}" if weighted else f"{'':>10}"
+            if layer.multiplier is not None:
+                real = layer.multiplier.astype(np.float64) * 2.0 ** (layer.shift.astype(np.float64) - 31)
+                mult = f"{real.mean():9.3g} {int(layer.multiplier[0]):>11} {int(layer.shift[0]):>8}"
+            else:
+                mult = f"{'':>9} {'':>11} {'':>8}"
+            kind = layer.kind + ("+relu" if layer.relu else "")
+            s_out = f"{layer.out_scale:9.3g}" if layer.out_scale == layer.out_scale else f"{'int32':>9}"
+            rows.append(f"{layer.name:<8} {kind:<11} {str(list(layer.in_shape)):<14} {str(list(layer.out_shape)):<14} "
+                        f"{layer.in_scale:9.3g} {layer.in_zero_point:>4} {s_w} {s_out} "
+                        f"{layer.out_zero_point if layer.out_scale == layer.out_scale else '':>5} {mult}")
+        return "\n".join(rows)
+
+    def __repr__(self) -> str:
+        return f"IntegerModel({self.name}, {len(self.layers)} layers, isa={kernels.isa()})"
+
+
+def to_pixels(x) -> np.ndarray:
+    """float ``x = q/255`` (tensor or array) → uint8 ``q = clamp(round(255·x), 0, 255)``; uint8
+    input is returned unchanged (it already is pixels)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray) and x.dtype == np.uint8:
+        return x
+    x = np.asarray(x, dtype=np.float32)
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def _check_modules(model: nn.Module) -> None:
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"convert_to_integer supports nn.Sequential models (LeNet5, LeNet300100, SmallVGG); "
+                        f"got {type(model).__name__}")
+    for name, module in model.named_children():
+        if not isinstance(module, SUPPORTED) or type(module) in (nn.Sequential,):
+            raise TypeError(f"convert_to_integer: layer {name!r} is a {type(module).__name__}, which has no "
+                            f"integer kernel; supported: {', '.join(t.__name__ for t in SUPPORTED)}")
+        if isinstance(module, nn.Conv2d) and (module.groups != 1 or module.dilation != (1, 1)
+                                              or module.padding_mode != "zeros"):
+            raise TypeError(f"convert_to_integer: layer {name!r} is a Conv2d with groups/dilation/"
+                            f"non-zero padding, which the integer kernels do not support")
+
+
+def _multipliers(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [kernels.quantize_multiplier(float(r)) for r in real]
+    return (np.array([p[0] for p in pairs], dtype=np.int32), np.array([p[1] for p in pairs], dtype=np.int32))
+
+
+def _symmetric_codes(w: torch.Tensor, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """int8 codes in [-127, 127] and float64 scales [N] for a weight [N, ...]."""
+    w = w.detach().double().reshape(w.shape[0], -1)
+    amax = w.abs().amax(dim=1) if per_channel else w.abs().max().expand(w.shape[0])
+    scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+    codes = torch.clamp(torch.round(w / scale[:, None]), -127, 127).to(torch.int8)
+    return codes.numpy(), scale.numpy()
+
+
+def convert_to_integer(model: nn.Module, calib_data, num_batches: int | None = 4, observer: str = "minmax",
+                       batch_size: int = 256) -> IntegerModel:
+    """An ``IntegerModel`` computing ``model`` (LeNet5 / LeNet300100 / SmallVGG or any Sequential of
+    Conv2d, Linear, BatchNorm, ReLU, MaxPool2d, Flatten) with integers only.
+
+    Activation ranges come from ``quantize_static(model, calib_data, observer=observer,
+    num_batches=num_batches)`` (so the hidden layers use exactly its weight codes and activation
+    parameters); the input is the uint8 pixel (scale 1/255, zero point 0); the last Linear is
+    quantized per tensor and returns int32 logits. ``TypeError`` names any unsupported module.
+    Explained in notebooks/04_integer_inference.ipynb.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_modules(model)
+    if num_batches is not None:
+        num_batches = require_int("num_batches", num_batches, 1, None)
+    folded = fold_batchnorm(model)
+    qmodel = quantize_static(folded, calib_data, observer=observer, num_batches=num_batches,
+                             batch_size=batch_size, fold_bn=False)
+    children = [(n, m) for n, m in qmodel.named_children() if type(m) is not nn.Identity]
+    weighted = [i for i, (_, m) in enumerate(children) if isinstance(m, (QuantizedConv2d, QuantizedLinear))]
+    if not weighted or not isinstance(children[weighted[-1]][1], QuantizedLinear) or weighted[-1] != len(children) - 1:
+        raise TypeError("convert_to_integer needs a model that ends with an nn.Linear (the logits layer)")
+
+    sample = next(iter(iter_inputs(calib_data, 1)))[:1]
+    shape = tuple(sample.shape[1:])
+    scale, zp = INPUT_SCALE, INPUT_ZERO_POINT
+    layers: list[IntegerLayer] = []
+    for index, (name, module) in enumerate(children):
+        in_shape = shape
+        if isinstance(module, (QuantizedConv2d, QuantizedLinear)):
+            is_conv = isinstance(module, QuantizedConv2d)
+            last = index == len(children) - 1
+            if last:
+                codes, w_scale = _symmetric_codes(folded.get_submodule(name).weight, per_channel=False)
+            else:
+                codes = module.weight_codes.numpy().astype(np.int8).reshape(module.weight_codes.shape[0], -1)
+                w_scale = np.broadcast_to(module.weight_qparams.scale.double().numpy(),
+                                          (codes.shape[0],)).copy()
+                if int(module.weight_qparams.zero_point.abs().max()) != 0:
+                    raise AssertionError("weights must be symmetric")
+            codes = np.ascontiguousarray(codes.reshape(module.weight_codes.shape))
+            bias = None
+            if module.bias is not None:
+                bias = np.clip(np.rint(module.bias.double().numpy() / (scale * w_scale)),
+                               -(2**31), 2**31 - 1).astype(np.int32)
+            layer = IntegerLayer(name, "conv" if is_conv else "linear", in_scale=scale, in_zero_point=zp,
+                                 weight=codes, weight_scale=w_scale, bias=bias, relu=module.relu)
+            if is_conv:
+                stride, padding = tuple(module.stride), tuple(module.padding)
+                layer.params = {"stride": stride, "padding": padding}
+                layer.packed = kernels.PackedConv2d(codes, bias, stride, padding)
+                kh, kw = codes.shape[2:]
+                shape = (codes.shape[0], (shape[1] + 2 * padding[0] - kh) // stride[0] + 1,
+                         (shape[2] + 2 * padding[1] - kw) // stride[1] + 1)
+            else:
+                layer.packed = kernels.PackedLinear(codes, bias)
+                shape = (codes.shape[0],)
+            if last:
+                layer.kind = "logits"
+                layer.row_sums = codes.astype(np.int32).sum(axis=1).astype(np.int32)
+            else:
+                out_qp = module.output_qparams
+                layer.out_scale, layer.out_zero_point = float(out_qp.scale), int(out_qp.zero_point)
+                layer.multiplier, layer.shift = _multipliers(scale * w_scale / layer.out_scale)
+                scale, zp = layer.out_scale, layer.out_zero_point
+        elif isinstance(module, nn.MaxPool2d):
+            if module.dilation not in (1, (1, 1)) or module.ceil_mode:
+                raise TypeError(f"convert_to_integer: MaxPool2d {name!r} with dilation/ceil_mode is not supported")
+            params = {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding}
+            layer = IntegerLayer(name, "maxpool", params=params)
+            k = kernels.api._pair("k", module.kernel_size, 1)
+            s = k if module.stride is None else kernels.api._pair("s", module.stride, 1)
+            p = kernels.api._pair("p", module.padding, 0)
+            shape = (shape[0], (shape[1] + 2 * p[0] - k[0]) // s[0] + 1, (shape[2] + 2 * p[1] - k[1]) // s[1] + 1)
+        elif isinstance(module, nn.Flatten):
+            layer = IntegerLayer(name, "flatten")
+            shape = (int(np.prod(shape)),)
+        elif isinstance(module, nn.ReLU):
+            layer = IntegerLayer(name, "relu")
+        else:
+            raise TypeError(f"convert_to_integer: layer {name!r} ({type(module).__name__}) is not supported here")
+        if layer.kind in ("maxpool", "flatten", "relu"):
+            layer.in_scale, layer.in_zero_point, layer.out_scale, layer.out_zero_point = scale, zp, scale, zp
+        layer.in_shape, layer.out_shape = in_shape, shape
+        layers.append(layer)
+    return IntegerModel(layers, getattr(model, "arch", type(model).__name__))
+
+
+def evaluate_integer(model: IntegerModel, data, batch_size: int = 512) -> float:
+    """Top-1 accuracy (fraction) of an ``IntegerModel`` on a Dataset / ``(x, y)`` pair of float pixels.
+    Explained in notebooks/04_integer_inference.ipynb."""
+    if not isinstance(model, IntegerModel):
+        raise TypeError(f"model must be an IntegerModel (from convert_to_integer), got {type(model).__name__}")
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+    else:
+        x, y = data.tensors if hasattr(data, "tensors") else (torch.stack([d[0] for d in data]),
+                                                               torch.tensor([int(d[1]) for d in data]))
+    if len(x) == 0:
+        raise ValueError("data must hold at least one sample, got an empty dataset")
+    pixels = to_pixels(x)
+    correct = 0
+    for start in range(0, len(pixels), batch_size):
+        pred = model.forward_uint8(pixels[start:start + batch_size]).argmax(axis=1)
+        correct += int((pred == np.asarray(y[start:start + batch_size])).sum())
+    return correct / len(pixels)
