@@ -3,7 +3,8 @@
 Each check raises a ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, wrong value)
 whose message names the argument and the accepted range, so that a learner who passes ``bits=0``
 reads ``bits must be an integer in [1, 16], got 0`` instead of a stack trace from deep inside torch.
-Only the standard library is used here, so every module (the kernels too) may import it.
+Only the standard library is imported at module level, so every module (the kernels too) may import
+it; ``require_float_tensor`` imports torch when it is called.
 """
 from __future__ import annotations
 
@@ -43,6 +44,21 @@ def require_choice(name: str, value, choices: Iterable):
         valid = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {valid}; got {value!r}")
     return value
+
+
+def require_float_tensor(name: str, x, *, allow_empty: bool = True):
+    """Return ``x`` if it is a finite floating-point ``torch.Tensor`` (non-empty unless allowed)."""
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if not allow_empty and x.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} must contain only finite values (found NaN or Inf)")
+    return x
 
 
 def _range_text(low, high) -> str:

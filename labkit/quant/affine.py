@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_float_tensor, require_int
 
 __all__ = [
     "GRANULARITIES", "SCHEMES", "FLOAT32_EPS", "QParams", "qrange", "storage_dtype",
@@ -106,13 +106,7 @@ def _check_bits(bits) -> int:
 
 
 def _check_tensor(name: str, x) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} must contain only finite values (found NaN or Inf)")
-    return x
+    return require_float_tensor(name, x)
 
 
 def _check_bool(name: str, value) -> bool:

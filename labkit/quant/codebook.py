@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_float_tensor, require_int
 
 INITS = ("linear", "density", "random")
 
@@ -39,15 +39,7 @@ __all__ = [
 
 
 def _check_tensor(name: str, x) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} must contain only finite values (found NaN or Inf)")
-    return x
+    return require_float_tensor(name, x, allow_empty=False)
 
 
 def _check_bits(bits) -> int:

@@ -20,22 +20,14 @@ import math
 
 import torch
 
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_float_tensor, require_int
 
 __all__ = ["pow2_levels", "pow2_quantize", "log_levels", "log_quantize", "uniform_quantize",
            "quantization_error", "compare_quantizers"]
 
 
 def _check_tensor(name: str, x) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} must contain only finite values (found NaN or Inf)")
-    return x
+    return require_float_tensor(name, x, allow_empty=False)
 
 
 def _check_bits(bits) -> int:
