@@ -12,6 +12,10 @@ Weight sharing stores, per layer, a small *codebook* of ``k = 2^b`` float centro
 clustering and only the centroids are fine-tuned: the gradient of a centroid is the sum of the
 gradients of the weights that share it, ``∂L/∂c_k = Σ_{i: idx_i = k} ∂L/∂W_i``.
 
+Bit widths here run from 1 to 8 (``ValueError`` otherwise, unlike the 1–16 of ``affine``): at most
+``2^8 = 256`` codebook entries per layer or sub-space and an index that fits in one byte, which
+covers Deep Compression's choices (8 bits for conv, 5 for fully connected layers).
+
 Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
 """
 from __future__ import annotations
@@ -135,7 +139,7 @@ class WeightSharing(nn.Module):
     ``codebook`` is an ``nn.Parameter [2^bits]``, ``indices`` an int64 buffer of the weight's shape,
     ``bias`` a copy of the layer's bias (frozen during :func:`finetune_codebooks` unless asked).
     The backward of the gather ``codebook[indices]`` sums the weight gradients per cluster, which is
-    Han et al.'s centroid update. With ``keep_zeros`` codebook entry 0 stays exactly 0.
+    Han et al.'s centroid update. With ``keep_zeros`` codebook entry 0 stays exactly 0. ``bits`` in [1, 8].
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
     """
 
@@ -180,7 +184,8 @@ def apply_weight_sharing(model: nn.Module, bits, init: str = "linear", iters: in
     """A deep copy of ``model`` with every Linear / Conv2d replaced by a :class:`WeightSharing` layer.
 
     ``bits`` is an int for every layer, or a ``{layer name: bits}`` mapping (layers left out stay
-    float; Han et al. used 8 bits for conv and 5 for fully connected layers). ``model`` is not changed.
+    float; Han et al. used 8 bits for conv and 5 for fully connected layers), each in [1, 8].
+    ``model`` is not changed.
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
     """
     if not isinstance(model, nn.Module):
@@ -341,6 +346,7 @@ def product_quantize(w: torch.Tensor, sub_dim: int, bits: int, iters: int = 30, 
 def pq_compression_ratio(rows: int, cols: int, sub_dim: int, bits: int, float_bits: int = 32) -> float:
     """``(float_bits · rows · cols) / (float_bits · m · 2^bits · sub_dim + rows · m · bits)``, ``m = cols / sub_dim``.
 
+    ``bits`` in [1, 8].
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
     """
     rows, cols = require_int("rows", rows, 1), require_int("cols", cols, 1)
@@ -354,7 +360,8 @@ def pq_compression_ratio(rows: int, cols: int, sub_dim: int, bits: int, float_bi
 
 # --------------------------------------------------------------------------- storage
 def packed_index_bytes(num_indices: int, bits: int) -> int:
-    """Bytes to store ``num_indices`` indices of ``bits`` bits each back to back: ``⌈n·b / 8⌉``."""
+    """Bytes to store ``num_indices`` indices of ``bits`` bits each back to back: ``⌈n·b / 8⌉``;
+    ``bits`` in [1, 8]."""
     return math.ceil(require_int("num_indices", num_indices, 0) * _check_bits(bits) / 8)
 
 
@@ -362,6 +369,7 @@ def pack_indices(indices: torch.Tensor, bits: int) -> bytes:
     """Pack integer indices in ``[0, 2^bits)`` into bytes, ``bits`` per index, most significant bit first.
 
     ``len(result) == packed_index_bytes(indices.numel(), bits)``; :func:`unpack_indices` inverts it.
+    ``bits`` in [1, 8].
     """
     bits = _check_bits(bits)
     if not isinstance(indices, torch.Tensor) or indices.is_floating_point() or indices.is_complex():
@@ -376,7 +384,7 @@ def pack_indices(indices: torch.Tensor, bits: int) -> bytes:
 
 
 def unpack_indices(data: bytes, bits: int, count: int) -> torch.Tensor:
-    """Inverse of :func:`pack_indices`: the first ``count`` indices, int64 ``[count]``."""
+    """Inverse of :func:`pack_indices`: the first ``count`` indices, int64 ``[count]``; ``bits`` in [1, 8]."""
     bits = _check_bits(bits)
     count = require_int("count", count, 0)
     if not isinstance(data, (bytes, bytearray)):
@@ -390,14 +398,16 @@ def unpack_indices(data: bytes, bits: int, count: int) -> torch.Tensor:
 
 
 def weight_sharing_bytes(num_weights: int, bits: int, codebook_bytes_per_entry: int = 4) -> int:
-    """Bytes of one shared layer: ``2^bits`` codebook entries plus ``⌈n·bits / 8⌉`` packed indices."""
+    """Bytes of one shared layer: ``2^bits`` codebook entries plus ``⌈n·bits / 8⌉`` packed indices;
+    ``bits`` in [1, 8]."""
     num_weights = require_int("num_weights", num_weights, 0)
     entry = require_int("codebook_bytes_per_entry", codebook_bytes_per_entry, 1, 8)
     return 2 ** _check_bits(bits) * entry + packed_index_bytes(num_weights, bits)
 
 
 def weight_sharing_compression_ratio(num_weights: int, bits: int) -> float:
-    """Han et al.'s ratio ``r = 32·n / (n·bits + 32·2^bits)`` against float32 (codebook included)."""
+    """Han et al.'s ratio ``r = 32·n / (n·bits + 32·2^bits)`` against float32 (codebook included);
+    ``bits`` in [1, 8]."""
     num_weights = require_int("num_weights", num_weights, 1)
     return 4 * num_weights / weight_sharing_bytes(num_weights, bits)
 

@@ -29,9 +29,9 @@ import math
 import torch
 from torch import nn
 
-from labkit.quant.affine import QParams, _apply, _check_bits, _check_bool, _check_qparams, qrange
+from labkit.quant.affine import QParams, _apply, _check_axis, _check_bits, _check_bool, _check_qparams, qrange
 from labkit.quant.observers import MovingAverageMinMaxObserver, Observer
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_float_tensor, require_int
 
 __all__ = [
     "STE_MODES", "round_ste", "grad_scale", "fake_quantize_ste", "FakeQuantize", "LSQQuantizer",
@@ -89,11 +89,11 @@ def fake_quantize_ste(x: torch.Tensor, qp: QParams, ste: str = "clipped") -> tor
 
     Forward ``(clamp(round(x/s) + z, qmin, qmax) - z)·s``; backward passes ``∂L/∂x̂`` unchanged
     where ``round(x/s) + z`` lies in ``[qmin, qmax]`` and, with ``ste="clipped"``, 0 outside
-    (``ste="identity"`` passes it everywhere). ``s`` and ``z`` receive no gradient.
+    (``ste="identity"`` passes it everywhere). ``s`` and ``z`` receive no gradient. ``ValueError``
+    if ``x`` holds NaN or Inf (they would pass through the rounding unnoticed).
     Explained in notebooks/05_quantization_aware_training.ipynb.
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}")
+    require_float_tensor("x", x)
     qp = _check_qparams(qp)
     require_choice("ste", ste, STE_MODES)
     return _apply(x, qp, lambda v, s, z: _FakeQuantizeSTE.apply(v, s, z.float(), qp.qmin, qp.qmax,
@@ -160,12 +160,13 @@ class FakeQuantize(nn.Module):
 
 # --------------------------------------------------------------------------- LSQ
 def lsq_init_step(x: torch.Tensor, bits: int, signed: bool, axis: int | None = None) -> torch.Tensor:
-    """LSQ's initial step ``s = 2·mean(|x|) / sqrt(Q_P)`` (per channel along ``axis`` if given).
-    Explained in notebooks/05_quantization_aware_training.ipynb."""
+    """LSQ's initial step ``s = 2·mean(|x|) / sqrt(Q_P)`` (per channel along ``axis`` if given;
+    a negative ``axis`` counts from the end). Explained in notebooks/05_quantization_aware_training.ipynb."""
     qp_max = qrange(bits, signed)[1]
     if axis is None:
         mean_abs = x.detach().abs().mean()
     else:
+        axis = _check_axis(axis, x.dim())
         mean_abs = x.detach().abs().movedim(axis, 0).reshape(x.shape[axis], -1).mean(dim=1)
     return (2 * mean_abs / math.sqrt(max(qp_max, 1))).clamp_min(1e-8)  # Q_P = 0 for 1-bit signed
 
@@ -178,7 +179,9 @@ class LSQQuantizer(nn.Module):
     ``g = 1/sqrt(N·Q_P)`` where ``N`` is the number of values per step (``is_activation=True``:
     per sample). ``signed=None``
     decides from that first tensor (unsigned if it has no negative value). ``[-Q_N, Q_P]`` is the
-    integer range of ``bits`` (e.g. ``[-128, 127]`` or ``[0, 255]``).
+    integer range of ``bits`` (e.g. ``[-128, 127]`` or ``[0, 255]``). ``axis`` in ``[-d, d - 1]`` for
+    inputs with ``d`` dimensions (negative counts from the end, fixed by the first tensor seen);
+    ``ValueError`` for an axis out of range or an input holding NaN/Inf.
     Explained in notebooks/05_quantization_aware_training.ipynb.
     """
 
@@ -189,7 +192,7 @@ class LSQQuantizer(nn.Module):
         if signed is not None:
             _check_bool("signed", signed)
         self.signed = signed
-        self.axis = None if axis is None else require_int("axis", axis, 0, None)
+        self.axis = None if axis is None else require_int("axis", axis)  # range checked against the input
         self.is_activation = _check_bool("is_activation", is_activation)
         if step is not None and signed is None:
             raise ValueError("signed must be given (True or False) together with an explicit step")
@@ -225,6 +228,9 @@ class LSQQuantizer(nn.Module):
         self.initialized.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        require_float_tensor("x", x)
+        if self.axis is not None:  # torch would fail later with a bare IndexError
+            self.axis = _check_axis(self.axis, x.dim())
         if not bool(self.initialized):
             self._initialize(x)
         q_n, q_p = self._range()
@@ -280,6 +286,7 @@ class PACTQuantizer(nn.Module):
         self.alpha.requires_grad_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        require_float_tensor("x", x)  # NaN would slip through clamp and round, Inf set α
         if not bool(self.initialized):
             with torch.no_grad():
                 self.alpha.fill_(max(float(x.max()), 1e-3))

@@ -31,21 +31,52 @@ from labkit.quant.affine import (QParams, _check_bits, _check_bool, _fake_quanti
 __all__ = [
     "LAYER_TYPES", "GRID_PRESERVING", "quantizable_layers", "swap_layers", "replace_modules",
     "weight_qparams", "QuantizedLayer", "QuantizedLinear", "QuantizedConv2d", "quantized_layer",
-    "ObservedLayer", "QATLayer", "DynamicQuantLinear", "check_model",
+    "ObservedLayer", "QATLayer", "DynamicQuantLinear", "check_model", "unsupported_layers",
 ]
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 GRID_PRESERVING = (nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
+# BatchNorm is the only other module with parameters that the flows know: folded into the layer
+# before it, or (fold_bn=False, or no layer before it) kept in float on purpose.
+FOLDABLE_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+_SUPPORTED_TEXT = ("nn.Conv2d and nn.Linear (quantized), nn.BatchNorm1d/nn.BatchNorm2d (folded or kept float), "
+                  "and modules without parameters (activations, pooling, flatten, dropout, containers)")
 
 
 def check_model(model) -> nn.Module:
-    """``TypeError`` unless ``model`` is an ``nn.Module``; ``ValueError`` if it has no Conv2d/Linear."""
+    """``TypeError`` unless ``model`` is an ``nn.Module`` made only of supported modules (see
+    ``unsupported_layers``); ``ValueError`` if it has no Conv2d/Linear."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _require_supported(model)
     if not any(isinstance(m, LAYER_TYPES) for m in model.modules()):
         raise ValueError(f"model must contain at least one nn.Conv2d or nn.Linear layer to quantize; "
                          f"{type(model).__name__} has none")
     return model
+
+
+def unsupported_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every module with parameters of its own that labkit cannot quantize
+    (Conv1d/Conv3d, ConvTranspose*, RNN/LSTM/GRU, Embedding, MultiheadAttention, LayerNorm...):
+    left alone, it would silently stay float in a model reported as quantized. Conv2d/Linear,
+    BatchNorm1d/2d, labkit's own wrappers and parameter-free modules are supported."""
+    return _find_unsupported(model, "")
+
+
+def _find_unsupported(module: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
+    if isinstance(module, LAYER_TYPES + FOLDABLE_NORMS) or _is_wrapper(module):
+        return []  # their children (e.g. a QATLayer's quantizers) belong to them
+    if next(module.parameters(recurse=False), None) is not None:
+        return [(name, module)]
+    return [found for child_name, child in module.named_children()
+            for found in _find_unsupported(child, f"{name}.{child_name}" if name else child_name)]
+
+
+def _require_supported(model: nn.Module) -> None:
+    bad = unsupported_layers(model)
+    if bad:
+        where = ", ".join(f"{name or '<model>'!r} ({type(m).__name__})" for name, m in bad)
+        raise TypeError(f"model contains layers labkit.quant cannot quantize: {where}; supported: {_SUPPORTED_TEXT}")
 
 
 def quantizable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -64,9 +95,11 @@ def swap_layers(model: nn.Module, make: Maker) -> nn.Module:
     ``relu`` is True when the layer is followed by an ``nn.ReLU`` in the same ``nn.Sequential`` (with
     only ``nn.Identity`` — e.g. a folded BatchNorm — in between); that ReLU is then replaced by ``nn.Identity`` (the wrapper applies it). ``quantize_input`` is False
     only when the input is already on a quantization grid (see the module docstring).
+    ``TypeError`` (naming the layer) if ``model`` holds a layer it cannot quantize (``unsupported_layers``).
     """
     if isinstance(model, LAYER_TYPES):
         return make(model, True, False)
+    _require_supported(model)  # the walk below would step over any other weight-bearing layer
     _walk(model, make, on_grid=False)
     return model
 

@@ -12,7 +12,11 @@ dense near zero and sparse in the tails, and power-of-two levels turn every mult
 bit shift. Every quantizer here returns the *dequantized* tensor (same shape and dtype as the input),
 detached from autograd: to train through one, wrap it in a straight-through estimator.
 
-Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
+Bit widths here run from 2 to 8 (``ValueError`` otherwise), unlike the 1–16 of ``affine``: one bit is
+the sign and one code is zero, so 1 bit would leave no magnitude at all; above 8 bits the new
+power-of-two levels are ever tinier halvings and the SQNR no longer grows (:func:`compare_quantizers`).
+
+Explained in notebooks/01_quantization_basics.ipynb
 """
 from __future__ import annotations
 
@@ -44,8 +48,8 @@ def pow2_levels(bits: int, max_exponent: int) -> torch.Tensor:
     """Sorted float32 levels ``{0} ∪ {±2^k : k_max - (2^(b-1) - 2) ≤ k ≤ k_max}`` of :func:`pow2_quantize`.
 
     One bit is the sign and ``2^(b-1)`` magnitude codes remain: one for zero and ``2^(b-1) - 1``
-    exponents, so there are ``2^b - 1`` levels. Explained in
-    notebooks/06_mixed_precision_vector_quantization.ipynb
+    exponents, so there are ``2^b - 1`` levels. ``bits`` in [2, 8]. Explained in
+    notebooks/01_quantization_basics.ipynb
     """
     bits = _check_bits(bits)
     max_exponent = require_int("max_exponent", max_exponent, -126, 127)
@@ -64,7 +68,7 @@ def pow2_quantize(x: torch.Tensor, bits: int = 4, max_exponent: int | None = Non
     (boundary at ``√2·2^k``, Miyashita et al.). Values below half the smallest level become 0, values
     above ``2^k_max`` are clipped to it. Returns a tensor like ``x`` whose non-zero values are exact
     powers of two. ``bits`` in [2, 8].
-    Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
+    Explained in notebooks/01_quantization_basics.ipynb
     """
     _check_tensor("x", x)
     bits = _check_bits(bits)
@@ -86,7 +90,8 @@ def pow2_quantize(x: torch.Tensor, bits: int = 4, max_exponent: int | None = Non
 def log_levels(bits: int, max_value: float, base: float = 2.0) -> torch.Tensor:
     """Sorted float32 levels ``{0} ∪ {±max_value · base^(-j) : j = 0 .. 2^(b-1) - 2}`` of :func:`log_quantize`.
 
-    Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
+    ``bits`` in [2, 8].
+    Explained in notebooks/01_quantization_basics.ipynb
     """
     bits = _check_bits(bits)
     max_value = require_float("max_value", max_value, 0.0, None, low_open=True)
@@ -103,7 +108,7 @@ def log_quantize(x: torch.Tensor, bits: int = 4, base: float = 2.0, max_value: f
     nearest level. ``base=2`` gives the levels of :func:`pow2_quantize` scaled by ``m / 2^k_max``
     (no longer exact powers of two); ``base=√2`` halves the ratio between neighbouring levels
     (finer, narrower range). Returns a tensor like ``x``; ``bits`` in [2, 8].
-    Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
+    Explained in notebooks/01_quantization_basics.ipynb
     """
     _check_tensor("x", x)
     bits = _check_bits(bits)
@@ -120,7 +125,7 @@ def uniform_quantize(x: torch.Tensor, bits: int = 4) -> torch.Tensor:
 
     ``s = max|x| / (2^(b-1) - 1)``: ``2^b - 1`` evenly spaced levels including 0, the baseline
     the non-uniform quantizers are compared with. Returns a tensor like ``x``; ``bits`` in [2, 8].
-    Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
+    Explained in notebooks/01_quantization_basics.ipynb
     """
     _check_tensor("x", x)
     bits = _check_bits(bits)
@@ -138,7 +143,7 @@ def quantization_error(x: torch.Tensor, x_quantized: torch.Tensor) -> dict[str, 
     ``mse = mean (x - q)²``, ``sqnr_db = 10·log10(Σx² / Σ(x - q)²)`` (signal-to-quantization-noise
     ratio, higher is better; ``inf`` when exact), ``max_abs = max |x - q|`` and
     ``rel_error = mean |x - q| / (|x| + eps)`` over non-zero ``x`` (how badly small weights are treated).
-    Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
+    Explained in notebooks/01_quantization_basics.ipynb
     """
     _check_tensor("x", x)
     _check_tensor("x_quantized", x_quantized)
@@ -162,8 +167,8 @@ def compare_quantizers(x: torch.Tensor, bits: int = 4) -> dict[str, dict[str, fl
     """``{"uniform" | "pow2" | "log2" | "log_sqrt2": quantization_error(...)}`` at the same ``bits``.
 
     All four spend ``2^b - 1`` levels (sign, zero and magnitudes), so the comparison is fair in bits.
-    Try it on a Gaussian (``torch.randn``) and a Laplacian tensor.
-    Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
+    Try it on a Gaussian (``torch.randn``) and a Laplacian tensor. ``bits`` in [2, 8].
+    Explained in notebooks/01_quantization_basics.ipynb
     """
     _check_tensor("x", x)
     bits = _check_bits(bits)

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit.quant.affine import QParams, _check_bits, _check_bool, _check_tensor, qparams_from_range, fake_quantize
+from labkit.quant.affine import (QParams, _check_axis, _check_bits, _check_bool, _check_tensor, qparams_from_range,
+                                 fake_quantize)
 from labkit.validate import require_choice, require_float, require_int
 
 __all__ = [
@@ -84,22 +85,21 @@ class MinMaxObserver(Observer):
     """Running ``min`` and ``max`` of everything seen: ``lo = min_t min(x_t)``, ``hi = max_t max(x_t)``.
 
     ``axis=None`` keeps one pair per tensor; ``axis=k`` one pair per index of dimension ``k``
-    (shape ``[C]``, as ``torch.ao``'s PerChannelMinMaxObserver). One outlier stretches the range of
+    (shape ``[C]``, as ``torch.ao``'s PerChannelMinMaxObserver); a negative ``axis`` counts from the
+    end, as in ``affine`` (fixed by the first tensor observed). One outlier stretches the range of
     every other value — the motivation for the other observers. Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
     def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False, axis: int | None = None):
         super().__init__(bits, symmetric, signed)
-        self.axis = None if axis is None else require_int("axis", axis, 0, None)
+        self.axis = None if axis is None else require_int("axis", axis)  # range checked against the input
         self.register_buffer("min_val", torch.tensor(math.inf))
         self.register_buffer("max_val", torch.tensor(-math.inf))
 
     def _batch_minmax(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.axis is None:
             return torch.aminmax(x)
-        if self.axis >= x.dim():
-            raise ValueError(f"axis must be an integer in [0, {x.dim() - 1}] for the observed tensor of shape "
-                             f"{tuple(x.shape)}, got {self.axis}")
+        self.axis = _check_axis(self.axis, x.dim())  # QParams need the non-negative axis
         return torch.aminmax(x.movedim(self.axis, 0).reshape(x.shape[self.axis], -1), dim=1)
 
     def _observe(self, x: torch.Tensor) -> None:
@@ -129,7 +129,7 @@ class PerChannelMinMaxObserver(MinMaxObserver):
     Explained in notebooks/03_post_training_quantization.ipynb."""
 
     def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False, axis: int = 0):
-        super().__init__(bits, symmetric, signed, axis=require_int("axis", axis, 0, None))
+        super().__init__(bits, symmetric, signed, axis=require_int("axis", axis))
 
 
 class MovingAverageMinMaxObserver(MinMaxObserver):

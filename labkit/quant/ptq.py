@@ -182,7 +182,9 @@ def quantize_static(model: nn.Module, calib_data, weight_bits: int = 8, act_bits
     fake-quantized to unsigned ``act_bits`` with the range chosen by ``observer`` (one of
     ``OBSERVERS``: minmax, moving_average, histogram, percentile, mse, entropy) on up to
     ``num_batches`` batches of ``calib_data``. BatchNorms are folded first (``fold_bn``). The result
-    is an ordinary ``nn.Module``: evaluate it with ``labkit.train.evaluate``.
+    is an ordinary ``nn.Module``: evaluate it with ``labkit.train.evaluate``. ``TypeError`` if the model
+    holds a weight-bearing layer other than Conv2d/Linear/BatchNorm (a Conv1d, an LSTM...), which
+    would otherwise stay float without a word.
     Explained in notebooks/03_post_training_quantization.ipynb.
     """
     check_model(model)

@@ -63,7 +63,8 @@ def prepare_qat(model: nn.Module, weight_bits: int = 8, act_bits: int = 8, per_c
     already quantized. ``quantizer``: ``"ste"`` (min/max ranges + straight-through estimator),
     ``"lsq"`` (learned step sizes for weights and activations) or ``"pact"`` (learned clipping
     level for activations after ReLU, STE weights). BN is folded first (see the module docstring).
-    Train the result with ``labkit.train.fit``; then ``convert``.
+    Train the result with ``labkit.train.fit``; then ``convert``. ``TypeError`` if the model holds a
+    weight-bearing layer other than Conv2d/Linear/BatchNorm (a Conv1d, an LSTM...).
     Explained in notebooks/05_quantization_aware_training.ipynb.
     """
     check_model(model)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from labkit.quant import affine
-from labkit.quant.affine import (QParams, dequantize, fake_quantize, grid_levels, mse, qparams_from_range, qrange,
+from labkit.quant.affine import (dequantize, fake_quantize, grid_levels, mse, qparams_from_range, qrange,
                                  quantize, quantize_activation, quantize_tensor, quantize_weight, sqnr_db,
                                  weight_quantization_error)
 
@@ -54,7 +54,7 @@ def test_zero_width_range_uses_eps_not_a_crash():
     assert torch.allclose(dequantize(q, qp), x)
 
 
-@pytest.mark.parametrize("bits", [2, 4, 8, 12, 16])
+@pytest.mark.parametrize("bits", [1, 2, 4, 8, 12, 16])  # 1 bit: two levels, one of them 0
 @pytest.mark.parametrize("granularity", ["tensor", "channel", "group"])
 @pytest.mark.parametrize("symmetric,signed", [(False, False), (True, True), (False, True)])
 def test_round_trip_error_at_most_half_a_step(bits, granularity, symmetric, signed):
@@ -69,6 +69,19 @@ def test_round_trip_error_at_most_half_a_step(bits, granularity, symmetric, sign
         half = affine._broadcast(qp.scale, x, qp) / 2
     assert (err <= half + 1e-6 * x.abs() + 1e-7).all()  # float32 rounding of x/s aside
     assert torch.equal(fake_quantize(x, qp), dequantize(q, qp))
+
+
+@pytest.mark.parametrize("bits", [1, 4, 8])
+def test_per_group_along_axis_1(bits):
+    # [6, 4, 3, 3] with axis=1: 4 channels of 6·3·3 = 54 values, cut into 3 groups of 18
+    x = torch.randn(6, 4, 3, 3, generator=torch.Generator().manual_seed(bits)) * torch.arange(1, 5).reshape(1, 4, 1, 1)
+    q, qp = quantize_tensor(x, bits, symmetric=False, granularity="group", axis=1, group_size=18)
+    assert qp.scale.shape == (4, 3) and qp.axis == 1
+    groups = x.movedim(1, 0).reshape(4, 3, 18)  # each group's own values, in memory order
+    expected = qparams_from_range(groups.amin(dim=2), groups.amax(dim=2), bits)
+    assert torch.equal(qp.scale, expected.scale) and torch.equal(qp.zero_point, expected.zero_point)
+    err = (dequantize(q, qp) - x).movedim(1, 0).reshape(4, 3, 18).abs()
+    assert (err <= qp.scale.unsqueeze(-1) / 2 + 1e-6 * groups.abs() + 1e-7).all()
 
 
 def test_per_channel_axis_other_than_zero():
@@ -215,4 +228,7 @@ def test_wrong_types_are_rejected():
         weight_quantization_error("lenet")
     with pytest.raises(ValueError, match="no nn.Conv2d or nn.Linear"):
         weight_quantization_error(nn.Sequential(nn.ReLU()))
-    assert isinstance(qparams_from_range(0.0, 1.0), QParams)
+    # plain Python ints and 0-d tensors are numbers too: the same parameters as the floats
+    from_ints, from_tensors = qparams_from_range(-1, 3), qparams_from_range(torch.tensor(-1.0), torch.tensor(3.0))
+    assert from_ints.scale.item() == from_tensors.scale.item() == pytest.approx(4 / 255)
+    assert from_ints.zero_point.item() == from_tensors.zero_point.item() == 64

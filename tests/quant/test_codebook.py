@@ -155,3 +155,29 @@ def test_bad_inputs():
         C.pack_indices(torch.tensor([0, 4]), 2)
     with pytest.raises(ValueError, match="no WeightSharing"):
         C.finetune_codebooks(nn.Linear(2, 2), (torch.randn(2, 2), torch.tensor([0, 1])))
+
+
+_W = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+BIT_TAKERS = {  # every public codebook function with a bit width, called with bits=b
+    "kmeans_quantize": lambda b: C.kmeans_quantize(_W, b),
+    "WeightSharing": lambda b: C.WeightSharing(nn.Linear(8, 16), b),
+    "apply_weight_sharing": lambda b: C.apply_weight_sharing(nn.Sequential(nn.Linear(8, 16)), b),
+    "product_quantize": lambda b: C.product_quantize(torch.randn(256, 4), sub_dim=2, bits=b, iters=1),
+    "pq_compression_ratio": lambda b: C.pq_compression_ratio(256, 4, 2, b),
+    "packed_index_bytes": lambda b: C.packed_index_bytes(10, b),
+    "pack_indices": lambda b: C.pack_indices(torch.zeros(3, dtype=torch.int64), b),
+    "unpack_indices": lambda b: C.unpack_indices(bytes(3), b, 3),
+    "weight_sharing_bytes": lambda b: C.weight_sharing_bytes(10, b),
+    "weight_sharing_compression_ratio": lambda b: C.weight_sharing_compression_ratio(10, b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BIT_TAKERS))
+def test_bit_width_range_1_to_8_is_documented_and_named_in_the_error(name):
+    call = BIT_TAKERS[name]
+    assert "[1, 8]" in getattr(C, name).__doc__
+    call(1)  # both ends of the range are accepted
+    call(8)
+    for bits in (0, 9):
+        with pytest.raises(ValueError, match=r"bits must be an integer in \[1, 8\]"):
+            call(bits)

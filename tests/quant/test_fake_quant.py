@@ -149,3 +149,34 @@ def test_bad_arguments_raise():
         FakeQuantize(observer="minmax")
     with pytest.raises(ValueError, match="not seen"):
         LSQQuantizer(bits=4).qparams()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_inputs_are_rejected(bad):
+    x = torch.tensor([0.5, bad, -0.25])
+    with pytest.raises(ValueError, match="x must contain only finite"):
+        fake_quantize_ste(x, qparams_from_range(-1.0, 1.0))
+    with pytest.raises(ValueError, match="x must contain only finite"):
+        LSQQuantizer(bits=4)(x)  # first tensor: would set the step to NaN/Inf
+    with pytest.raises(ValueError, match="x must contain only finite"):
+        LSQQuantizer(bits=4, signed=True, step=0.1)(x)
+    with pytest.raises(ValueError, match="x must contain only finite"):
+        PACTQuantizer(bits=4)(x)
+    with pytest.raises(ValueError, match="x must contain only finite"):
+        PACTQuantizer(bits=4, alpha=1.0)(x)
+
+
+def test_lsq_axis_is_checked_against_the_input_and_may_count_from_the_end():
+    w = torch.randn(4, 6)
+    for bad in (2, -3):
+        with pytest.raises(ValueError, match=r"axis must be an integer in \[-2, 1\]"):
+            LSQQuantizer(bits=4, signed=True, axis=bad)(w)
+        with pytest.raises(ValueError, match=r"axis must be an integer in \[-2, 1\]"):
+            lsq_init_step(w, 4, True, axis=bad)
+    lsq = LSQQuantizer(bits=4, signed=True, axis=-1)
+    out = lsq(w)
+    assert lsq.axis == 1 and lsq.step.shape == (6,) and lsq.qparams().axis == 1
+    reference = LSQQuantizer(bits=4, signed=True, axis=1)
+    assert torch.equal(out, reference(w))
+    with pytest.raises(ValueError, match=r"axis must be an integer in \[-1, 0\]"):
+        lsq(torch.randn(6))  # a later tensor with fewer dimensions: no IndexError from deep inside torch

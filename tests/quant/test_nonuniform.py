@@ -108,3 +108,24 @@ def test_bad_inputs():
         N.log_quantize(x, 4, base=1.0)
     with pytest.raises(ValueError, match="x_quantized must have the shape"):
         N.quantization_error(x, x[:5])
+
+
+BIT_TAKERS = {  # every public function of the module with a bit width, called with bits=b
+    "pow2_levels": lambda b: N.pow2_levels(b, 0),
+    "pow2_quantize": lambda b: N.pow2_quantize(torch.randn(10), b),
+    "log_levels": lambda b: N.log_levels(b, 1.0),
+    "log_quantize": lambda b: N.log_quantize(torch.randn(10), b),
+    "uniform_quantize": lambda b: N.uniform_quantize(torch.randn(10), b),
+    "compare_quantizers": lambda b: N.compare_quantizers(torch.randn(10), b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BIT_TAKERS))
+def test_bit_width_range_2_to_8_is_documented_and_named_in_the_error(name):
+    call = BIT_TAKERS[name]
+    assert "[2, 8]" in getattr(N, name).__doc__
+    call(2)  # both ends of the range are accepted
+    call(8)
+    for bits in (1, 9):
+        with pytest.raises(ValueError, match=r"bits must be an integer in \[2, 8\]"):
+            call(bits)

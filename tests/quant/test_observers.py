@@ -120,6 +120,26 @@ def test_entropy_observer_ranges():
     assert lo.item() == -hi.item() and hi.item() > 1.0
 
 
+def test_entropy_threshold_clips_far_outliers_on_a_hand_worked_histogram():
+    # |x| over [0, 16] in 16 bins of width 1: a core of 1100 values in bins 0-3 with counts
+    # 400, 400, 200, 100 (bin centres 0.5..3.5) and 2 outliers at 16 (last bin). 2 bits, no negative
+    # value → 4 levels, so the candidate thresholds are T = i·1 for i = 4..16 bins (start_bin=1).
+    # - i = 4: each of the 4 chunks is one bin, Q = the core, P = the core + the 2 clipped outliers
+    #   in bin 3 → KL = (102/1102)·ln(1.01815) + (1000/1102)·ln(1100/1102) ≈ 1.7e-5.
+    # - i = 5..15: the clipped outliers land in an empty bin, where Q is 0 → KL = ∞.
+    # - i = 16: chunk 0 (bins 0-3) is flattened to 275 per bin
+    #   → KL = (800·ln(400/275) + 200·ln(200/275) + 100·ln(100/275)) / 1102 ≈ 0.122.
+    # So T = 4: the outliers are clipped, and T is the core's upper edge (3.5 < T <= 4).
+    core = torch.tensor([0.5] * 400 + [1.5] * 400 + [2.5] * 200 + [3.5] * 100)
+    x = torch.cat([core, torch.tensor([16.0, 16.0])])[torch.randperm(1102, generator=torch.Generator().manual_seed(0))]
+    obs = lab.EntropyObserver(bins=16, bits=2, start_bin=1)
+    obs(x)
+    assert obs.histogram.tolist() == [400, 400, 200, 100] + [0] * 11 + [2]
+    lo, hi = obs.range()
+    assert lo.item() == 0.0 and hi.item() == 4.0
+    assert fake_quantize(torch.tensor([16.0]), obs.calculate_qparams()).item() == 4.0  # outliers clipped
+
+
 def test_per_channel_on_any_axis():
     x = torch.randn(2, 3, 4) * torch.tensor([1.0, 10.0, 100.0]).reshape(1, 3, 1)
     obs = lab.MinMaxObserver(axis=1, symmetric=True, signed=True)
@@ -128,6 +148,23 @@ def test_per_channel_on_any_axis():
     assert qp.scale.shape == (3,) and qp.axis == 1
     expected = x.abs().amax(dim=(0, 2)) / 127.5
     assert torch.allclose(qp.scale, expected)
+
+
+@pytest.mark.parametrize("cls", [lab.MinMaxObserver, lab.PerChannelMinMaxObserver, lab.MovingAverageMinMaxObserver])
+def test_negative_axis_counts_from_the_end_as_in_affine(cls):
+    from labkit.quant.affine import quantize_tensor
+
+    x = torch.randn(2, 3, 4) * torch.tensor([1.0, 10.0, 100.0, 1000.0])
+    negative, positive = cls(axis=-1), cls(axis=2)
+    negative(x)
+    positive(x)
+    qp_neg, qp_pos = negative.calculate_qparams(), positive.calculate_qparams()
+    assert qp_neg.axis == 2 and qp_neg.scale.shape == (4,)
+    assert torch.equal(qp_neg.scale, qp_pos.scale) and torch.equal(qp_neg.zero_point, qp_pos.zero_point)
+    _, qp_affine = quantize_tensor(x, granularity="channel", axis=-1)
+    assert torch.equal(qp_neg.scale, qp_affine.scale)
+    with pytest.raises(ValueError, match=r"axis must be an integer in \[-3, 2\]"):
+        cls(axis=-4)(x)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -160,6 +197,8 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="axis"):
         lab.MinMaxObserver(axis=3)(torch.randn(2, 2))
     with pytest.raises(ValueError, match="axis"):
-        lab.MinMaxObserver(axis=-1)
+        lab.MinMaxObserver(axis=-3)(torch.randn(2, 2))  # negative axes are fine, out-of-range ones are not
+    with pytest.raises(TypeError, match="axis"):
+        lab.MinMaxObserver(axis=1.5)
     with pytest.raises(TypeError, match="x"):
         lab.MinMaxObserver()([1.0, 2.0])

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from labkit.quant.affine import fake_quantize
-from labkit.quant.modules import DynamicQuantLinear, QuantizedConv2d, QuantizedLayer, QuantizedLinear, quantized_layer
+from labkit.quant.modules import (DynamicQuantLinear, QuantizedConv2d, QuantizedLinear, quantized_layer,
+                                  unsupported_layers, weight_qparams)
 from labkit.quant.observers import OBSERVERS
 from labkit.quant.ptq import calibrate, conv_bn_pairs, fold_batchnorm, quantize_dynamic, quantize_static
 from labkit.train import evaluate
@@ -114,6 +115,43 @@ def test_static_ptq_on_lenet5_and_a_resnet():
         assert cos > 0.99, name
 
 
+@pytest.mark.parametrize("name", ["lenet300", "lenet5", "vgg", "resnet", "mobilenet"])
+def test_every_zoo_model_is_supported_and_fully_quantized(name):
+    from labkit.models import build
+    model = _randomise_bn(build(name))
+    assert unsupported_layers(model) == []
+    qmodel = quantize_static(model, torch.rand(8, 1, 28, 28), num_batches=1)
+    assert not any(type(m) in (nn.Conv2d, nn.Linear) for m in qmodel.modules())  # no layer left in float
+
+
+@pytest.mark.parametrize("model", [
+    nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 6, 3)),
+    nn.Sequential(nn.Flatten(), nn.Linear(8, 8), nn.Unflatten(1, (1, 8)), nn.Sequential(nn.ConvTranspose1d(1, 1, 1)),
+                  nn.Flatten(), nn.Linear(8, 3)),
+], ids=["conv1d", "nested-convtranspose"])
+def test_quantize_static_refuses_layers_it_would_leave_float(model):
+    x = torch.rand(4, 1, 8)
+    bad = unsupported_layers(model)
+    assert len(bad) == 1
+    name, layer = bad[0]
+    with pytest.raises(TypeError, match=rf"'{name}' \({type(layer).__name__}\).*supported: nn\.Conv2d and nn\.Linear"):
+        quantize_static(model, x)
+
+
+def test_unsupported_layers_names_each_weight_bearing_module_it_cannot_handle():
+    model = nn.Sequential(OrderedDict([
+        ("embed", nn.Embedding(10, 8)), ("rnn", nn.Sequential(nn.LSTM(8, 8))), ("attn", nn.MultiheadAttention(8, 2)),
+        ("conv3d", nn.Conv3d(1, 1, 1)), ("norm", nn.LayerNorm(8)), ("bn", nn.BatchNorm1d(8)), ("act", nn.GELU()),
+        ("pool", nn.AdaptiveAvgPool2d(1)), ("fc", nn.Linear(8, 2))]))
+    assert [(n, type(m).__name__) for n, m in unsupported_layers(model)] == [
+        ("embed", "Embedding"), ("rnn.0", "LSTM"), ("attn", "MultiheadAttention"), ("conv3d", "Conv3d"),
+        ("norm", "LayerNorm")]
+    gru = nn.GRU(2, 2)
+    assert unsupported_layers(gru) == [("", gru)]
+    with pytest.raises(TypeError, match=r"'<model>' \(GRU\)"):
+        quantize_static(gru, torch.rand(4, 2))
+
+
 def test_calibrate_counts_batches_and_accepts_many_data_forms(blobs):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
     x, y = blobs["train"]
@@ -198,4 +236,9 @@ def test_unsupported_layer_types_raise():
         quantized_layer(reflect, weight_qparams(reflect.weight))
     with pytest.raises(TypeError, match="layer"):
         DynamicQuantLinear(nn.Conv2d(1, 1, 1))
-    assert issubclass(QuantizedConv2d, QuantizedLayer)
+    # the supported types are dispatched to the layer that computes their operation
+    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1)
+    qconv = quantized_layer(conv, weight_qparams(conv.weight, bits=16))
+    x = torch.randn(2, 2, 7, 7)
+    assert isinstance(qconv, QuantizedConv2d)
+    assert torch.allclose(qconv(x), conv(x), atol=1e-4)  # 16-bit weights: the float convolution

@@ -28,6 +28,40 @@ def test_prepare_qat_inserts_quantizers_and_folds_bn():
     assert isinstance(qat_layers(pact)[1].output_quant, FakeQuantize)  # logits: no ReLU to clip
 
 
+def _conv_bn_net() -> nn.Sequential:
+    """Conv-BN-ReLU-Linear with non-trivial BN statistics, so that folding BN changes the weights."""
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(OrderedDict([("conv", nn.Conv2d(1, 4, 3)), ("bn", nn.BatchNorm2d(4)), ("relu", nn.ReLU()),
+                                       ("flatten", nn.Flatten()), ("fc", nn.Linear(4 * 6 * 6, 3))]))
+    with torch.no_grad():
+        model.bn.running_mean.copy_(torch.rand(4, generator=g) - 0.5)
+        model.bn.running_var.copy_(torch.rand(4, generator=g) * 2 + 0.2)
+        model.bn.weight.copy_(torch.rand(4, generator=g) + 0.5)
+        model.bn.bias.copy_(torch.rand(4, generator=g) - 0.5)
+    return model.eval()
+
+
+# 16-bit fake quantization is a rounding of about 1e-5 of the range; LSQ's initial step
+# (2·mean|x|/√Q_P) is coarser, so its outputs move by ~1e-3 of the logits
+@pytest.mark.parametrize("quantizer,atol", [("ste", 1e-3), ("lsq", 2e-2), ("pact", 1e-3)])
+@pytest.mark.parametrize("fold_bn", [True, False])
+def test_16_bit_qat_model_computes_the_float_function(quantizer, atol, fold_bn):
+    model = _conv_bn_net()
+    x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    qat = prepare_qat(model, weight_bits=16, act_bits=16, quantizer=quantizer, fold_bn=fold_bn).eval()
+    assert any(isinstance(m, nn.BatchNorm2d) for m in qat.modules()) == (not fold_bn)
+    ref = model(x)
+    assert (qat(x) - ref).abs().max() < atol * ref.abs().max()
+    coarse = prepare_qat(model, weight_bits=2, act_bits=2, quantizer=quantizer, fold_bn=fold_bn).eval()
+    assert (coarse(x) - ref).abs().max() > 10 * atol * ref.abs().max()  # the tolerance does tell bits apart
+
+
+def test_prepare_qat_refuses_layers_it_would_leave_float():
+    model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 6, 3))
+    with pytest.raises(TypeError, match=r"'0' \(Conv1d\).*supported: nn\.Conv2d and nn\.Linear"):
+        prepare_qat(model)
+
+
 def test_qat_at_4_bits_beats_ptq_at_4_bits(trained_mlp, blobs):
     ptq = quantize_static(trained_mlp, blobs["train"][0][:500], weight_bits=4, act_bits=4)
     qat = prepare_qat(trained_mlp, weight_bits=4, act_bits=4)
