@@ -12,6 +12,9 @@ KERNEL_SOURCES := $(wildcard labkit/kernels/src/*.cpp labkit/kernels/src/*.h)
 # A local CPU wheel of torch, where the machine has one, so pip never resolves the CUDA build.
 WHEELS := $(wildcard /opt/wheels)
 PIP := $(PY) -m pip install --disable-pip-version-check $(if $(WHEELS),--find-links $(WHEELS))
+# Without local wheels (a laptop), PyTorch's CPU index: its 2.13.0+cpu sorts above PyPI's 2.13.0,
+# whose Linux wheel pulls in gigabytes of CUDA libraries the lab never uses.
+TORCH_INDEX := $(if $(WHEELS),,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 .PHONY: lab test setup chromium data student strip sanitize bench clean
 
@@ -31,7 +34,7 @@ $(PY):
 
 $(STAMP): requirements.txt requirements-test.txt pyproject.toml setup.py $(KERNEL_SOURCES) | $(PY)
 	$(PIP) --upgrade pip
-	$(PIP) torch==2.13.0
+	$(PIP) $(TORCH_INDEX) torch==2.13.0
 	$(PIP) -r requirements.txt -r requirements-test.txt
 	$(PIP) --no-build-isolation --no-deps -e .
 	touch $(STAMP)

@@ -175,7 +175,7 @@ def load(name: str = "digits", split: str = "train") -> TensorDataset:
     its checksum raises ``ChecksumError`` (a ``ValueError``).
     Explained in notebooks/00_why_compress.ipynb.
     """
-    name, split = _check_name(name), _check_split(split)
+    name, split = dataset_name(name), _check_split(split)
     images, labels = _parsed(name, split, _locate_split(name, split))
     return TensorDataset(images.to(torch.float32).div_(255.0), labels.clone())
 
@@ -188,7 +188,7 @@ def eval_subset(name: str = "digits", n: int = 512, seed: int = 0) -> TensorData
     gets ``n // num_classes`` samples (give or take one) as long as it has that many.
     Explained in notebooks/00_why_compress.ipynb.
     """
-    name = _check_name(name)
+    name = dataset_name(name)
     n = require_int("n", n, low=1)
     seed = require_int("seed", seed, low=0, high=2**32 - 1)
     x, y = load(name, "test").tensors
@@ -201,7 +201,7 @@ def info(name: str) -> dict:
     (samples per split), ``licence``, ``source`` and the original ``files``; reads no file.
     Explained in notebooks/00_why_compress.ipynb.
     """
-    name = _check_name(name)
+    name = dataset_name(name)
     card = CATALOGUE[name]
     return {
         "name": name,
@@ -215,6 +215,11 @@ def info(name: str) -> dict:
     }
 
 
+# The folder above the labkit package: a git checkout when labkit is installed editable (or run
+# from the source tree), site-packages otherwise. A module-level name so tests can move it.
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+
+
 def cache_dir() -> Path:
     """The folder ``download`` writes to: ``$LABKIT_CACHE`` if set, else ``datasets/cache`` of the
     checkout labkit runs from (git-ignored), else ``~/.cache/labkit``. Nothing is created here.
@@ -222,10 +227,15 @@ def cache_dir() -> Path:
     env = os.environ.get("LABKIT_CACHE")
     if env:
         return Path(env).expanduser()
-    checkout_datasets = Path(__file__).resolve().parent.parent / "datasets"
-    if checkout_datasets.is_dir():
-        return checkout_datasets / "cache"
+    if _is_checkout(PACKAGE_PARENT):
+        return PACKAGE_PARENT / "datasets" / "cache"
     return Path.home() / ".cache" / "labkit"
+
+
+def _is_checkout(root: Path) -> bool:
+    """True for labkit's own source tree. A bare ``datasets/`` folder is not enough: installed into
+    site-packages, labkit sits next to Hugging Face's ``datasets`` package, which is no cache."""
+    return all((root / marker).is_file() for marker in ("pyproject.toml", "datasets/README.md"))
 
 
 def download(name: str, root: str | os.PathLike | None = None, progress: bool = True) -> Path:
@@ -236,7 +246,7 @@ def download(name: str, root: str | os.PathLike | None = None, progress: bool = 
     intact are not fetched again. Raises ``ChecksumError`` or ``DownloadError``.
     Explained in notebooks/00_why_compress.ipynb.
     """
-    name = _check_name(name)
+    name = dataset_name(name)
     if name == "digits":
         print("digits ships inside scikit-learn: nothing to download.")
         return _digits_folder()
@@ -259,10 +269,15 @@ def download(name: str, root: str | os.PathLike | None = None, progress: bool = 
 # Argument checks
 # ----------------------------------------------------------------------------------------------
 
-def _check_name(name) -> str:
+def dataset_name(name, argument: str = "name") -> str:
+    """The canonical spelling of a dataset name (``" MNIST "`` → ``"mnist"``), one of ``DATASETS``.
+
+    Raises ``ValueError`` naming ``argument`` and listing the valid names. Every module that takes
+    a dataset name (``zoo`` too) goes through here, so they all accept the same spellings.
+    """
     if isinstance(name, str):
         name = name.strip().lower()
-    return require_choice("name", name, DATASETS)
+    return require_choice(argument, name, DATASETS)
 
 
 def _check_split(split) -> str:

@@ -458,7 +458,19 @@ def _encoding_for(name: str, tensor: torch.Tensor, fmt: str, values_fmt: str) ->
         return "raw:" + str(tensor.dtype).removeprefix("torch.")
     if tensor.dim() < 2 or tensor.numel() == 0:
         return "fp32"
-    return f"{fmt}:{values_fmt}" if fmt in ("bitmask", "csr") else fmt
+    encoding = f"{fmt}:{values_fmt}" if fmt in ("bitmask", "csr") else fmt
+    _check_finite_for_codes(name, tensor, encoding)
+    return encoding
+
+
+def _check_finite_for_codes(name: str, tensor: torch.Tensor, encoding: str) -> None:
+    """Integer codes map ``[min, max]`` onto ``0 … 2^K - 1``: one NaN or Inf makes that range
+    meaningless (numpy would fail with "cannot convert float NaN to integer"), so say which tensor."""
+    integer_codes = encoding.startswith("int") or encoding.endswith(":int8")
+    if integer_codes and not torch.isfinite(tensor).all():
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise ValueError(f"tensor {name!r} holds {bad} NaN or Inf value(s); the {encoding} format needs "
+                         "finite weights to choose its integer range (fp32 and fp16 store them as they are)")
 
 
 def _encode(tensor: torch.Tensor, encoding: str) -> bytes:
@@ -684,15 +696,19 @@ class Report:
         return f"Report({len(self.rows)} rows, {self.totals['params']:,} params, {self.totals['macs']:,} MACs)"
 
 
-def report(model: nn.Module, input_shape, *, with_sizes: bool = True) -> Report:
+def report(model: nn.Module, input_shape=None, *, with_sizes: bool = True) -> Report:
     """Trace ``model`` on one example of ``input_shape`` and tabulate every leaf layer.
 
-    Rows: every leaf module called in the forward pass (activations and pooling too, with 0
-    parameters and 0 MACs) with its output shape (no batch dimension), parameters, effective
+    ``input_shape`` (one example, no batch dimension) defaults to ``(in_channels, image_size,
+    image_size)`` from ``model.config()`` for models built by ``labkit.models.build``; other models
+    must pass it. Rows: every leaf module called in the forward pass (activations and pooling too,
+    with 0 parameters and 0 MACs) with its output shape (no batch dimension), parameters, effective
     non-zeros, MACs (as in ``macs``) and ``fp32_bytes = 4 * params``. Totals come from the whole
     model. ``with_sizes`` adds ``size_report(model)`` (writes one temporary file per format).
     Explained in notebooks/00_why_compress.ipynb.
     """
+    if input_shape is None:
+        input_shape = _configured_input_shape(model)
     rows = []
     for name, module, shape in _trace(model, input_shape):
         if _is_mac_layer(module):
@@ -735,6 +751,16 @@ def _human_bytes(n: int) -> str:
 def _check_module(model) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+
+def _configured_input_shape(model) -> tuple:
+    """``(C, S, S)`` from the ``config()`` that every ``labkit.models`` model records."""
+    _check_module(model)
+    config = model.config() if callable(getattr(model, "config", None)) else {}
+    if not {"in_channels", "image_size"} <= set(config):
+        raise TypeError(f"report() needs input_shape for a {type(model).__name__}, which does not record "
+                        "its input size (only labkit.models do); pass one example's shape, e.g. (1, 28, 28)")
+    return (config["in_channels"], config["image_size"], config["image_size"])
 
 
 def _check_input_shape(input_shape) -> tuple:

@@ -30,10 +30,13 @@ IN_CHANNELS = (1, 3)
 IMAGE_SIZES = (28, 32)
 
 
-def _check_config(in_channels, num_classes, image_size) -> None:
-    require_choice("in_channels", in_channels, IN_CHANNELS)
-    require_int("num_classes", num_classes, 2, 1000)
-    require_choice("image_size", image_size, IMAGE_SIZES)
+def _check_config(in_channels, num_classes, image_size) -> tuple[int, int, int]:
+    """The three sizes as plain ints. ``require_int`` comes first because ``True in (1, 3)`` and
+    ``1.0 in (1, 3)`` are both true in Python, and a float size fails only deep inside torch."""
+    in_channels = require_choice("in_channels", require_int("in_channels", in_channels), IN_CHANNELS)
+    num_classes = require_int("num_classes", num_classes, 2, 1000)
+    image_size = require_choice("image_size", require_int("image_size", image_size), IMAGE_SIZES)
+    return in_channels, num_classes, image_size
 
 
 class _Config:
@@ -74,7 +77,7 @@ class LeNet300100(_Config, _NamedSequential):
     arch = "lenet300"
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28):
-        _check_config(in_channels, num_classes, image_size)
+        in_channels, num_classes, image_size = _check_config(in_channels, num_classes, image_size)
         features = in_channels * image_size * image_size
         super().__init__(OrderedDict([
             ("flatten", nn.Flatten()),
@@ -97,7 +100,7 @@ class LeNet5(_Config, _NamedSequential):
     arch = "lenet5"
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28):
-        _check_config(in_channels, num_classes, image_size)
+        in_channels, num_classes, image_size = _check_config(in_channels, num_classes, image_size)
         pad = (32 - image_size) // 2  # 2 for 28×28, 0 for 32×32: both reach 16×5×5
         super().__init__(OrderedDict([
             ("conv1", nn.Conv2d(in_channels, 6, 5, padding=pad)), ("relu1", nn.ReLU()),
@@ -124,7 +127,7 @@ class SmallVGG(_Config, _NamedSequential):
     widths = (16, 16, 32, 32, 64, 64)
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28):
-        _check_config(in_channels, num_classes, image_size)
+        in_channels, num_classes, image_size = _check_config(in_channels, num_classes, image_size)
         layers, channels = [], in_channels
         for i, width in enumerate(self.widths, start=1):
             layers += [(f"conv{i}", nn.Conv2d(channels, width, 3, padding=1, bias=False)),
@@ -185,7 +188,7 @@ class SmallResNet(_Config, nn.Module):
     widths = (16, 32, 64)
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28):
-        _check_config(in_channels, num_classes, image_size)
+        in_channels, num_classes, image_size = _check_config(in_channels, num_classes, image_size)
         super().__init__()
         w = self.widths
         self.stem = nn.Sequential(OrderedDict([
@@ -235,7 +238,7 @@ class MobileNetSmall(_Config, _NamedSequential):
     blocks = ((32, 2), (64, 1), (64, 2), (128, 1), (128, 2), (256, 1))
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28):
-        _check_config(in_channels, num_classes, image_size)
+        in_channels, num_classes, image_size = _check_config(in_channels, num_classes, image_size)
         layers = [("stem", nn.Sequential(OrderedDict([
             ("conv", nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)),
             ("bn", nn.BatchNorm2d(16)), ("relu", nn.ReLU())])))]

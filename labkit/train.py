@@ -36,15 +36,29 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _as_dataset(data) -> Dataset:
-    """Accept a Dataset, an ``(x, y)`` pair of tensors, or a bare ``x`` tensor."""
+def _as_dataset(data, name: str = "data", *, labelled: bool = False) -> Dataset:
+    """Accept a non-empty Dataset, an ``(x, y)`` pair of tensors, or (unless ``labelled``) a bare ``x``.
+
+    Checked here so that an empty split or a bare ``x`` tensor given to ``fit``/``evaluate`` fails
+    with the argument's name, not with a sampler error or "not enough values to unpack" from torch.
+    """
+    dataset = _wrap(data, name)
+    if len(dataset) == 0:
+        raise ValueError(f"{name} must hold at least one sample, got an empty dataset")
+    if labelled and (not isinstance(dataset[0], (tuple, list)) or len(dataset[0]) != 2):
+        raise TypeError(f"{name} must yield (x, y) pairs: a Dataset of (image, label) or an (x, y) pair "
+                        f"of tensors; a bare x tensor has no labels (use predict for that)")
+    return dataset
+
+
+def _wrap(data, name: str) -> Dataset:
     if isinstance(data, Dataset):
         return data
     if isinstance(data, torch.Tensor):
         return TensorDataset(data)
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         return TensorDataset(*data)
-    raise TypeError(f"data must be a torch Dataset, an (x, y) pair of tensors or an x tensor, "
+    raise TypeError(f"{name} must be a torch Dataset, an (x, y) pair of tensors or an x tensor, "
                     f"got {type(data).__name__}")
 
 
@@ -98,10 +112,13 @@ def fit(model: nn.Module, train_data, *, epochs: int = 5, lr: float = 1e-3, batc
     optimizer step (pruning re-applies its masks there). The shuffle order comes from a generator
     seeded with ``seed``, so equal seeds give equal weights. Returns one dict per epoch:
     ``{"epoch", "loss", "train_acc", "val_acc"}`` (``val_acc`` is None without ``val_data``); the
-    model is left in the train/eval mode it came in. Explained in notebooks/00_why_compress.ipynb.
+    model is left in the train/eval mode it came in. An empty or unlabelled ``train_data`` (or
+    ``val_data``) raises ``ValueError`` / ``TypeError`` naming it. Explained in notebooks/00_why_compress.ipynb.
     """
     _check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
-    dataset, loss_fn = _as_dataset(train_data), loss_fn or F.cross_entropy
+    dataset, loss_fn = _as_dataset(train_data, "train_data", labelled=True), loss_fn or F.cross_entropy
+    if val_data is not None:
+        val_data = _as_dataset(val_data, "val_data", labelled=True)  # fail now, not after an epoch
     loader = _loader(dataset, batch_size, torch.Generator().manual_seed(seed))
     opt = _make_optimizer(model, optimizer, lr, weight_decay)
     total = epochs * len(loader)
@@ -149,32 +166,32 @@ def _train_epoch(model, loader, *, opt, sched, loss_fn, regularizer, after_step,
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data, batch_size: int = 512) -> torch.Tensor:
+def predict(model: nn.Module, data, batch_size: int = 512, progress: bool = False) -> torch.Tensor:
     """Logits float32 ``[N, num_classes]`` for every sample of ``data`` (Dataset, ``(x, y)`` or ``x``).
 
     Runs under ``torch.no_grad()`` in ``model.eval()`` mode (BatchNorm uses its running statistics)
-    and restores the model's previous mode. Explained in notebooks/00_why_compress.ipynb.
+    and restores the model's previous mode; ``progress`` shows a tqdm bar over the batches.
+    Explained in notebooks/00_why_compress.ipynb.
     """
     require_int("batch_size", batch_size, 1, None)
     loader = _loader(_as_dataset(data), batch_size, None)
     was_training, device = model.training, _device(model)
     model.eval()
     try:
-        return torch.cat([model(batch[0].to(device)).float().cpu() for batch in loader])
+        batches = tqdm(loader, desc="predicting", disable=not progress, leave=False)
+        return torch.cat([model(batch[0].to(device)).float().cpu() for batch in batches])
     finally:
         model.train(was_training)
 
 
-def evaluate(model: nn.Module, data, batch_size: int = 512) -> float:
+def evaluate(model: nn.Module, data, batch_size: int = 512, progress: bool = False) -> float:
     """Top-1 accuracy, a float fraction in [0, 1]: ``mean(argmax(model(x)) == y)`` over ``data``.
 
     ``data`` is a Dataset (or ``(x, y)`` pair) of ``x`` float32 ``[N, C, H, W]`` and ``y`` int64
-    ``[N]``; runs under ``torch.no_grad()`` in eval mode and restores the previous mode.
-    Explained in notebooks/00_why_compress.ipynb.
+    ``[N]``; runs under ``torch.no_grad()`` in eval mode and restores the previous mode;
+    ``progress`` shows a tqdm bar over the batches. Explained in notebooks/00_why_compress.ipynb.
     """
-    dataset = _as_dataset(data)
-    if len(dataset) == 0:
-        raise ValueError("data must hold at least one sample, got an empty dataset")
-    logits = predict(model, dataset, batch_size)
+    dataset = _as_dataset(data, labelled=True)
+    logits = predict(model, dataset, batch_size, progress)
     labels = torch.cat([batch[1] for batch in _loader(dataset, 4096, None)])
     return (logits.argmax(1) == labels).float().mean().item()

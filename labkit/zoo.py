@@ -93,7 +93,7 @@ def pretrained(name: str, dataset: str = "digits", *, train_if_missing: bool = T
     ``train_if_missing`` is False. Explained in notebooks/00_why_compress.ipynb.
     """
     name = require_choice("name", name, models.MODEL_NAMES)
-    dataset = require_choice("dataset", dataset, data.DATASETS)
+    dataset = data.dataset_name(dataset, "dataset")  # "DIGITS" works, as in data.load
     key = (name, dataset)
     if key not in _LOADED:
         _LOADED[key] = _find_or_train(name, dataset, train_if_missing, progress)
@@ -104,6 +104,7 @@ def checkpoint_info(name: str, dataset: str = "digits") -> dict:
     """The metadata of the checkpoint ``pretrained(name, dataset)`` returns, without the weights
     (``test_accuracy``, ``recipe``, ``train_seconds``...). Loads or trains it if needed.
     """
+    dataset = data.dataset_name(dataset, "dataset")
     pretrained(name, dataset, progress=False)
     return {k: v for k, v in _LOADED[(name, dataset)].items() if k != "state_dict"}
 
@@ -134,7 +135,7 @@ def train_model(name: str, dataset: str = "digits", recipe: Recipe | None = None
     Explained in notebooks/00_why_compress.ipynb.
     """
     name = require_choice("name", name, models.MODEL_NAMES)
-    dataset = require_choice("dataset", dataset, data.DATASETS)
+    dataset = data.dataset_name(dataset, "dataset")  # "DIGITS" works, as in data.load
     recipe = recipe or recipe_for(name, dataset)
     train_set, test_set = data.load(dataset, "train"), data.load(dataset, "test")
     channels, size = train_set.tensors[0].shape[1], train_set.tensors[0].shape[-1]

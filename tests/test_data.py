@@ -8,6 +8,8 @@ import hashlib
 import io
 import os
 import pickle
+import subprocess
+import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -202,6 +204,30 @@ def test_cache_dir_prefers_the_environment(monkeypatch, tmp_path):
     assert data.cache_dir() == REPO / "datasets" / "cache"  # running from a checkout
 
 
+def fake_install(root: Path, *markers: str) -> Path:
+    """A folder holding a labkit/ package, a datasets/ package and the given marker files."""
+    for folder in ("labkit", "datasets"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "__init__.py").write_text("")
+    for marker in markers:
+        (root / marker).write_text("marker")
+    return root
+
+
+def test_cache_dir_ignores_a_datasets_package_next_to_an_installed_labkit(monkeypatch, tmp_path):
+    # a non-editable install: site-packages holds labkit/ and Hugging Face's datasets/ side by side
+    site = fake_install(tmp_path / "site-packages")
+    monkeypatch.delenv("LABKIT_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(data, "PACKAGE_PARENT", site)
+    assert data.cache_dir() == tmp_path / "home" / ".cache" / "labkit"
+    monkeypatch.setattr(data, "PACKAGE_PARENT", fake_install(tmp_path / "half", "pyproject.toml"))
+    assert data.cache_dir() == tmp_path / "home" / ".cache" / "labkit"
+    checkout = fake_install(tmp_path / "checkout", "pyproject.toml", "datasets/README.md")
+    monkeypatch.setattr(data, "PACKAGE_PARENT", checkout)
+    assert data.cache_dir() == checkout / "datasets" / "cache"
+
+
 # ---------------------------------------------------------------------------------------------
 # IDX reader
 # ---------------------------------------------------------------------------------------------
@@ -248,8 +274,10 @@ def test_a_corrupt_file_in_labkit_data_fails_its_checksum(tmp_path, monkeypatch)
     blob[-9] ^= 0xFF  # same size, different bytes
     path.write_bytes(bytes(blob))
     monkeypatch.setenv("LABKIT_DATA", str(tmp_path))
-    with pytest.raises(data.ChecksumError, match=f"expected {files[1].sha256}"):
+    with pytest.raises(data.ChecksumError, match=f"expected {files[1].sha256}") as caught:
         data.load("mnist", "train")
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert str(path) in str(caught.value) and f"its sha256 is {actual}" in str(caught.value)
 
 
 def test_a_file_of_the_wrong_size_is_skipped_and_reported(tmp_path, monkeypatch):
@@ -275,7 +303,58 @@ def test_missing_files_say_where_to_get_them(tmp_path, monkeypatch, no_network):
             assert hint in message
 
 
-def test_load_never_touches_the_network(no_network):
+def test_importing_labkit_opens_no_socket():
+    # A fresh interpreter, so modules this test session imported earlier do not hide anything.
+    code = """
+import socket
+attempts = []
+
+def refuse(*args, **kwargs):
+    attempts.append(args)
+    raise OSError("network access during import")
+
+class NoSocket(socket.socket):
+    def __init__(self, *args, **kwargs):
+        refuse(*args)
+
+socket.socket, socket.create_connection, socket.getaddrinfo = NoSocket, refuse, refuse
+import labkit, labkit.data, labkit.models, labkit.zoo, labkit.measure
+print("network attempts:", len(attempts))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "network attempts: 0"
+
+
+def test_cache_dir_prefers_the_environment(monkeypatch, tmp_path):
+    assert data.cache_dir() == tmp_path / "cache"
+    monkeypatch.delenv("LABKIT_CACHE")
+    assert data.cache_dir() == REPO / "datasets" / "cache"  # running from a checkout
+
+
+def fake_install(root: Path, *markers: str) -> Path:
+    """A folder holding a labkit/ package, a datasets/ package and the given marker files."""
+    for folder in ("labkit", "datasets"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "__init__.py").write_text("")
+    for marker in markers:
+        (root / marker).write_text("marker")
+    return root
+
+
+def test_cache_dir_ignores_a_datasets_package_next_to_an_installed_labkit(monkeypatch, tmp_path):
+    # a non-editable install: site-packages holds labkit/ and Hugging Face's datasets/ side by side
+    site = fake_install(tmp_path / "site-packages")
+    monkeypatch.delenv("LABKIT_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(data, "PACKAGE_PARENT", site)
+    assert data.cache_dir() == tmp_path / "home" / ".cache" / "labkit"
+    monkeypatch.setattr(data, "PACKAGE_PARENT", fake_install(tmp_path / "half", "pyproject.toml"))
+    assert data.cache_dir() == tmp_path / "home" / ".cache" / "labkit"
+    checkout = fake_install(tmp_path / "checkout", "pyproject.toml", "datasets/README.md")
+    monkeypatch.setattr(data, "PACKAGE_PARENT", checkout)
+    assert data.cache_dir() == checkout / "datasets" / "cache"
+
     assert len(data.load("digits", "train")) == 1438
     with pytest.raises(data.DatasetNotFoundError):
         data.load("mnist")

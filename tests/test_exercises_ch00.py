@@ -74,6 +74,13 @@ def test_int4_bytes_fails_on_wrong_answers(wrong, hint):
 
 
 @pytest.mark.parametrize("check", [ch00.check_fp32_bytes, ch00.check_conv_macs, ch00.check_int4_bytes])
+def test_a_huge_answer_fails_with_a_hint_not_an_overflow(check):
+    with pytest.raises(ExerciseError, match=r"is 1\.00e\+400, expected") as info:
+        check(10**400)  # float(10**400) raises OverflowError
+    assert info.value.hint
+
+
+@pytest.mark.parametrize("check", [ch00.check_fp32_bytes, ch00.check_conv_macs, ch00.check_int4_bytes])
 @pytest.mark.parametrize("placeholder", [None, ...])
 def test_unanswered_exercises_say_so(check, placeholder):
     with pytest.raises(ExerciseError, match="no answer yet"):

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 import torch
+from fractions import Fraction
 from numbers import Integral, Real
 
 from labkit.exercises import (ExerciseError, expect_answered, expect_close, expect_count, expect_equal,
-                              expect_shape, expect_type, passed)
+                              expect_shape, expect_type, passed, whole_number)
 
 
 def test_exercise_error_is_an_assertion_error_with_a_hint():
@@ -88,6 +89,24 @@ def test_expect_count_accepts_whole_numbers_in_any_form():
         expect_count("bytes", "10", 10)
     with pytest.raises(ExerciseError, match="whole number"):
         expect_count("bytes", True, 1)
+
+
+def test_expect_count_survives_answers_too_large_for_a_float():
+    # float(10**400) raises OverflowError; the learner must get an ExerciseError with a hint instead
+    with pytest.raises(ExerciseError, match=r"`bytes` is 1\.00e\+400, expected 10 \(yours is 1\.00e\+399× that\)") as info:
+        expect_count("bytes", 10**400, 10, hint="count again")
+    assert info.value.hint == "count again"
+    with pytest.raises(ExerciseError, match="expected 10"):
+        expect_count("bytes", -10**400, 10)
+    with pytest.raises(ExerciseError, match="whole number"):
+        expect_count("bytes", Fraction(10**400, 3), 10)
+    assert expect_count("bytes", 10**400, 10**400) == 10**400
+
+
+def test_whole_number():
+    assert whole_number(10**400) == 10**400 and whole_number(np.int64(7)) == 7
+    assert whole_number(4.0) == 4 and whole_number(torch.tensor(3.0)) == 3
+    assert [whole_number(v) for v in (4.5, float("inf"), float("nan"), True, "4", None)] == [None] * 6
 
 
 def test_expect_type():

@@ -1,6 +1,7 @@
 """Tests for labkit.measure: counts, MACs, latency, bit packing and bytes on disk per format."""
 import math
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -148,6 +149,28 @@ def test_latency_keys_and_order():
 def test_latency_argument_errors(kwargs, error):
     with pytest.raises(error):
         measure.latency(nn.Linear(2, 2), torch.zeros(1, 2), **kwargs)
+
+
+def test_latency_warmup_calls_are_not_timed():
+    class SlowStart(nn.Module):
+        """Sleeps 0.2 s on its first calls, like a cold cache or a lazily built kernel."""
+
+        def __init__(self, slow_calls):
+            super().__init__()
+            self.slow_calls, self.calls = slow_calls, 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls <= self.slow_calls:
+                time.sleep(0.2)
+            return x
+
+    net = SlowStart(slow_calls=3)
+    result = measure.latency(net, torch.zeros(1), warmup=3, repeats=5)
+    assert net.calls == 3 + 5 and result["repeats"] == 5
+    assert result["p90_ms"] < 100  # no timed call includes a 200 ms warm-up sleep
+    cold = measure.latency(SlowStart(slow_calls=3), torch.zeros(1), warmup=0, repeats=5)
+    assert cold["median_ms"] >= 200  # without warm-up, 3 of the 5 timed calls are slow
 
 
 def test_latency_needs_a_tensor():
@@ -342,6 +365,26 @@ def test_storage_errors(tmp_path):
         load_serialized(tmp_path / "bad.bin")
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("fmt, values_fmt", [("int8", "fp32"), ("int4", "fp32"), ("int1", "fp32"),
+                                             ("bitmask", "int8"), ("csr", "int8")])
+def test_integer_formats_name_the_tensor_with_non_finite_weights(tmp_path, bad, fmt, values_fmt):
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    with torch.no_grad():
+        net[2].weight[1, 1] = bad
+    with pytest.raises(ValueError, match=r"tensor '2\.weight' holds 1 NaN or Inf value"):
+        serialize(net, fmt, tmp_path / "m.bin", values_fmt=values_fmt)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.parametrize("fmt, values_fmt", [("fp32", "fp32"), ("fp16", "fp32"), ("csr", "fp16")])
+def test_float_formats_store_non_finite_weights_as_they_are(tmp_path, fmt, values_fmt):
+    state = {"w": torch.tensor([[1.0, float("nan")], [float("inf"), 0.0]])}
+    serialize(state, fmt, tmp_path / "m.bin", values_fmt=values_fmt)
+    back = load_serialized(tmp_path / "m.bin")["w"]
+    assert back[0, 0] == 1.0 and back[0, 1].isnan() and back[1, 0] == float("inf") and back[1, 1] == 0.0
+
+
 # ---------------------------------------------------------------- report
 
 def test_report_rows_totals_and_rendering():
@@ -360,6 +403,18 @@ def test_report_rows_totals_and_rendering():
     assert "117,600" in text and "6×28×28" in text
     page = rep._repr_html_()
     assert page.startswith('<table class="labkit-report">') and page.count("<tr>") == 8 + 9
+
+
+def test_report_takes_the_input_shape_from_a_labkit_model():
+    from labkit import models
+
+    rgb = models.build("lenet5", in_channels=3, image_size=32)
+    rep = measure.report(rgb, with_sizes=False)
+    assert rep.rows[0]["output_shape"] == (6, 28, 28)           # conv1 5×5, no padding on 32×32
+    assert rep.totals["macs"] == total_macs(rgb, (3, 32, 32))
+    assert measure.report(models.build("lenet300"), with_sizes=False).totals["macs"] == 266_200
+    with pytest.raises(TypeError, match=r"needs input_shape for a Sequential.*\(1, 28, 28\)"):
+        measure.report(small_cnn())
 
 
 def test_report_without_sizes_and_html_escaping():

@@ -1,4 +1,5 @@
 """labkit.models: shapes, parameter counts, named children, the residual add, argument errors."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -114,6 +115,23 @@ def test_mobilenet_depthwise_convs_have_one_group_per_channel():
 def test_bad_arguments_raise_value_error_naming_them(kwargs, word):
     with pytest.raises(ValueError, match=word):
         models.build(**kwargs)
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+@pytest.mark.parametrize("kwargs, word", [({"in_channels": True}, "in_channels"),
+                                          ({"in_channels": 1.0}, "in_channels"),
+                                          ({"image_size": 28.0}, "image_size"),
+                                          ({"num_classes": 10.0}, "num_classes")])
+def test_bools_and_floats_are_not_sizes(name, kwargs, word):
+    # True == 1 and 1.0 == 1 in Python, so a membership test alone would let them through
+    with pytest.raises(TypeError, match=f"{word} must be an integer"):
+        models.build(name, **kwargs)
+
+
+def test_numpy_integer_sizes_become_plain_ints():
+    model = models.build("lenet5", in_channels=np.int64(3), image_size=np.int64(32))
+    assert model.config()["in_channels"] == 3 and type(model.config()["in_channels"]) is int
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
 
 
 def test_unknown_name_lists_valid_names():

@@ -171,6 +171,41 @@ def test_evaluate_rejects_bad_data_and_batch_size():
         train.evaluate(model, TensorDataset(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long)))
 
 
+def test_fit_and_evaluate_need_labels_and_samples():
+    model, ds = tiny_model(), toy_data(n=8)
+    for call, word in ((lambda d: train.fit(model, d, progress=False), "train_data"),
+                       (lambda d: train.fit(model, ds, val_data=d, progress=False), "val_data"),
+                       (lambda d: train.evaluate(model, d), "data")):
+        with pytest.raises(TypeError, match=rf"^{word} must yield \(x, y\) pairs"):
+            call(ds.tensors[0])  # a bare x tensor: fine for predict, but there are no labels
+        with pytest.raises(ValueError, match=rf"^{word} must hold at least one sample"):
+            call(TensorDataset(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long)))
+        with pytest.raises(TypeError, match=rf"^{word} must be a torch Dataset"):
+            call("digits")
+    with pytest.raises(ValueError, match="^data must hold at least one sample"):
+        train.predict(model, torch.zeros(0, 1, 28, 28))
+
+
+def test_fit_shows_a_progress_bar_only_when_asked(capsys):
+    train.fit(tiny_model(), toy_data(n=32), epochs=2, batch_size=16, progress=True)
+    bar = capsys.readouterr().err
+    # tqdm redraws at most every 0.1 s, so only the descriptions and the step total are certain
+    assert "epoch 1/2" in bar and "epoch 2/2" in bar and "/4 [" in bar  # 2 epochs × 2 batches
+    train.fit(tiny_model(), toy_data(n=32), epochs=1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_evaluate_and_predict_show_a_progress_bar_when_asked(capsys):
+    model, ds = tiny_model(), toy_data(n=40)
+    quiet = train.evaluate(model, ds, batch_size=10)
+    assert capsys.readouterr().err == ""
+    assert train.evaluate(model, ds, batch_size=10, progress=True) == quiet
+    bar = capsys.readouterr().err
+    assert "predicting" in bar and "/4 [" in bar  # 40 samples in batches of 10
+    train.predict(model, ds.tensors[0], batch_size=20, progress=True)
+    assert "/2 [" in capsys.readouterr().err
+
+
 def test_set_seed_repeats_initialisation():
     train.set_seed(7)
     a = models.build("lenet5").conv1.weight.clone()

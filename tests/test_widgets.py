@@ -4,6 +4,11 @@ The statistics are checked against torch / scipy as oracles; the explorer throug
 API (``set``, ``figure.data``, ``stats``) and by changing control values as the browser would.
 """
 import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +67,8 @@ def test_weight_statistics_on_numpy_and_constant_tensor():
 def test_weight_statistics_errors():
     with pytest.raises(TypeError, match="tensor"):
         weight_statistics([1.0, 2.0])
+    with pytest.raises(ValueError, match="tensor holds 2 NaN or Inf value"):
+        weight_statistics(torch.tensor([1.0, float("nan"), float("inf")]))
     with pytest.raises(ValueError, match="at least one element"):
         weight_statistics(torch.empty(0, 3))
     with pytest.raises(ValueError, match="near_zero"):
@@ -105,7 +112,6 @@ def test_explorer_builds_on_lenet5():
     assert explorer.stats["layer"] == "0.weight" and explorer.stats["numel"] == 150
     assert explorer.stats["std"] == pytest.approx(weight_statistics(model[0].weight)["std"])
     assert "0.weight" in explorer.readout.value and "150" in explorer.readout.value
-    assert explorer.last_update_ms is not None and explorer.last_update_ms >= 0
     assert explorer.update_count == 1
 
 
@@ -160,6 +166,19 @@ def test_controls_follow_the_conventions():
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.widget.model_id
 
 
+def test_explorer_names_the_layer_with_non_finite_weights():
+    model = lenet5()
+    with torch.no_grad():
+        model[9].weight[0, 0] = float("nan")  # a diverged layer
+    explorer = WeightHistogramExplorer(model)  # the first layer is fine
+    with pytest.raises(ValueError, match="layer '9.weight' holds 1 NaN or Inf value"):
+        explorer.set(layer="9.weight")
+    with torch.no_grad():
+        model[0].weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="layer '0.weight' holds 1 NaN or Inf value"):
+        WeightHistogramExplorer(model)
+
+
 def test_explorer_errors():
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         WeightHistogramExplorer("lenet5")
@@ -196,6 +215,28 @@ def test_factories_set_class_and_release_only_updates():
         css_class("quant", "Bad Name")
 
 
+def test_last_update_ms_times_the_draw():
+    class Slow(Explorer):
+        name = "slow"
+        delay_s = 0.05
+
+        def build_controls(self):
+            return {"x": int_slider(self.name, "x", value=1, min=0, max=10)}
+
+        def build_figure(self):
+            import plotly.graph_objects as go
+            return go.FigureWidget(data=[go.Scatter(x=[], y=[])])
+
+        def draw(self, values):
+            time.sleep(self.delay_s)
+
+    explorer = Slow()
+    assert explorer.last_update_ms >= 50  # the constructor's draw slept 50 ms
+    explorer.delay_s = 0.0
+    explorer.set(x=2)
+    assert explorer.last_update_ms < 50 and explorer.update_count == 2  # the new draw, not the old
+
+
 def test_minimal_subclass():
     class Square(Explorer):
         name = "square"
@@ -216,3 +257,23 @@ def test_minimal_subclass():
     assert explorer.stats == {"square": 4}
     explorer.set(x=3)
     assert explorer.figure.data[0].y == (9,) and explorer.values == {"x": 3}
+
+
+# --- the real-browser harness (tests/browser/conftest.py), collected without a browser -----------
+
+def collect_browser_tests(**env):
+    """``pytest --collect-only`` on the browser tests in a subprocess with ``env`` added; (rc, output)."""
+    repo = Path(__file__).resolve().parent.parent
+    environ = {k: v for k, v in os.environ.items() if k not in ("CI", "LABKIT_SKIP_BROWSER")}
+    result = subprocess.run([sys.executable, "-m", "pytest", "tests/browser/test_00_histogram.py", "-rs",
+                             "--collect-only", "-q", "-p", "no:cacheprovider"], cwd=repo, timeout=120,
+                            capture_output=True, text=True, env={**environ, **env})
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_browser_tests_cannot_be_skipped_in_ci():
+    rc, output = collect_browser_tests(LABKIT_SKIP_BROWSER="1")
+    assert rc == 0, output  # a developer without Chromium may skip them
+    rc, output = collect_browser_tests(LABKIT_SKIP_BROWSER="1", CI="true")
+    assert rc == pytest.ExitCode.USAGE_ERROR, output
+    assert "browser tests must run in CI" in output

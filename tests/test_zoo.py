@@ -116,12 +116,23 @@ def test_pretrained_rejects_unknown_names(kwargs, word):
         zoo.pretrained(**kwargs)
 
 
+def test_dataset_names_are_case_insensitive_as_in_data_load():
+    x = data.load("DIGITS", "test").tensors[0][:4]
+    upper = zoo.pretrained("lenet5", " DIGITS ", train_if_missing=False)
+    assert torch.equal(upper(x), zoo.pretrained("lenet5", "digits", train_if_missing=False)(x))
+    assert zoo.checkpoint_info("lenet5", "Digits")["dataset"] == "digits"
+    with pytest.raises(ValueError, match="dataset must be one of 'digits'"):
+        zoo.train_model("lenet5", "Imagenet")
+
+
 def test_cached_checkpoint_from_an_older_recipe_is_retrained(empty_zoo, monkeypatch):
     monkeypatch.setitem(zoo.RECIPES, ("lenet300", "digits"), zoo.Recipe(epochs=1, batch_size=256))
     zoo.pretrained("lenet300", "digits", progress=False)
     monkeypatch.setattr(zoo, "_LOADED", {})
     monkeypatch.setitem(zoo.RECIPES, ("lenet300", "digits"), zoo.Recipe(epochs=2, batch_size=256))
-    assert zoo.pretrained("lenet300", train_if_missing=False) is not None  # stale but allowed
+    stale = zoo.pretrained("lenet300", train_if_missing=False)  # stale but allowed: the cached weights
+    cached = torch.load(zoo.cache_path("lenet300", "digits"), weights_only=True)
+    assert all(torch.equal(stale.state_dict()[k], v) for k, v in cached["state_dict"].items())
     assert zoo.checkpoint_info("lenet300")["recipe"]["epochs"] == 1
     monkeypatch.setattr(zoo, "_LOADED", {})
     zoo.pretrained("lenet300", "digits", progress=False)

@@ -19,12 +19,13 @@ Chapter modules are named ``labkit/exercises/chNN.py`` after ``notebooks/NN_….
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from numbers import Integral, Number, Real
 
 import numpy as np
 
 __all__ = ["ExerciseError", "expect_answered", "expect_type", "expect_equal", "expect_close",
-           "expect_count", "expect_shape", "passed", "Passed"]
+           "expect_count", "expect_shape", "passed", "Passed", "whole_number"]
 
 
 class ExerciseError(AssertionError):
@@ -119,16 +120,31 @@ def expect_count(name: str, got, expected: int, hint: str | None = None) -> int:
     """Fail unless ``got`` is a whole number (an int, or a float such as ``266_610 * 4.0``) equal to
     ``expected``; return it as an int. Used for counts: parameters, bytes, MACs."""
     expect_answered(name, got, hint)
-    if hasattr(got, "item") and getattr(got, "ndim", 1) == 0:  # numpy / torch scalars
-        got = got.item()
-    if isinstance(got, bool) or not isinstance(got, Real) or not math.isfinite(float(got)) \
-            or not float(got).is_integer():
+    whole = whole_number(got)
+    if whole is None:
         raise ExerciseError(f"`{name}` should be a whole number, got {type(got).__name__} {_short(got)}.", hint)
-    got = int(got)
-    if got != int(expected):
-        ratio = got / expected if expected else float("inf")
-        raise ExerciseError(f"`{name}` is {got:,}, expected {int(expected):,} (yours is {ratio:.3g}× that).", hint)
-    return got
+    if whole != int(expected):
+        raise ExerciseError(f"`{name}` is {_short_int(whole)}, expected {int(expected):,} "
+                            f"(yours is {_ratio_text(whole, int(expected))} that).", hint)
+    return whole
+
+
+def whole_number(value) -> int | None:
+    """``value`` as an int if it is an integer or a whole finite float (Python, numpy or a 0-d torch
+    tensor), else ``None``. Integers are taken as they are: ``float(10**400)`` would overflow, and a
+    learner's huge answer deserves a hint, not an ``OverflowError``.
+    """
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return None
+    if isinstance(value, Integral):
+        return int(value)
+    try:
+        number = float(value)
+    except OverflowError:  # e.g. Fraction(10**400, 3)
+        return None
+    return int(number) if math.isfinite(number) and number.is_integer() else None
 
 
 def expect_shape(name: str, got, shape, hint: str | None = None):
@@ -185,6 +201,18 @@ def _as_array(name: str, value, hint: str | None = None) -> np.ndarray:
 def _same_shape(name: str, got: np.ndarray, expected: np.ndarray, hint: str | None) -> None:
     if got.shape != expected.shape:
         raise ExerciseError(f"`{name}` has shape {got.shape}, expected {expected.shape}.", hint)
+
+
+def _short_int(value: int) -> str:
+    """``1,066,440``; beyond 15 digits ``1.00e+400``, so a runaway answer keeps the message short."""
+    return f"{value:,}" if abs(value) < 10**15 else f"{Decimal(value):.2e}"
+
+
+def _ratio_text(got: int, expected: int) -> str:
+    """``got / expected`` as ``0.25×``, in exact decimal arithmetic (a float overflows past 1e308)."""
+    if expected == 0:
+        return "inf×"
+    return f"{Decimal(got) / Decimal(expected):.3g}×"
 
 
 def _type_name(t) -> str:

@@ -8,22 +8,13 @@ from __future__ import annotations
 import torch
 
 from labkit import models
-from labkit.exercises import expect_answered, expect_count, passed
+from labkit.exercises import expect_answered, expect_count, passed, whole_number
 
 MNIST_SHAPE = (1, 28, 28)
 
 
 def _lenet300_parameter_count() -> int:
     return sum(p.numel() for p in models.build("lenet300").parameters())
-
-
-def _whole(value):
-    """``value`` as an int when it is a whole number, else ``None`` (used only to pick a hint)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number.is_integer() else None
 
 
 def check_fp32_bytes(answer) -> str:
@@ -40,8 +31,8 @@ def check_fp32_bytes(answer) -> str:
             8 * expected: "that is bits; a byte has 8 of them.",
             weights_only: "the biases are parameters too (300 + 100 + 10 of them).",
             expected // 2: "float32 is 4 bytes per value (2 would be float16)."}.get(
-        _whole(answer), "count the weights (in × out) and biases (out) of fc1 784→300, fc2 300→100, "
-                        "fc3 100→10, then multiply by 4 bytes.")
+        whole_number(answer), "count the weights (in × out) and biases (out) of fc1 784→300, fc2 300→100, "
+                               "fc3 100→10, then multiply by 4 bytes.")
     expect_count("fp32_bytes", answer, expected, hint)
     return passed(f"LeNet-300-100 has {params:,} parameters: {expected:,} bytes "
                   f"({expected / 2**20:.2f} MiB) in float32.")
@@ -77,8 +68,8 @@ def check_conv_macs(answer, layer: str = "conv2") -> str:
             c_out * h_out * w_out: "that counts output values; each one needs C_in·kh·kw multiply-accumulates.",
             conv.weight.numel(): "that is the number of weights; each is reused at every output position.",
             2 * expected: "one MAC is one multiply *and* its add; do not count them twice."}.get(
-        _whole(answer), f"MACs = C_out · H_out · W_out · C_in · kh · kw; the layer maps {c_in}×{h_in}×{w_in} "
-                        f"to {c_out}×{h_out}×{w_out} with {kh}×{kw} kernels.")
+        whole_number(answer), f"MACs = C_out · H_out · W_out · C_in · kh · kw; the layer maps {c_in}×{h_in}×{w_in} "
+                               f"to {c_out}×{h_out}×{w_out} with {kh}×{kw} kernels.")
     expect_count("conv_macs", answer, expected, hint)
     return passed(f"LeNet-5 {layer}: {c_out}·{h_out}·{w_out} outputs × {c_in}·{kh}·{kw} = {expected:,} MACs per image.")
 
@@ -106,8 +97,8 @@ def check_int4_bytes(answer) -> str:
                                                                 "codes pack two per byte.",
             8 * expected: "that is bits; a byte has 8 of them.",
             4 * (sum(weights) + sum(biases)): "that is the float32 size; 4-bit codes take 1/8 of it."}.get(
-        _whole(answer), f"weights: {' + '.join(f'{n:,}' for n in weights)} codes of 4 bits; "
-                        f"biases: {sum(biases)} floats; plus 8 bytes of scale and zero point per weight matrix.")
+        whole_number(answer), f"weights: {' + '.join(f'{n:,}' for n in weights)} codes of 4 bits; "
+                               f"biases: {sum(biases)} floats; plus 8 bytes of scale and zero point per weight matrix.")
     expect_count("int4_bytes", answer, expected, hint)
     fp32 = 4 * (sum(weights) + sum(biases))
     return passed(f"int4 LeNet-300-100: {expected:,} bytes of payload, {fp32 / expected:.2f}× smaller "

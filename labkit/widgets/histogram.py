@@ -39,6 +39,7 @@ def weight_statistics(tensor, near_zero: float = 0.01) -> dict:
     near_zero = require_float("near_zero", near_zero, 0.0)
     if values.size == 0:
         raise ValueError(f"tensor must have at least one element, got shape {tuple(values.shape)}")
+    _require_finite("tensor", values)
     flat = values.reshape(-1)
     mean = float(flat.mean())
     std = float(flat.std())
@@ -128,6 +129,7 @@ class WeightHistogramExplorer(Explorer):
     def draw(self, values: dict) -> None:
         weight = self.weights[values["layer"]]()
         flat = weight.to(torch.float64).reshape(-1).cpu().numpy()
+        _require_finite(f"layer {values['layer']!r}", flat)  # numpy's own error names no layer
         counts, edges = np.histogram(flat, bins=values["bins"])
         stats = weight_statistics(weight)
         bar = self.figure.data[0]
@@ -139,6 +141,14 @@ class WeightHistogramExplorer(Explorer):
                                          f"{stats['numel']:,} weights")
         self.stats = {"layer": values["layer"], "bins": values["bins"], **stats}
         self.readout.value = _readout_html(self.stats)
+
+
+def _require_finite(what: str, values: np.ndarray) -> None:
+    """A NaN or Inf (a diverged training run) has no place on a histogram axis: say where it is."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise ValueError(f"{what} holds {int(finite.size - finite.sum())} NaN or Inf value(s) of "
+                         f"{finite.size}; a histogram needs finite weights (did training diverge?)")
 
 
 def _shape_text(shape) -> str:

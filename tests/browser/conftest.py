@@ -13,7 +13,8 @@
   returns the page.
 
 Chromium missing → the tests FAIL saying that ``make test`` installs it, unless
-``LABKIT_SKIP_BROWSER=1`` is set, which skips every browser test explicitly.
+``LABKIT_SKIP_BROWSER=1`` is set, which skips every browser test explicitly — on a developer's
+machine only: where ``CI`` is set (CI services set ``CI=true``) that request is a usage error.
 """
 from __future__ import annotations
 
@@ -48,8 +49,18 @@ LAB_SETTINGS = {
 }
 
 
+def _skip_requested() -> bool:
+    """``LABKIT_SKIP_BROWSER=1``, refused under CI: a skipped harness there would pass unseen."""
+    if os.environ.get("LABKIT_SKIP_BROWSER") != "1":
+        return False
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        raise pytest.UsageError("LABKIT_SKIP_BROWSER=1 is not allowed when CI is set: the real-browser "
+                                "tests must run in CI (`make test` installs Chromium); unset it")
+    return True
+
+
 def pytest_collection_modifyitems(items):
-    skip = os.environ.get("LABKIT_SKIP_BROWSER") == "1"
+    skip = _skip_requested()
     here = Path(__file__).resolve().parent
     for item in items:
         if here in Path(str(item.path)).resolve().parents:
