@@ -162,3 +162,8 @@ def test_ternary_bytes_other_layer_and_bad_layer():
         ch02.check_ternary_layer_bytes(12484.5)
     with pytest.raises(ExerciseError, match="no answer yet"):
         ch02.check_ternary_layer_bytes(None)
+
+
+def test_a_huge_answer_fails_with_an_exercise_error_not_an_overflow():
+    with pytest.raises(ExerciseError):
+        ch02.check_ternary_layer_bytes(10**400)  # float(10**400) raises OverflowError

@@ -92,3 +92,9 @@ def test_huffman_average_of_another_distribution():
     assert ch06.check_huffman_average(1.75, distribution={0: 0.5, 1: 0.25, 2: 0.125, 3: 0.125}).startswith("✅")
     with pytest.raises(ExerciseError):
         ch06.check_huffman_average(2.0, distribution={0: 0.5, 1: 0.25, 2: 0.125, 3: 0.125})
+
+
+@pytest.mark.parametrize("check", [ch06.check_mixed_bytes, ch06.check_pq_ratio, ch06.check_huffman_average])
+def test_a_huge_answer_fails_with_an_exercise_error_not_an_overflow(check):
+    with pytest.raises(ExerciseError):
+        check(10**400)  # float(10**400) raises OverflowError

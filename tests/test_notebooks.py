@@ -26,6 +26,11 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 IDS = [path.stem for path in NOTEBOOKS]
 CELL_TIMEOUT_S = 300
 BUDGET_S = 90  # CONTRIBUTING.md: each notebook <= 90 s on digits, 2 cores (reported, never asserted)
+RSS_LIMIT_MB = 1200  # DESIGN.md: a notebook kernel stays under 1.2 GB resident memory (Binder has 2 GB)
+# Appended to the executed copy (never to the committed notebook): the kernel's peak resident set.
+PEAK_RSS_CELL = ("import resource as _resource\n"
+                 "print('labkit-peak-rss-kb', _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss)")
+MEASURED: dict[str, tuple[float, float]] = {}  # notebook -> (wall s, peak RSS MB), printed at the end
 CHECKER_CALL = re.compile(r"\b(?:labkit\.exercises\.)?(ch\d\d)\.(check_\w+)\s*\(")
 
 
@@ -145,6 +150,14 @@ def execute(nb, kernel_name):
     return time.perf_counter() - start
 
 
+def peak_rss_mb(nb):
+    """The kernel's peak RSS in MB, printed by the PEAK_RSS_CELL appended to ``nb`` (Linux: kB)."""
+    text = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []) if o.get("output_type") == "stream")
+    match = re.search(r"labkit-peak-rss-kb (\d+)", text)
+    assert match, f"the peak-RSS cell printed nothing usable: {text!r}"
+    return int(match.group(1)) / 1024
+
+
 def failing_cell(nb):
     """(index, source, error output) of the first cell whose outputs hold an error, else None."""
     for index, cell in enumerate(nb.cells):
@@ -160,17 +173,21 @@ def test_notebook_executes_top_to_bottom(path, kernel_name, record_property, req
     from nbclient.exceptions import CellExecutionError
 
     nb = read(path)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_RSS_CELL))
     try:
         wall = execute(nb, kernel_name)
     except CellExecutionError as err:
         where = failing_cell(nb)
         header = f"{path.name} failed at cell {where[0]}:\n{where[1]}\n" if where else f"{path.name} failed:\n"
         pytest.fail(header + "-" * 60 + f"\n{err}", pytrace=False)
-    print(f"{path.name}: executed in {wall:.1f} s")
+    rss = peak_rss_mb(nb)
+    print(f"{path.name}: executed in {wall:.1f} s, kernel peak RSS {rss:.0f} MB")
     record_property("wall_time_s", round(wall, 1))
+    record_property("peak_rss_mb", round(rss))
     times = request.config.cache.get("labkit/notebook_wall_time_s", {})
     times[path.name] = round(wall, 1)
     request.config.cache.set("labkit/notebook_wall_time_s", times)
+    MEASURED[path.name] = (wall, rss)
     if wall > BUDGET_S:
         warnings.warn(f"{path.name} took {wall:.0f} s, over the {BUDGET_S} s budget of CONTRIBUTING.md")
     errors = [(i, o) for i, cell in enumerate(nb.cells) for o in cell.get("outputs", [])
@@ -179,6 +196,7 @@ def test_notebook_executes_top_to_bottom(path, kernel_name, record_property, req
     checks = [o for cell in nb.cells for o in cell.get("outputs", [])
               if o.get("output_type") == "stream" and "✅" in o.get("text", "")]
     assert len(checks) >= 2, "every exercise checker should print a ✅ line on the solution"
+    assert rss < RSS_LIMIT_MB, f"{path.name}: the kernel peaked at {rss:.0f} MB, over {RSS_LIMIT_MB} MB"
 
 
 @pytest.mark.slow

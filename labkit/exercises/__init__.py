@@ -109,7 +109,11 @@ def expect_close(name: str, got, expected, rtol: float = 1e-6, atol: float = 0.0
     if isinstance(got, bool) or not isinstance(got, Real):
         raise ExerciseError(f"`{name}` should be a number close to {expected:.6g}, got "
                             f"{type(got).__name__} {_short(got)}.", hint)
-    got_f, exp_f = float(got), float(expected)
+    try:
+        got_f = float(got)
+    except OverflowError:  # an int beyond float range (e.g. 10**400) is certainly not close
+        got_f = math.inf if got > 0 else -math.inf
+    exp_f = float(expected)
     if not (abs(got_f - exp_f) <= atol + rtol * abs(exp_f)):
         raise ExerciseError(f"`{name}` is {got_f:.6g}, expected {exp_f:.6g} "
                             f"(tolerance rtol={rtol:g}, atol={atol:g}).", hint)

@@ -34,7 +34,7 @@ def _as_float(value):
     """``value`` as a Python float when it is a single number (int, float, 0-d/1-element array), else None."""
     try:
         array = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # not a number, or an int too large for a float
         return None
     return float(array.reshape(-1)[0]) if array.size == 1 else None
 

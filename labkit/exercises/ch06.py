@@ -24,19 +24,11 @@ PQ_ROWS, PQ_COLS, PQ_SUB_DIM, PQ_BITS = 784, 300, 4, 4
 DISTRIBUTION = {0: 0.4, 1: 0.2, 2: 0.2, 3: 0.1, 4: 0.1}
 
 
-def _whole(value):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if math.isfinite(number) and number.is_integer() else None
-
-
 def _hint_for(answer, candidates, default: str) -> str:
     """The hint of the first ``(value, hint)`` candidate that ``answer`` equals (to 1e-9), else ``default``."""
     try:
         value = float(answer)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # not a number, or an int too large for a float
         return default
     return next((hint for wrong, hint in candidates if math.isclose(value, wrong, rel_tol=1e-9)), default)
 
@@ -140,7 +132,7 @@ def check_huffman_average(answer, distribution: Mapping[int, float] = DISTRIBUTI
         elif value < entropy - 1e-9:
             hint = (f"no prefix code averages fewer than the entropy H = {entropy:.3f} bits; "
                     "check that the code lengths satisfy Kraft's inequality Σ 2^-len ≤ 1.")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ExerciseError(f"`huffman_average` should be a number (bits per symbol), got {answer!r}.", hint) from None
     expect_close("huffman_average", answer, expected, rtol=1e-6, hint=hint)
     return passed(f"{expected:.2f} bits per symbol, against the entropy H = {entropy:.3f} bits and "

@@ -7,7 +7,6 @@ import pytest
 import browser_helpers as lab
 
 NOTEBOOK = "02_binary_ternary.ipynb"
-EXISTS = (Path(__file__).resolve().parents[2] / "notebooks" / NOTEBOOK).is_file()
 
 
 def readout(root) -> str:
@@ -15,7 +14,6 @@ def readout(root) -> str:
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(not EXISTS, reason="notebook 02 not written yet", run=False, strict=True)
 def test_02_twn_explorer_reacts_to_factor_and_per_channel(run_notebook):
     page = run_notebook(NOTEBOOK)  # also asserts that no output shows a Traceback or an ...Error
     root = lab.explorer(page, "twn")

@@ -14,7 +14,6 @@ import pytest
 import browser_helpers as lab
 
 NOTEBOOK = "03_post_training_quantization.ipynb"
-EXISTS = (Path(__file__).resolve().parents[2] / "notebooks" / NOTEBOOK).is_file()
 TITLE = re.compile(r"(\w+): (\w+), (\d) bits → range \[([-\d.e+]+), ([-\d.e+]+)\], ([\d.]+)% clipped, "
                    r"accuracy ([\d.]+)%")
 
@@ -28,7 +27,6 @@ def parse_title(state) -> dict:
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(not EXISTS, reason="notebook 03 not written yet", run=False, strict=True)
 def test_03_calibration_explorer_reacts_to_observer_bits_and_layer(run_notebook):
     page = run_notebook(NOTEBOOK)  # also asserts that no output shows a Traceback or an ...Error
     root = lab.explorer(page, "calibration")

@@ -7,7 +7,6 @@ import pytest
 import browser_helpers as lab
 
 NOTEBOOK = "05_quantization_aware_training.ipynb"
-EXISTS = (Path(__file__).resolve().parents[2] / "notebooks" / NOTEBOOK).is_file()
 
 
 def title(root) -> str:
@@ -20,7 +19,6 @@ def wait_for_title(page, root, text: str) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(not EXISTS, reason="notebook 05 not written yet", run=False, strict=True)
 def test_05_quantizer_gradient_explorer_reacts(run_notebook):
     page = run_notebook(NOTEBOOK)  # also asserts that no output shows a Traceback or an ...Error
     root = lab.explorer(page, "ste")

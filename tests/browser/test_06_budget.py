@@ -14,7 +14,6 @@ import pytest
 import browser_helpers as lab
 
 NOTEBOOK = "06_mixed_precision_vector_quantization.ipynb"
-EXISTS = (Path(__file__).resolve().parents[2] / "notebooks" / NOTEBOOK).is_file()
 TITLE = re.compile(r"budget ([\d.]+) KiB → ([\d.]+) KiB used, accuracy ([\d.]+)% \((dp|greedy)\)")
 
 
@@ -26,7 +25,6 @@ def parse_title(state) -> dict:
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(not EXISTS, reason="notebook 06 not written yet", run=False, strict=True)
 def test_06_budget_explorer_reacts_to_budget_and_method(run_notebook):
     page = run_notebook(NOTEBOOK)  # also asserts that no output shows a Traceback or an ...Error
     root = lab.explorer(page, "budget")

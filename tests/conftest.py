@@ -1,0 +1,13 @@
+"""Suite-wide reporting: what the notebook runs measured (wall time, kernel peak RSS), at the end of pytest."""
+import sys
+
+
+def pytest_terminal_summary(terminalreporter):
+    notebooks = sys.modules.get("test_notebooks") or sys.modules.get("tests.test_notebooks")
+    measured = getattr(notebooks, "MEASURED", None)
+    if not measured:
+        return
+    terminalreporter.section("labkit notebook measurements (budget: 90 s, 1200 MB each)")
+    for name, (wall, rss) in sorted(measured.items()):
+        terminalreporter.write_line(f"{name:48s} {wall:6.1f} s  {rss:6.0f} MB")
+    terminalreporter.write_line(f"{'all notebooks':48s} {sum(w for w, _ in measured.values()):6.1f} s")
