@@ -1,8 +1,9 @@
 """Build the compiled int8 module `labkit.kernels._int8` (C++17, pybind11, OpenMP).
 
 The kernels pick their SIMD path at run time (see labkit/kernels/src), so nothing here uses
-`-march=native`. If the build fails (no compiler, no OpenMP), labkit still installs and falls back
-to the numpy reference in `labkit.kernels.reference` with one clear warning.
+`-march=native`. If the build with OpenMP fails, it is retried once without (one warning: the
+kernels then run on one thread); if that fails too (no compiler), labkit still installs and falls
+back to the numpy reference in `labkit.kernels.reference` with one clear warning.
 """
 import sys
 
@@ -15,8 +16,11 @@ except ImportError:  # pybind11 missing: install the pure-Python package only
     Pybind11Extension = None
 
 
+OPENMP_FLAG = "-fopenmp"
+
+
 class OptionalBuildExt(build_ext):
-    """Build the extension, but never fail the install because of it."""
+    """Build the extension, with OpenMP if possible, but never fail the install because of it."""
 
     def run(self):
         try:
@@ -26,11 +30,19 @@ class OptionalBuildExt(build_ext):
                   file=sys.stderr)
 
     def build_extension(self, ext):
-        try:
-            super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
-            print(f"WARNING: could not build {ext.name} ({exc}); the numpy reference will be used.",
-                  file=sys.stderr)
+        while True:  # at most twice: with OpenMP, then without
+            try:
+                return super().build_extension(ext)
+            except Exception as exc:  # noqa: BLE001
+                if OPENMP_FLAG not in ext.extra_compile_args + ext.extra_link_args:
+                    print(f"WARNING: could not build {ext.name} ({exc}); the numpy reference will be used.",
+                          file=sys.stderr)
+                    return None
+                # The sources guard every OpenMP call with #ifdef _OPENMP: they build without it.
+                print(f"WARNING: could not build {ext.name} with OpenMP ({exc}); retrying without "
+                      "OpenMP (the kernels will run on one thread).", file=sys.stderr)
+                ext.extra_compile_args = [a for a in ext.extra_compile_args if a != OPENMP_FLAG]
+                ext.extra_link_args = [a for a in ext.extra_link_args if a != OPENMP_FLAG]
 
 
 ext_modules = []
@@ -44,9 +56,10 @@ if Pybind11Extension is not None:
                      ("int8", "dispatch", "conv", "kernels_ref", "kernels_avx2", "kernels_avx512")],
             depends=[f"labkit/kernels/src/{name}.h" for name in ("int8", "driver", "requant")],
             cxx_std=17,
-            extra_compile_args=["-O3", "-fopenmp"],
-            extra_link_args=["-fopenmp"],
+            extra_compile_args=["-O3", OPENMP_FLAG],
+            extra_link_args=[OPENMP_FLAG],
         )
     )
 
-setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})
+if __name__ == "__main__":  # pip and setuptools run this file as __main__; tests import it
+    setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

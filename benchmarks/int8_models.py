@@ -9,6 +9,7 @@ repeats after warm-up.
 
     python benchmarks/int8_models.py [--dataset digits|mnist] [--threads 2] [--repeats 30]
                                      [--models lenet5 lenet300 vgg] [--calib-batches 4]
+    python benchmarks/int8_models.py --quick   # seconds: lenet300 and lenet5, few repeats (smoke test)
 
 MNIST needs the files under ``LABKIT_DATA`` (e.g. ``LABKIT_DATA=/work/shared/data``); a missing MNIST
 checkpoint is trained once and cached by labkit.zoo. Timings depend on the machine and its load.
@@ -34,6 +35,7 @@ from labkit.quant import quantize_static
 from labkit.quant.integer import convert_to_integer, evaluate_integer, to_pixels
 
 MODELS = ("lenet300", "lenet5", "vgg")
+QUICK_MODELS = ["lenet300", "lenet5"]
 
 
 def median_ms(fn, repeats: int, warmup: int = 3, min_seconds: float = 0.2) -> float:
@@ -50,7 +52,7 @@ def median_ms(fn, repeats: int, warmup: int = 3, min_seconds: float = 0.2) -> fl
     return 1e3 * statistics.median(times)
 
 
-def run(name: str, dataset: str, threads: int, repeats: int, calib_batches: int) -> dict:
+def run(name: str, dataset: str, threads: int, repeats: int, calib_batches: int, min_seconds: float) -> dict:
     train_set, test_set = data.load(dataset, "train"), data.load(dataset, "test")
     model = zoo.pretrained(name, dataset).eval()
     fq = quantize_static(model, train_set, num_batches=calib_batches)
@@ -64,8 +66,8 @@ def run(name: str, dataset: str, threads: int, repeats: int, calib_batches: int)
         x = x_all[:batch].contiguous()
         pixels = to_pixels(x)
         with torch.inference_mode():
-            row[f"fp32 b{batch}"] = median_ms(lambda: model(x), repeats)
-        row[f"int b{batch}"] = median_ms(lambda: im.forward_uint8(pixels), repeats)
+            row[f"fp32 b{batch}"] = median_ms(lambda: model(x), repeats, min_seconds=min_seconds)
+        row[f"int b{batch}"] = median_ms(lambda: im.forward_uint8(pixels), repeats, min_seconds=min_seconds)
     return row
 
 
@@ -75,12 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--calib-batches", type=int, default=4)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--models", nargs="+", default=None, choices=MODELS,
+                        help=f"default: {' '.join(MODELS)} ({' '.join(QUICK_MODELS)} with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: lenet300 and lenet5, 3 repeats, 1 calibration batch")
     args = parser.parse_args(argv)
+    if args.models is None:
+        args.models = QUICK_MODELS if args.quick else list(MODELS)
+    repeats, calib_batches = (3, 1) if args.quick else (args.repeats, args.calib_batches)
+    min_seconds = 0.02 if args.quick else 0.2
     torch.manual_seed(0)
     print(f"dataset={args.dataset} threads={args.threads} isa={kernels.isa()} "
           f"(available: {', '.join(kernels.available_isas())}) torch {torch.__version__}")
-    rows = [run(name, args.dataset, args.threads, args.repeats, args.calib_batches) for name in args.models]
+    rows = [run(name, args.dataset, args.threads, repeats, calib_batches, min_seconds) for name in args.models]
     head = (f"{'model':<9} {'fp32 acc':>8} {'fq acc':>8} {'int acc':>8} {'Δ int-fp32':>10} | "
             f"{'fp32 b1':>9} {'int b1':>9} {'×':>5} | {'fp32 b256':>9} {'int b256':>9} {'×':>5}")
     print(head)

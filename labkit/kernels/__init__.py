@@ -9,7 +9,15 @@ exactly the integers that ``labkit.kernels.reference`` computes in readable nump
 - ``qlinear(...)`` / ``PackedLinear(w, bias).forward(x, ...)``: the fused quantized linear layer.
 - ``qconv2d(...)`` / ``PackedConv2d``: NCHW uint8 x OIHW int8 convolution; ``maxpool2d_u8``.
 - ``isa()``, ``available_isas()``, ``set_isa(name)`` (or ``LABKIT_ISA=ref|avx2|avx512vnni`` before
-  import), ``set_num_threads(n)`` / ``get_num_threads()``.
+  import; a path this CPU lacks raises ValueError), ``set_num_threads(n)`` (1 <= n <= 256) /
+  ``get_num_threads()``. The threads come from OpenMP; a build without OpenMP runs on one thread.
+- For tests only: ``LABKIT_HIDE_ISA=avx512vnni,avx2`` (before import) makes the dispatcher treat the
+  listed paths as missing from the CPU, so that refusing a forced path and falling back to a
+  slower one can be tested on any machine.
+
+Arrays are checked where they enter (dtype, shape, C-contiguous; an unaligned one is copied);
+convolution stride and padding are bounded (``api.MAX_STRIDE``, ``api.MAX_PADDING``,
+``api.MAX_IMAGE_BYTES``), so that no argument can make the kernels allocate absurd buffers.
 
 Without the compiled module everything still works, slowly, on the reference (one warning;
 ``isa()`` returns ``"numpy-reference"``). Explained in notebooks/04_integer_inference.ipynb.

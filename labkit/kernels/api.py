@@ -3,7 +3,8 @@
 Every function takes C-contiguous numpy arrays (torch tensors: ``t.numpy()``), checks dtypes,
 shapes and ranges here with messages that name the argument, then calls ``labkit.kernels._int8``
 (which checks again and never crashes the process). Without the compiled module, the same
-functions run ``labkit.kernels.reference`` and one warning says so.
+functions run ``labkit.kernels.reference`` and one warning says so. The limits below are the
+compiled module's too (``labkit/kernels/src/driver.h``).
 Explained in notebooks/04_integer_inference.ipynb.
 """
 from __future__ import annotations
@@ -19,8 +20,12 @@ from labkit.validate import require_choice, require_float, require_int
 from . import reference
 
 KNOWN_ISAS = ("ref", "avx2", "avx512vnni", "amx")
+HIDEABLE_ISAS = KNOWN_ISAS[1:]  # LABKIT_HIDE_ISA (tests only) never hides the scalar fallback
 FALLBACK_ISA = "numpy-reference"
 MAX_K = reference.MAX_K
+MAX_THREADS = 256                # set_num_threads(n): n in [1, MAX_THREADS]
+MAX_STRIDE = MAX_PADDING = MAX_POOL_KERNEL = 2**16
+MAX_IMAGE_BYTES = 2**30          # per image: the padded input, and its im2col patches (1 GiB each)
 
 
 def _load_extension():
@@ -36,6 +41,20 @@ def _load_extension():
 
 
 _ext = _load_extension()
+
+
+def _hidden_isas() -> tuple[str, ...]:
+    """The ISAs named in ``LABKIT_HIDE_ISA=avx512vnni,avx2`` (a test-only switch, read at import by
+    the compiled module too): it treats them as missing from the CPU."""
+    names = tuple(n.strip() for n in os.environ.get("LABKIT_HIDE_ISA", "").split(",") if n.strip())
+    for name in names:
+        if name not in HIDEABLE_ISAS:
+            raise ValueError(f"LABKIT_HIDE_ISA must list names among {', '.join(HIDEABLE_ISAS)} "
+                             f"(ref cannot be hidden), got {name!r}")
+    return names
+
+
+HIDDEN_ISAS = _hidden_isas()
 
 
 # ---- ISA and threads ------------------------------------------------------------------------
@@ -61,37 +80,45 @@ def set_isa(name: str) -> None:
     require_choice("name", name, KNOWN_ISAS)
     if name not in available:
         reason = ("labkit has no AMX kernels" if name == "amx" else
-                  "the compiled module is not built" if _ext is None else "this CPU lacks it")
+                  "the compiled module is not built" if _ext is None else
+                  "hidden by LABKIT_HIDE_ISA" if name in HIDDEN_ISAS else "this CPU lacks it")
         raise ValueError(f"ISA {name!r} is not available ({reason}); available: {', '.join(available)}")
     _ext.set_isa(name)
 
 
 def get_num_threads() -> int:
-    """Threads the kernels use: ``set_num_threads``, else OpenMP's default (OMP_NUM_THREADS/cores)."""
+    """Threads the kernels use: ``set_num_threads``, else OpenMP's default (OMP_NUM_THREADS/cores,
+    at most MAX_THREADS)."""
     return _ext.get_num_threads() if _ext is not None else 1
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n >= 1`` threads in the kernels (like ``torch.set_num_threads``)."""
-    n = require_int("n", n, 1)
+    """Use ``n`` threads in the kernels, ``1 <= n <= MAX_THREADS`` (256), like
+    ``torch.set_num_threads``; an op never starts more threads than it has pieces of work."""
+    n = require_int("n", n, 1, MAX_THREADS)
     if _ext is not None:
         _ext.set_num_threads(n)
 
 
 # ---- argument checks ------------------------------------------------------------------------
-def _require_array(name: str, value, dtype, ndim: int) -> np.ndarray:
+def _require_array(name: str, value, dtype, ndim: int | None) -> np.ndarray:
+    """``value`` if it is a C-contiguous, non-empty ndarray of ``dtype`` with ``ndim`` dimensions
+    (None: at least one). An unaligned one (e.g. numpy.frombuffer at an odd offset) is copied: the
+    compiled module reads int32 through int32 pointers, which must be aligned."""
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of dtype {np.dtype(dtype).name} "
                         f"(torch tensors: pass t.numpy()), got {type(value).__name__}")
     if value.dtype != dtype:
         raise TypeError(f"{name} must have dtype {np.dtype(dtype).name}, got {value.dtype}")
-    if value.ndim != ndim:
+    if ndim is None and value.ndim < 1:
+        raise ValueError(f"{name} must have at least 1 dimension ([..., N]), got shape {value.shape}")
+    if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {value.shape}")
     if not value.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray), got strides {value.strides}")
     if value.size == 0:
         raise ValueError(f"{name} must not have a zero-size dimension, got shape {value.shape}")
-    return value
+    return value if value.flags.aligned else value.copy()
 
 
 def _require_k(k: int, what: str) -> None:
@@ -110,7 +137,7 @@ def _per_channel(name: str, value, n: int, low: int, high: int) -> np.ndarray:
         if value.min() < low or value.max() > high:
             bad = value[(value < low) | (value > high)][0]
             raise ValueError(f"{name} must be in [{low}, {high}], got an entry {bad}")
-        return np.ascontiguousarray(value, dtype=np.int32)
+        return np.require(value, np.int32, ["C_CONTIGUOUS", "ALIGNED"])  # copies only if needed
     if isinstance(value, np.ndarray):
         value = value.item()
     return np.full(n, require_int(name, value, low, high), dtype=np.int32)
@@ -125,12 +152,13 @@ def _requant_args(multiplier, shift, out_zero_point, relu, n):
     return multiplier, shift, out_zero_point, bool(relu)
 
 
-def _pair(name: str, value, low: int) -> tuple[int, int]:
+def _pair(name: str, value, low: int, high: int | None = None) -> tuple[int, int]:
+    """An int or a pair of ints (height, width), each in [low, high]."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        return require_int(name, value[0], low), require_int(name, value[1], low)
-    value = require_int(name, value, low)
+        return require_int(name, value[0], low, high), require_int(name, value[1], low, high)
+    value = require_int(name, value, low, high)
     return value, value
 
 
@@ -171,14 +199,11 @@ def requantize(acc: np.ndarray, multiplier, shift, out_zero_point: int, relu: bo
     TFLite's two roundings; ``multiplier``/``shift`` are scalars or one per column (the last axis);
     with ``relu`` the lower clamp is ``out_zero_point`` (reference.py, step 4).
     Explained in notebooks/04_integer_inference.ipynb."""
-    if isinstance(acc, np.ndarray) and acc.ndim != 2 and acc.ndim >= 1 and acc.size and acc.flags.c_contiguous:
-        rows = acc.reshape(-1, acc.shape[-1])
-        return requantize(rows, multiplier, shift, out_zero_point, relu).reshape(acc.shape)
-    acc = _require_array("acc", acc, np.int32, 2)
-    multiplier, shift, out_zero_point, relu = _requant_args(multiplier, shift, out_zero_point, relu, acc.shape[1])
-    if _ext is not None:
-        return _ext.requantize(acc, multiplier, shift, out_zero_point, relu)
-    return reference.requantize(acc, multiplier, shift, out_zero_point, relu)
+    acc = _require_array("acc", acc, np.int32, None)
+    rows = acc.reshape(-1, acc.shape[-1])  # a view: acc is C-contiguous
+    args = _requant_args(multiplier, shift, out_zero_point, relu, rows.shape[1])
+    out = _ext.requantize(rows, *args) if _ext is not None else reference.requantize(rows, *args)
+    return out.reshape(acc.shape)
 
 
 class PackedLinear:
@@ -230,35 +255,57 @@ def qlinear(x: np.ndarray, x_zero_point: int, w: np.ndarray, bias, multiplier, s
     return PackedLinear(w, bias).forward(x, x_zero_point, multiplier, shift, out_zero_point, relu)
 
 
+def _check_image_buffers(shape, kernel, stride, padding) -> None:
+    """The work buffers of one image of a convolution (conv.cpp), each within MAX_IMAGE_BYTES: the
+    padded image C*(H+2*pad_h)*(W+2*pad_w) and its im2col patches OH*OW*C*KH*KW (bytes). Checked
+    before anything is allocated, so that no padding or stride can ask for absurd memory."""
+    channels, height, width = shape[1:]
+    out_h, out_w = (reference.conv_output_size(*axis) for axis in zip((height, width), kernel, stride, padding))
+    padded = channels * (height + 2 * padding[0]) * (width + 2 * padding[1])
+    patches = out_h * out_w * channels * kernel[0] * kernel[1]
+    for what, size in (("the padded image (C*(H+2*padding)*(W+2*padding) bytes)", padded),
+                       ("one image's im2col patches (OH*OW*C*KH*KW bytes)", patches)):
+        if size > MAX_IMAGE_BYTES:
+            raise ValueError(f"{what} would need {size} bytes, more than {MAX_IMAGE_BYTES} (1 GiB): use less "
+                             f"padding (got {tuple(padding)}) or a smaller image (got shape {tuple(shape)})")
+
+
 class PackedConv2d:
     """A quantized 2-D convolution, weights packed once. Layout: input NCHW uint8, weights OIHW
     int8 (symmetric, per-output-channel scales), bias int32 [O] or None, output NCHW uint8
     [B, O, OH, OW]; ``OH = (H + 2*pad - KH) // stride + 1``. Computed as im2col (padding filled with
     the input zero point) times the weights on the GEMM micro-kernel, requantization fused
-    (reference.py, step 5). No groups or dilation. Explained in notebooks/04_integer_inference.ipynb."""
+    (reference.py, step 5). No groups or dilation. ``stride`` in [1, 65536], ``padding`` in
+    [0, 65536], and per image both the padded input and its im2col patches (OH*OW rows of C*KH*KW
+    bytes) within MAX_IMAGE_BYTES (1 GiB). Explained in notebooks/04_integer_inference.ipynb."""
 
     def __init__(self, w: np.ndarray, bias: np.ndarray | None = None, stride=1, padding=0):
         w = _require_array("w", w, np.int8, 4)
         self.out_channels, self.in_channels, self.kernel_h, self.kernel_w = w.shape
         _require_k(self.in_channels * self.kernel_h * self.kernel_w, "C*KH*KW")
-        self.stride = _pair("stride", stride, 1)
-        self.padding = _pair("padding", padding, 0)
+        self.stride = _pair("stride", stride, 1, MAX_STRIDE)
+        self.padding = _pair("padding", padding, 0, MAX_PADDING)
         bias = _bias(bias, self.out_channels)
         if _ext is not None:
             self._packed = _ext.PackedConv2d(w, bias, *self.stride, *self.padding)
         else:
             self._w, self._bias = w.copy(), None if bias is None else bias.copy()
 
-    def forward(self, x: np.ndarray, x_zero_point: int, multiplier, shift, out_zero_point: int,
-                relu: bool = False) -> np.ndarray:
-        """uint8 [B, O, OH, OW] for x uint8 [B, C, H, W]."""
+    def _check_x(self, x) -> np.ndarray:
         x = _require_array("x", x, np.uint8, 4)
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x has {x.shape[1]} channels (shape {x.shape}) but w expects {self.in_channels}")
-        for size, kernel, pad, axis in ((x.shape[2], self.kernel_h, self.padding[0], "height"),
-                                        (x.shape[3], self.kernel_w, self.padding[1], "width")):
-            if size + 2 * pad < kernel:
-                raise ValueError(f"x {axis} {size} + 2*padding {pad} is smaller than the kernel {kernel}")
+        kernel = (self.kernel_h, self.kernel_w)
+        for size, k, pad, axis in zip(x.shape[2:], kernel, self.padding, ("height", "width")):
+            if size + 2 * pad < k:
+                raise ValueError(f"x {axis} {size} + 2*padding {pad} is smaller than the kernel {k}")
+        _check_image_buffers(x.shape, kernel, self.stride, self.padding)
+        return x
+
+    def forward(self, x: np.ndarray, x_zero_point: int, multiplier, shift, out_zero_point: int,
+                relu: bool = False) -> np.ndarray:
+        """uint8 [B, O, OH, OW] for x uint8 [B, C, H, W]."""
+        x = self._check_x(x)
         x_zero_point = require_int("x_zero_point", x_zero_point, 0, 255)
         args = _requant_args(multiplier, shift, out_zero_point, relu, self.out_channels)
         if _ext is not None:
@@ -279,12 +326,12 @@ def qconv2d(x: np.ndarray, x_zero_point: int, w: np.ndarray, bias, multiplier, s
 
 
 def maxpool2d_u8(x: np.ndarray, kernel_size=2, stride=None, padding=0) -> np.ndarray:
-    """Max pooling of uint8 NCHW codes [B, C, H, W] -> [B, C, OH, OW], ``stride`` defaulting to
-    ``kernel_size``, ``padding <= kernel_size // 2`` (padded cells never win, as in torch).
-    Explained in notebooks/04_integer_inference.ipynb."""
+    """Max pooling of uint8 NCHW codes [B, C, H, W] -> [B, C, OH, OW], ``kernel_size`` and ``stride``
+    (default: ``kernel_size``) in [1, 65536], ``padding <= kernel_size // 2`` (padded cells never
+    win, as in torch). Explained in notebooks/04_integer_inference.ipynb."""
     x = _require_array("x", x, np.uint8, 4)
-    kernel = _pair("kernel_size", kernel_size, 1)
-    stride = kernel if stride is None else _pair("stride", stride, 1)
+    kernel = _pair("kernel_size", kernel_size, 1, MAX_POOL_KERNEL)
+    stride = kernel if stride is None else _pair("stride", stride, 1, MAX_STRIDE)
     padding = _pair("padding", padding, 0)
     for k, p, size, axis in zip(kernel, padding, x.shape[2:], ("height", "width")):
         if 2 * p > k:

@@ -71,11 +71,7 @@ class IntegerLayer:
             return self.packed.forward(x, self.in_zero_point, self.multiplier, self.shift,
                                        self.out_zero_point, self.relu)
         if self.kind == "logits":
-            acc = self.packed.gemm(x)                       # Σ x·w (raw bytes)
-            acc -= np.int32(self.in_zero_point) * self.row_sums  # − z_x Σ w (precomputed)
-            if self.bias is not None:
-                acc += self.bias
-            return acc
+            return self._logits(self.packed.gemm(x))
         if self.kind == "maxpool":
             return kernels.maxpool2d_u8(x, **self.params)
         if self.kind == "flatten":
@@ -83,6 +79,15 @@ class IntegerLayer:
         if self.kind == "relu":
             return np.maximum(x, np.uint8(self.in_zero_point))
         raise AssertionError(self.kind)
+
+    def _logits(self, sums: np.ndarray) -> np.ndarray:
+        """int32 logits from the raw products ``sums = Σ x·w``: ``sums − z_x Σ w + bias``, computed in
+        int64 and saturated to int32 as labkit.kernels.reference.qlinear does (int32 arithmetic
+        would wrap around; only an absurd bias can reach the limits)."""
+        acc = sums.astype(np.int64) - np.int64(self.in_zero_point) * self.row_sums.astype(np.int64)
+        if self.bias is not None:
+            acc += self.bias.astype(np.int64)
+        return np.clip(acc, kernels.reference.INT32_MIN, kernels.reference.INT32_MAX).astype(np.int32)
 
     def _run_reference(self, x: np.ndarray) -> np.ndarray:
         ref = kernels.reference
@@ -93,11 +98,7 @@ class IntegerLayer:
             return ref.qlinear(x, self.in_zero_point, self.weight, self.bias, self.multiplier, self.shift,
                                self.out_zero_point, self.relu)
         if self.kind == "logits":
-            acc = ref.gemm_u8s8s32(x, self.weight).astype(np.int64)
-            acc -= self.in_zero_point * self.weight.astype(np.int64).sum(axis=1)
-            if self.bias is not None:
-                acc += self.bias
-            return acc.astype(np.int32)
+            return self._logits(ref.gemm_u8s8s32(x, self.weight))
         if self.kind == "maxpool":
             k = kernels.api._pair("kernel_size", self.params["kernel_size"], 1)
             s = k if self.params["stride"] is None else kernels.api._pair("stride", self.params["stride"], 1)

@@ -1,7 +1,6 @@
 """ISA selection (set_isa, LABKIT_ISA), thread count, and the numpy fallback with one warning."""
 import importlib
 import os
-import subprocess
 import sys
 import warnings
 
@@ -37,12 +36,7 @@ def test_unavailable_isas_are_refused():
                 kernels.set_isa(name)
 
 
-def run_python(code: str, **env):
-    environment = {**os.environ, **env}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=120)
-
-
-def test_environment_variable_forces_and_refuses():
+def test_environment_variable_forces_and_refuses(run_python):
     result = run_python("import labkit.kernels as k; print(k.isa())", LABKIT_ISA="amx")
     assert result.returncode != 0 and "ValueError" in result.stderr and "LABKIT_ISA='amx'" in result.stderr
     if api._ext is not None:
@@ -50,13 +44,52 @@ def test_environment_variable_forces_and_refuses():
         assert result.returncode == 0 and result.stdout.strip() == "ref"
 
 
+needs_ext = pytest.mark.skipif(api._ext is None, reason="compiled module not built")
+SHOW_ISAS = "import labkit.kernels as k; print(k.isa(), ','.join(k.available_isas()))"
+
+
+@needs_ext
+def test_hidden_isas_fall_back_and_are_refused(run_python):
+    """LABKIT_HIDE_ISA (tests only) makes any CPU look like one without AVX2 / AVX-512 VNNI."""
+    hidden = run_python(SHOW_ISAS, LABKIT_HIDE_ISA="avx512vnni, avx2", LABKIT_ISA=None)
+    assert hidden.returncode == 0, hidden.stderr
+    assert hidden.stdout.split() == ["ref", "ref"]
+    forced = run_python(SHOW_ISAS, LABKIT_HIDE_ISA="avx512vnni,avx2", LABKIT_ISA="avx512vnni")
+    assert forced.returncode != 0
+    assert "ValueError: LABKIT_ISA='avx512vnni'" in forced.stderr and "hidden by LABKIT_HIDE_ISA" in forced.stderr
+    at_run_time = run_python("import labkit.kernels as k\n"
+                             "for call in (lambda: k.set_isa('avx2'), lambda: k.api._ext.set_isa('avx2')):\n"
+                             "    try:\n        call()\n    except ValueError as e:\n        print(e)\n",
+                             LABKIT_HIDE_ISA="avx2,avx512vnni", LABKIT_ISA=None)
+    assert at_run_time.returncode == 0 and at_run_time.stdout.count("hidden by LABKIT_HIDE_ISA") == 2
+
+
+@needs_ext
+def test_hiding_the_fastest_isa_falls_back_to_the_next(run_python):
+    cpu = run_python(SHOW_ISAS, LABKIT_HIDE_ISA=None, LABKIT_ISA=None).stdout.split()[1].split(",")
+    if len(cpu) < 2:
+        pytest.skip("this CPU has only the scalar path")
+    result = run_python(SHOW_ISAS, LABKIT_HIDE_ISA=cpu[-1], LABKIT_ISA=None)
+    assert result.stdout.split() == [cpu[-2], ",".join(cpu[:-1])]
+
+
+def test_hiding_an_unknown_isa_is_refused(run_python):
+    for value in ("sse9", "ref"):
+        result = run_python(SHOW_ISAS, LABKIT_HIDE_ISA=value)
+        assert result.returncode != 0 and "LABKIT_HIDE_ISA must list names" in result.stderr
+
+
 def test_set_num_threads():
     previous = kernels.get_num_threads()
     try:
         kernels.set_num_threads(1)
         assert kernels.get_num_threads() == 1
+        kernels.set_num_threads(api.MAX_THREADS)
+        assert kernels.get_num_threads() in (api.MAX_THREADS, 1)  # 1: numpy reference
         with pytest.raises(TypeError):
             kernels.set_num_threads(1.5)
+        with pytest.raises(ValueError, match=r"n must be an integer in \[1, 256\], got 257"):
+            kernels.set_num_threads(api.MAX_THREADS + 1)
     finally:
         kernels.set_num_threads(previous)
 

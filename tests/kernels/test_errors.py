@@ -73,8 +73,21 @@ BAD_CALLS = [
     (ValueError, "kernel_size", lambda: kernels.maxpool2d_u8(X4, 0)),
     (ValueError, "smaller than the kernel", lambda: kernels.maxpool2d_u8(X4, 7)),
     (TypeError, "x must have dtype uint8", lambda: kernels.maxpool2d_u8(X4.astype(np.int8))),
+    (ValueError, r"kernel_size must be an integer in \[1, 65536\]", lambda: kernels.maxpool2d_u8(X4, 2**16 + 1)),
+    (ValueError, r"stride must be an integer in \[1, 65536\]", lambda: kernels.maxpool2d_u8(X4, 2, 2**16 + 1)),
+    # absurd stride / padding: bounded before any buffer is allocated
+    (ValueError, r"stride must be an integer in \[1, 65536\]", lambda: conv(stride=10**9)),
+    (ValueError, r"padding must be an integer in \[0, 65536\]", lambda: conv(padding=10**8)),
+    (ValueError, r"padding must be an integer in \[0, 65536\]", lambda: conv(padding=(1, 2**16 + 1))),
+    (ValueError, r"padded image .*\(1 GiB\)", lambda: conv(padding=2**15)),
+    (ValueError, r"im2col patches .*\(1 GiB\)", lambda: conv(x=np.zeros((1, 1, 256, 256), np.uint8),
+                                                         w=np.zeros((1, 1, 256, 256), np.int8), padding=64)),
+    # requantize takes [..., N]: the messages say so
+    (ValueError, "at least 1 dimension", lambda: kernels.requantize(np.array(5, np.int32), 2**30, -1, 0)),
+    (ValueError, "C-contiguous", lambda: kernels.requantize(np.zeros((3, 4, 5), np.int32).T, 2**30, -1, 0)),
     # threads and ISA choice
     (ValueError, "n must be an integer", lambda: kernels.set_num_threads(0)),
+    (ValueError, r"n must be an integer in \[1, 256\]", lambda: kernels.set_num_threads(257)),
     (ValueError, "name must be one of", lambda: kernels.set_isa("sse9")),
     (ValueError, "not available", lambda: kernels.set_isa("amx")),
 ]
@@ -88,6 +101,14 @@ def test_wrapper_refuses(isa, error, message, call):
 
 ext = api._ext
 needs_ext = pytest.mark.skipif(ext is None, reason="compiled module not built")
+
+
+def unaligned_int32(shape) -> np.ndarray:
+    """Zeros in an int32 array one byte off its alignment (as numpy.frombuffer at an odd offset)."""
+    count = int(np.prod(shape))
+    array = np.frombuffer(bytearray(4 * count + 1), dtype=np.int32, count=count, offset=1).reshape(shape)
+    assert not array.flags.aligned and array.flags.c_contiguous
+    return array
 M32 = np.array([2**30], np.int32)
 SH = np.array([-1], np.int32)
 
@@ -117,11 +138,65 @@ SH = np.array([-1], np.int32)
     (ValueError, lambda: ext.PackedConv2d(W4, None, 1, 1, 0, 0).forward(np.zeros((1, 2, 2, 2), np.uint8), 0, M32, SH, 0, False)),
     (ValueError, lambda: ext.maxpool2d_u8(X4, 2, 2, 2, 2, 2, 0)),
     (ValueError, lambda: ext.maxpool2d_u8(X4, 9, 9, 1, 1, 0, 0)),
+    (ValueError, lambda: ext.PackedConv2d(W4, None, 2**16 + 1, 1, 0, 0)),
+    (ValueError, lambda: ext.PackedConv2d(W4, None, 1, 1, 0, 2**16 + 1)),
+    (ValueError, lambda: ext.PackedConv2d(W4, None, 2**16, 2**16, 2**16, 2**16).forward(X4, 0, M32, SH, 0, False)),
+    (ValueError, lambda: ext.maxpool2d_u8(X4, 2**16 + 1, 2, 2, 2, 0, 0)),
+    (ValueError, lambda: ext.maxpool2d_u8(X4, 2, 2, 2**16 + 1, 2, 0, 0)),
+    (ValueError, lambda: ext.requantize(unaligned_int32((4, 3)), M32, SH, 0)),
+    (ValueError, lambda: ext.PackedLinear(S8, unaligned_int32((3,)))),
     (ValueError, lambda: ext.set_isa("amx")),
     (ValueError, lambda: ext.set_num_threads(0)),
+    (ValueError, lambda: ext.set_num_threads(257)),
     (ValueError, lambda: ext.quantize_multiplier(-1.0)),
     (ValueError, lambda: ext.quantize_multiplier(1e30)),
 ])
 def test_compiled_module_refuses(error, call):
     with pytest.raises(error):
         call()
+
+
+# The audit's crash: stride 10**9 and padding 10**8 made the convolution allocate a huge padded image
+# inside an OpenMP region, where std::bad_alloc aborted the Python process (SIGABRT). In a
+# subprocess, so that a regression fails this test instead of killing the test run.
+ABSURD_CONVOLUTIONS = """
+import numpy as np
+from labkit import kernels
+from labkit.kernels import api
+kernels.set_num_threads(2)
+x, w = np.zeros((2, 1, 4, 4), np.uint8), np.zeros((1, 1, 3, 3), np.int8)
+calls = [lambda: kernels.qconv2d(x, 0, w, None, 2**30, -1, 0, stride=10**9, padding=10**8),
+         lambda: kernels.qconv2d(x, 0, w, None, 2**30, -1, 0, stride=1, padding=2**16)]
+if api._ext is not None:  # the compiled module without the wrapper's checks
+    m, s = np.array([2**30], np.int32), np.array([-1], np.int32)
+    calls += [lambda: api._ext.PackedConv2d(w, None, 10**9, 10**9, 10**8, 10**8).forward(x, 0, m, s, 0, False),
+              lambda: api._ext.PackedConv2d(w, None, 1, 1, 2**16, 2**16).forward(x, 0, m, s, 0, False)]
+for call in calls:
+    try:
+        call()
+    except (ValueError, MemoryError) as exc:
+        print("refused:", type(exc).__name__, exc)
+    else:
+        raise SystemExit("accepted an absurd convolution")
+print("calls:", len(calls))
+"""
+
+
+def test_absurd_stride_and_padding_raise_instead_of_aborting(run_python):
+    result = run_python(ABSURD_CONVOLUTIONS)
+    assert result.returncode == 0, f"return code {result.returncode}: {result.stderr[-2000:]}"
+    calls = int(result.stdout.split("calls:")[1])
+    assert result.stdout.count("refused: ValueError") == calls
+    assert "stride" in result.stdout and "padding" in result.stdout
+
+
+@needs_ext
+@pytest.mark.parametrize("threads", [1, 2, 7])
+def test_exception_inside_a_parallel_region_reaches_python(run_python, threads):
+    """A C++ exception thrown by a worker thread comes back as a Python exception after the region."""
+    result = run_python("from labkit.kernels import api\n"
+                        "try:\n"
+                        f"    api._ext._throw_in_parallel_region(50, {threads})\n"
+                        "except MemoryError:\n"
+                        "    print('MemoryError')\n")
+    assert result.returncode == 0 and result.stdout.strip() == "MemoryError", result.stderr[-2000:]

@@ -60,15 +60,17 @@ def test_left_shift_multipliers(isa, rng):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # torch's quantized tensors are deprecated
-def test_matches_torch_quantized_linear():
-    """Within one LSB of torch.ao's quantized Linear (fbgemm/x86 requantize in float)."""
+@pytest.mark.parametrize("z_x", [0, 128, int(np.random.default_rng(4).integers(1, 255))])
+def test_matches_torch_quantized_linear(z_x):
+    """Within one LSB of torch.ao's quantized Linear (fbgemm/x86 requantize in float), for input zero
+    points 0, 128 and a random one, so that the zero-point correction z_x · Σ_k w is checked too."""
     torch = pytest.importorskip("torch")
     nnq = pytest.importorskip("torch.ao.nn.quantized")
-    generator = torch.Generator().manual_seed(0)
-    x = torch.rand(64, 784, generator=generator)
+    generator = torch.Generator().manual_seed(z_x)
+    s_x, s_out, z_out = 1 / 255, 0.08, 110
+    x = torch.rand(64, 784, generator=generator) - z_x * s_x  # fills the codes [0, 255] with this z_x
     w = torch.randn(300, 784, generator=generator) * 0.05
     b = torch.randn(300, generator=generator) * 0.1
-    s_x, z_x, s_out, z_out = 1 / 255, 0, 0.08, 110
     w_scales = w.abs().amax(dim=1) / 127
     try:  # torch is phasing its quantized tensors out: skip, don't fail, once they are gone
         qx = torch.quantize_per_tensor(x, s_x, z_x, torch.quint8)

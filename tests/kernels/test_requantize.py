@@ -149,3 +149,36 @@ def test_any_number_of_leading_axes(isa, rng):
     got = kernels.requantize(acc, multiplier, -12, 4)
     assert got.shape == (2, 3, 5)
     np.testing.assert_array_equal(got, reference.requantize(acc, multiplier, -12, 4))
+
+
+def unaligned_copy(array: np.ndarray) -> np.ndarray:
+    """The same values in an array one byte off its dtype's alignment (numpy.frombuffer at offset 1)."""
+    view = np.frombuffer(bytearray(array.nbytes + 1), dtype=array.dtype, count=array.size, offset=1)
+    view = view.reshape(array.shape)
+    view[...] = array
+    assert not view.flags.aligned and view.flags.c_contiguous
+    return view
+
+
+def test_unaligned_arrays_are_accepted(isa, rng):
+    """The wrapper copies unaligned arrays (the compiled module refuses them: test_errors.py)."""
+    acc = rng.integers(-2**20, 2**20, size=(37, 11)).astype(np.int32)
+    multiplier = random_multipliers(rng, 11)
+    shift = rng.integers(-20, 0, size=11).astype(np.int32)
+    expected = reference.requantize(acc, multiplier, shift, 3)
+    got = kernels.requantize(unaligned_copy(acc), unaligned_copy(multiplier), unaligned_copy(shift), 3)
+    np.testing.assert_array_equal(got, expected)
+    x = rng.integers(0, 256, size=(5, 20), dtype=np.uint8)
+    w = rng.integers(-128, 128, size=(11, 20), dtype=np.int8)
+    bias = rng.integers(-5000, 5000, size=11).astype(np.int32)
+    np.testing.assert_array_equal(kernels.qlinear(x, 7, w, unaligned_copy(bias), multiplier, shift, 3),
+                                  reference.qlinear(x, 7, w, bias, multiplier, shift, 3))
+
+
+def test_multiplier_error_prints_tiny_values_in_full():
+    """quantize_multiplier(1e-40) names the value (std::to_string used to print 0.000000)."""
+    with pytest.raises(ValueError, match=r"got 1e-40|got 9\.99999\d*e-41"):
+        kernels.quantize_multiplier(1e-40)
+    if kernels.api._ext is not None:
+        with pytest.raises(ValueError, match=r"got 9\.99999\d*e-41|got 1e-40"):
+            kernels.api._ext.quantize_multiplier(1e-40)

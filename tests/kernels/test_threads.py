@@ -1,5 +1,7 @@
 """The threaded paths (tiles of the GEMM, images of the convolution, rows of requantize) give the
 same integers for any thread count."""
+import os
+
 import numpy as np
 import pytest
 
@@ -43,3 +45,34 @@ def test_conv_and_pool(isa, threads, rng, batch):
     got = kernels.qconv2d(x, 7, w, bias, 2**30, -12, 3, stride=1, padding=2, relu=True)
     np.testing.assert_array_equal(got, reference.qconv2d(x, 7, w, bias, 2**30, -12, 3, (1, 1), (2, 2), True))
     np.testing.assert_array_equal(kernels.maxpool2d_u8(got, 2), reference.maxpool2d_u8(got, (2, 2)))
+
+
+# Each op asks OpenMP for at most one thread per piece of work: with 64 threads allowed, these calls
+# (2 chunks of requantize rows, 2 pooling planes, 3 rows of the int64 epilogue) must not leave 64
+# threads in OpenMP's pool. Counted in a fresh process: /proc/self/task lists its threads.
+THREAD_COUNT = """
+import os
+import os
+
+import numpy as np
+from labkit import kernels
+def threads():
+    return len(os.listdir('/proc/self/task'))
+acc = np.ones((128, 1024), np.int32)
+x = np.ones((1, 2, 256, 256), np.uint8)
+w, x_lin = np.full((20, 1000), 127, np.int8), np.full((3, 1000), 255, np.uint8)
+bias = np.full(20, 2**31 - 10, np.int32)  # near 2**31: the int64 path
+kernels.requantize(acc, 2**30, -1, 0); kernels.maxpool2d_u8(x, 2); kernels.qlinear(x_lin, 0, w, bias, 2**30, -20, 0)
+before = threads()
+kernels.set_num_threads(64)
+kernels.requantize(acc, 2**30, -1, 0); kernels.maxpool2d_u8(x, 2); kernels.qlinear(x_lin, 0, w, bias, 2**30, -20, 0)
+print(threads() - before)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or kernels.isa() == "numpy-reference",
+                    reason="needs Linux /proc and the compiled module")
+def test_no_more_threads_than_work_items(run_python):
+    result = run_python(THREAD_COUNT, OMP_DYNAMIC="false", OMP_THREAD_LIMIT=None)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout) <= 3  # 3 work items at most: up to 2 new pool threads, 1 spare

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from labkit import data, kernels, models, train, zoo
-from labkit.quant.integer import IntegerModel, convert_to_integer, evaluate_integer, to_pixels
+from labkit.quant.integer import IntegerLayer, IntegerModel, convert_to_integer, evaluate_integer, to_pixels
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,23 @@ def test_errors(digits):
     with pytest.raises(TypeError, match="uint8"):
         im.forward_uint8(np.zeros((1, 1, 28, 28), dtype=np.float32))
     assert isinstance(im, IntegerModel)
+
+
+def test_logits_saturate_instead_of_wrapping():
+    """An absurd int32 bias near ±2**31: the logits Σ(x − z_x)·w + bias are computed in int64 and
+    saturated to int32 (as labkit.kernels.reference.qlinear does), on the compiled kernels and on the
+    numpy reference alike; int32 arithmetic would wrap around to the opposite sign."""
+    w = np.array([[127, 127, 127], [-128, -128, -128]], dtype=np.int8)
+    bias = np.array([2**31 - 1, -(2**31)], dtype=np.int32)
+    layer = IntegerLayer("fc", "logits", in_zero_point=200, weight=w, bias=bias, packed=kernels.PackedLinear(w),
+                         row_sums=w.astype(np.int32).sum(axis=1))
+    x = np.array([[255, 255, 255], [0, 0, 0], [200, 200, 200]], dtype=np.uint8)
+    # row 0: x − z_x = 55 pushes both columns past the limits; row 1: −200 pulls both back inside;
+    # row 2: x = z_x leaves exactly the bias
+    exact = (x.astype(np.int64) - 200) @ w.astype(np.int64).T + bias
+    assert exact[0, 0] > 2**31 - 1 and exact[0, 1] < -(2**31)
+    expected = np.array([[2**31 - 1, -(2**31)], exact[1], [2**31 - 1, -(2**31)]], dtype=np.int64)
+    for reference in (False, True):
+        got = layer.run(x, reference=reference)
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, expected)

@@ -119,36 +119,42 @@ void conv2d_pixels(const uint8_t* x, const ConvGeometry& geo, const PackedWeight
   const int64_t group_stride = ((chunk_rows * ow_size + 15) / 16 + 1) * 64;  // one spare panel
   const int64_t xp_bytes = groups * group_stride;
   const Epilogue ep = plan.channel_epilogue();
-  if (tasks < 2) threads = 1;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    std::vector<uint8_t> padded(static_cast<size_t>(padded_bytes + 64)), xp(static_cast<size_t>(xp_bytes));
-    int64_t padded_image = -1;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t b = t / chunks, oh0 = (t % chunks) * chunk_rows;
-      const int64_t oh1 = std::min(oh0 + chunk_rows, oh_size);
-      if (b != padded_image) {
-        pad_image(x + b * in_image, geo, pad, padded.data());
-        padded_image = b;
-      }
-      pack_pixels(padded.data(), geo, groups, group_stride, oh0, oh1, xp.data());
-      PixelConvArgs args;
-      args.xp = xp.data();
-      args.groups = groups;
-      args.group_stride = group_stride;
-      args.pixels = (oh1 - oh0) * ow_size;
-      args.w = w.rows();
-      args.out_channels = geo.out_channels;
-      args.ep = &ep;
-      args.out = out + b * geo.out_channels * p_size + oh0 * ow_size;
-      args.out_stride = p_size;
-      if (isa == Isa::Avx512Vnni)
-        conv_pixels_vnni(args);
-      else
-        conv_pixels_avx2(args);
-    }
+  threads = threads_for(tasks, threads);
+  // Each thread's padded image (and which image it holds) and packed activations, allocated here,
+  // outside the parallel region.
+  struct Buffers {
+    std::vector<uint8_t> padded, xp;
+    int64_t image = -1;
+  };
+  std::vector<Buffers> buffers(static_cast<size_t>(threads));
+  for (Buffers& buf : buffers) {
+    buf.padded.resize(static_cast<size_t>(padded_bytes + 64));
+    buf.xp.resize(static_cast<size_t>(xp_bytes));
   }
+  parallel_tasks(tasks, threads, [&](int thread, int64_t t) {
+    Buffers& buf = buffers[thread];
+    const int64_t b = t / chunks, oh0 = (t % chunks) * chunk_rows;
+    const int64_t oh1 = std::min(oh0 + chunk_rows, oh_size);
+    if (b != buf.image) {
+      pad_image(x + b * in_image, geo, pad, buf.padded.data());
+      buf.image = b;
+    }
+    pack_pixels(buf.padded.data(), geo, groups, group_stride, oh0, oh1, buf.xp.data());
+    PixelConvArgs args;
+    args.xp = buf.xp.data();
+    args.groups = groups;
+    args.group_stride = group_stride;
+    args.pixels = (oh1 - oh0) * ow_size;
+    args.w = w.rows();
+    args.out_channels = geo.out_channels;
+    args.ep = &ep;
+    args.out = out + b * geo.out_channels * p_size + oh0 * ow_size;
+    args.out_stride = p_size;
+    if (isa == Isa::Avx512Vnni)
+      conv_pixels_vnni(args);
+    else
+      conv_pixels_avx2(args);
+  });
 }
 #endif  // LABKIT_X86
 
@@ -185,18 +191,14 @@ void conv2d_u8(const uint8_t* x, const ConvGeometry& geo, PackedWeights& w, cons
     plan.run(buf.cols.data(), p_size, ldk, buf.pixels.data(), o_size, isa, gemm_threads);
     transpose_to_planes(buf.pixels.data(), p_size, o_size, out + b * out_image);
   };
-  if (threads > 1 && geo.batch >= threads) {
-    // Enough images: one image per task, each GEMM single-threaded with its data in L2.
-#pragma omp parallel num_threads(threads)
-    {
-      ImageBuffers buf(geo, ldk);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t b = 0; b < geo.batch; ++b) one_image(b, 1, buf);
-    }
-  } else {
-    ImageBuffers buf(geo, ldk);
-    for (int64_t b = 0; b < geo.batch; ++b) one_image(b, threads, buf);
-  }
+  // Enough images: one image per task, each GEMM single-threaded with its data in L2. Otherwise
+  // one image after the other, each GEMM on all the threads.
+  const bool per_image = threads > 1 && geo.batch >= threads;
+  const int image_threads = per_image ? threads : 1, gemm_threads = per_image ? 1 : threads;
+  std::vector<ImageBuffers> buffers;  // one per thread, allocated outside the parallel region
+  for (int i = 0; i < image_threads; ++i) buffers.emplace_back(geo, ldk);
+  parallel_tasks(geo.batch, image_threads,
+                 [&](int thread, int64_t b) { one_image(b, gemm_threads, buffers[thread]); });
 }
 
 void maxpool2d_u8(const uint8_t* x, int64_t planes, int64_t height, int64_t width, int64_t kernel_h,
@@ -205,8 +207,7 @@ void maxpool2d_u8(const uint8_t* x, int64_t planes, int64_t height, int64_t widt
   const int64_t oh_size = (height + 2 * pad_h - kernel_h) / stride_h + 1;
   const int64_t ow_size = (width + 2 * pad_w - kernel_w) / stride_w + 1;
   if (static_cast<double>(planes) * oh_size * ow_size * kernel_h * kernel_w < (1 << 16)) threads = 1;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t plane = 0; plane < planes; ++plane) {
+  parallel_tasks(planes, threads, [&](int, int64_t plane) {
     const uint8_t* src = x + plane * height * width;
     uint8_t* dst = out + plane * oh_size * ow_size;
     for (int64_t oh = 0; oh < oh_size; ++oh) {
@@ -221,7 +222,7 @@ void maxpool2d_u8(const uint8_t* x, int64_t planes, int64_t height, int64_t widt
         dst[oh * ow_size + ow] = best;
       }
     }
-  }
+  });
 }
 
 }  // namespace labkit

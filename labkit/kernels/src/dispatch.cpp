@@ -1,10 +1,15 @@
 // CPU dispatch, weight packing and the threaded GEMM driver (no intrinsics in this file).
 // Arithmetic: labkit/kernels/reference.py, module docstring.
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -34,7 +39,21 @@ bool parse_isa(const std::string& name, Isa* out) {
   return false;
 }
 
-bool isa_available(Isa isa) {
+// LABKIT_HIDE_ISA=avx512vnni,avx2 (for tests): treat the ISAs listed as missing from this CPU, so
+// that refusing a forced ISA and falling back to a slower one can be tested on any machine.
+bool isa_hidden(Isa isa) {
+  static const std::string hidden = [] {  // ",name,name," without spaces, read once
+    const char* value = std::getenv("LABKIT_HIDE_ISA");
+    std::string list = "," + std::string(value ? value : "") + ",";
+    list.erase(std::remove_if(list.begin(), list.end(), [](unsigned char c) { return std::isspace(c); }),
+               list.end());
+    return list;
+  }();
+  if (isa == Isa::Ref) return false;  // the scalar path is the fallback: never hidden
+  return hidden.find("," + std::string(isa_name(isa)) + ",") != std::string::npos;
+}
+
+static bool cpu_supports(Isa isa) {
   switch (isa) {
     case Isa::Ref: return true;
 #ifdef LABKIT_X86
@@ -49,6 +68,8 @@ bool isa_available(Isa isa) {
   }
 }
 
+bool isa_available(Isa isa) { return cpu_supports(isa) && !isa_hidden(isa); }
+
 std::vector<Isa> available_isas() {
   std::vector<Isa> out;
   for (int i = 0; i < kNumIsas; ++i)
@@ -61,15 +82,29 @@ static std::atomic<int> g_threads{0};
 
 Isa current_isa() {
   const int forced = g_isa.load();
-  return forced >= 0 ? static_cast<Isa>(forced) : available_isas().back();
+  static const Isa fastest = available_isas().back();  // the CPU and LABKIT_HIDE_ISA never change
+  return forced >= 0 ? static_cast<Isa>(forced) : fastest;
 }
 void set_isa(Isa isa) { g_isa.store(static_cast<int>(isa)); }
 
 int num_threads() {
   const int n = g_threads.load();
-  return n > 0 ? n : omp_get_max_threads();
+  if (n > 0) return n;
+#ifdef _OPENMP
+  return std::min(omp_get_max_threads(), kMaxThreads);
+#else
+  return 1;
+#endif
 }
 void set_num_threads(int n) { g_threads.store(n); }
+
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
 
 Blocking& blocking(Isa isa) {
   // kc: bytes of K per block (partial sums in scratch beyond it); mc x nc: one task.
@@ -120,8 +155,8 @@ const PackedLayout& PackedWeights::layout(Isa isa) {
   const int8_t* w = w_.data();
   char* base = static_cast<char*>(buf.get());
   // data[panel][group][column in panel][k in group]; zero outside [0, N) x [0, K).
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (nn * kk > (1 << 20))
-  for (int64_t p = 0; p < L.panels; ++p) {
+  const int threads = nn * kk > (1 << 20) ? num_threads() : 1;
+  parallel_tasks(L.panels, threads, [&](int, int64_t p) {
     for (int64_t g = 0; g < groups; ++g) {
       for (int64_t c = 0; c < pw; ++c) {
         for (int64_t j = 0; j < kg; ++j) {
@@ -135,7 +170,7 @@ const PackedLayout& PackedWeights::layout(Isa isa) {
         }
       }
     }
-  }
+  });
   L.data = buf.get();
   return L;
 }
@@ -187,30 +222,18 @@ void run_tiles(const GemmArgs& g, Isa isa, int threads) {
 #else
   const size_t pack_bytes = 0;
 #endif
-  if (threads > tiles) threads = static_cast<int>(tiles);
+  threads = threads_for(tiles, threads);
 
-  auto run_range = [&](bool parallel) {
-    std::vector<int32_t> scratch(scratch_ints);
-    AlignedBuffer pack = pack_bytes ? aligned_buffer(pack_bytes) : AlignedBuffer();
-    auto one = [&](int64_t t) {
-      const int64_t tm = t / tiles_n, tn = t % tiles_n;
-      const int64_t m0 = tm * mc, n0 = tn * nc;
-      ops.tile(g, blk, m0, m0 + mc < m ? m0 + mc : m, n0, n0 + nc < n ? n0 + nc : n,
-               scratch.data(), pack.get());
-    };
-    if (parallel) {
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t t = 0; t < tiles; ++t) one(t);
-    } else {
-      for (int64_t t = 0; t < tiles; ++t) one(t);
-    }
-  };
-  if (threads <= 1) {
-    run_range(false);
-  } else {
-#pragma omp parallel num_threads(threads)
-    run_range(true);
-  }
+  // Work space for each thread, allocated here, outside the parallel region.
+  std::vector<std::vector<int32_t>> scratch(static_cast<size_t>(threads), std::vector<int32_t>(scratch_ints));
+  std::vector<AlignedBuffer> pack(static_cast<size_t>(threads));
+  for (AlignedBuffer& buffer : pack)
+    if (pack_bytes) buffer = aligned_buffer(pack_bytes);
+  parallel_tasks(tiles, threads, [&](int thread, int64_t t) {
+    const int64_t m0 = t / tiles_n * mc, n0 = t % tiles_n * nc;
+    ops.tile(g, blk, m0, std::min(m0 + mc, m), n0, std::min(n0 + nc, n), scratch[thread].data(),
+             pack[thread].get());
+  });
 }
 
 }  // namespace
@@ -314,8 +337,7 @@ void LinearPlan::run(const uint8_t* a, int64_t m, int64_t lda, uint8_t* out, int
   g.ep.ldc = n;
   run_tiles(g, isa, threads);
   const Epilogue ep = columns_.epilogue(out, ldc, false);
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t r = 0; r < m; ++r) {
+  parallel_tasks(m, threads, [&](int, int64_t r) {
     for (int64_t c = 0; c < n; ++c) {
       const int64_t exact = int64_t{sums[r * n + c]} - int64_t{x_zero_point_} * w.row_sums()[c] +
                             (bias_ ? bias_[c] : 0);
@@ -323,7 +345,7 @@ void LinearPlan::run(const uint8_t* a, int64_t m, int64_t lda, uint8_t* out, int
           saturate_int32(exact), ep.multiplier[c], ep.left_shift[c], ep.right_shift[c]);
       out[r * ldc + c] = clamp_to_u8(scaled, ep.out_zero_point, ep.out_min);
     }
-  }
+  });
 }
 
 void gemm_s32(const uint8_t* a, int64_t m, PackedWeights& w, int32_t* out, Isa isa, int threads) {
@@ -349,14 +371,14 @@ void requantize_s32(const int32_t* acc, int64_t rows, int64_t cols, const Requan
   const ColumnArrays columns(cols, rq);
   const Epilogue ep = columns.epilogue(out, cols, false);
   const RequantFn fn = ops_for(isa).requant;
-  const int64_t chunk = 64;
+  const int64_t chunk = 64;  // rows per task
   if (static_cast<double>(rows) * cols < (1 << 16)) threads = 1;
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+  parallel_tasks((rows + chunk - 1) / chunk, threads, [&](int, int64_t t) {
+    const int64_t r0 = t * chunk;
     Epilogue mine = ep;
     mine.out8 = out + r0 * cols;
-    fn(acc + r0 * cols, r0 + chunk < rows ? chunk : rows - r0, cols, mine);
-  }
+    fn(acc + r0 * cols, std::min(chunk, rows - r0), cols, mine);
+  });
 }
 
 std::pair<int32_t, int> quantize_multiplier(double real) {
@@ -369,10 +391,13 @@ std::pair<int32_t, int> quantize_multiplier(double real) {
     q_fixed /= 2;
     ++shift;
   }
-  if (shift < -31 || shift > 30)
+  if (shift < -31 || shift > 30) {
+    char text[32];  // %.17g: every double in full (std::to_string prints 1e-40 as 0.000000)
+    std::snprintf(text, sizeof text, "%.17g", real);
     throw std::invalid_argument(
         "real_multiplier must lie in [2**-32, 2**30) so that the shift fits in [-31, 30], got " +
-        std::to_string(real));
+        std::string(text));
+  }
   return {static_cast<int32_t>(q_fixed), shift};
 }
 

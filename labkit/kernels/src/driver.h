@@ -3,8 +3,10 @@
 // Arithmetic: labkit/kernels/reference.py, module docstring.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,16 +18,57 @@
 namespace labkit {
 
 // ---- CPU dispatch ---------------------------------------------------------------------------
-bool isa_available(Isa isa);
+bool isa_available(Isa isa);         // the CPU has it and LABKIT_HIDE_ISA does not hide it
+bool isa_hidden(Isa isa);            // named in LABKIT_HIDE_ISA (a test-only switch, read once)
 std::vector<Isa> available_isas();   // in increasing order of speed
 Isa current_isa();                   // forced by set_isa, else the fastest available
 void set_isa(Isa isa);               // the caller checks isa_available first
 bool parse_isa(const std::string& name, Isa* out);
-int num_threads();                   // set_num_threads, else omp_get_max_threads()
+Blocking& blocking(Isa isa);         // cache blocking, tunable for benchmarks
+
+// ---- threads (OpenMP, optional) -------------------------------------------------------------
+// The module also builds without OpenMP (setup.py retries without -fopenmp): the `#pragma omp`
+// lines are then ignored and everything runs on the calling thread.
+constexpr int kMaxThreads = 256;     // set_num_threads accepts 1 .. kMaxThreads
+int num_threads();                   // set_num_threads, else omp_get_max_threads() (at most kMaxThreads)
+void set_num_threads(int n);         // the caller checks 1 <= n <= kMaxThreads
+int thread_index();                  // omp_get_thread_num(): 0 .. threads - 1 inside parallel_tasks
 // Multiply-adds below which an op runs on one thread (a fork/join costs microseconds).
 constexpr double kMinParallelWork = 1 << 20;
-void set_num_threads(int n);
-Blocking& blocking(Isa isa);         // cache blocking, tunable for benchmarks
+
+// `threads`, but no more than there are work items: a thread with nothing to do only costs.
+inline int threads_for(int64_t items, int threads) {
+  return items < threads ? static_cast<int>(items < 1 ? 1 : items) : threads;
+}
+
+// body(thread, t) for every task t in [0, tasks), on at most `threads` OpenMP threads (dynamic
+// schedule), `thread` in [0, threads) indexing per-thread buffers the caller allocated beforehand.
+// An exception must never leave an OpenMP region (the runtime would call std::terminate and abort
+// Python), so the first one is caught, the remaining tasks are skipped, and it is rethrown here.
+template <typename Body>
+void parallel_tasks(int64_t tasks, int threads, Body&& body) {
+  threads = threads_for(tasks, threads);
+  if (threads == 1) {  // no OpenMP region at all: exceptions propagate as usual
+    for (int64_t t = 0; t < tasks; ++t) body(0, t);
+    return;
+  }
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t t = 0; t < tasks; ++t) {
+    if (failed.load(std::memory_order_relaxed)) continue;
+    try {
+      body(thread_index(), t);
+    } catch (...) {
+#pragma omp critical(labkit_parallel_error)
+      {
+        if (!error) error = std::current_exception();
+      }
+      failed.store(true, std::memory_order_relaxed);
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
 
 // ---- 64-byte aligned storage ----------------------------------------------------------------
 struct FreeDeleter { void operator()(void* p) const { std::free(p); } };
@@ -104,6 +147,11 @@ void linear_u8(const uint8_t* a, int64_t m, PackedWeights& w, const int32_t* bia
 void requantize_s32(const int32_t* acc, int64_t rows, int64_t cols, const RequantParams& rq,
                     uint8_t* out, Isa isa, int threads);
 std::pair<int32_t, int> quantize_multiplier(double real);  // throws std::invalid_argument
+
+// Bounds on the convolution and pooling arguments (api.py checks the same first). They keep every
+// size computed from them far inside int64, and refuse work buffers no lab machine could hold.
+constexpr int64_t kMaxStride = 1 << 16, kMaxPadding = 1 << 16, kMaxPoolKernel = 1 << 16;
+constexpr int64_t kMaxImageBytes = int64_t{1} << 30;  // one padded image; one image's im2col rows
 
 struct ConvGeometry {
   int64_t batch, channels, height, width;     // input  [batch, channels, height, width]

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -43,9 +44,31 @@ py::array_t<T> checked(const py::handle& obj, const std::string& name, int ndim)
   if (arr.ndim() != ndim)
     fail(name + " must have " + std::to_string(ndim) + " dimensions, got " + std::to_string(arr.ndim()));
   if (!(arr.flags() & py::array::c_style)) fail(name + " must be C-contiguous (use numpy.ascontiguousarray)");
+  // e.g. numpy.frombuffer at an odd offset: reading its int32 through an int32* is undefined.
+  if (!(arr.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    fail(name + " must be aligned to its dtype (copy it: numpy.array(" + name + "))");
   for (int d = 0; d < ndim; ++d)
     if (arr.shape(d) < 1) fail(name + " must not have a zero-size dimension");
   return arr;
+}
+
+// An integer argument in [low, high], or ValueError naming it and the range.
+int64_t in_range(int64_t v, int64_t low, int64_t high, const std::string& name) {
+  if (v < low || v > high)
+    fail(name + " must be an integer in [" + std::to_string(low) + ", " + std::to_string(high) + "], got " +
+         std::to_string(v));
+  return v;
+}
+
+// The product of positive sizes, or ValueError if it exceeds `limit` (checked at every step, so an
+// absurd size cannot wrap around int64 and pass).
+int64_t bounded_product(std::initializer_list<int64_t> factors, int64_t limit, const std::string& what) {
+  int64_t product = 1;
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(product, f, &product) || product > limit)
+      fail(what + " would need more than " + std::to_string(limit) + " bytes (1 GiB): use less padding or a "
+           "smaller image");
+  return product;
 }
 
 int32_t zero_point(int64_t v, const std::string& name) {
@@ -88,7 +111,10 @@ std::vector<int32_t> bias_vector(const py::handle& bias, int64_t n) {
 Isa isa_from_name(const std::string& name) {
   Isa isa;
   if (!parse_isa(name, &isa)) fail("unknown ISA '" + name + "'; known: ref, avx2, avx512vnni");
-  if (!isa_available(isa)) fail("ISA '" + name + "' is not available on this CPU");
+  if (!isa_available(isa)) {
+    const std::string reason = isa_hidden(isa) ? "hidden by LABKIT_HIDE_ISA" : "this CPU lacks it";
+    fail("ISA '" + name + "' is not available (" + reason + ")");
+  }
   return isa;
 }
 
@@ -157,12 +183,10 @@ class PackedConv2d {
     geo_.channels = w.shape(1);
     geo_.kernel_h = w.shape(2);
     geo_.kernel_w = w.shape(3);
-    if (stride_h < 1 || stride_w < 1) fail("stride must be >= 1");
-    if (pad_h < 0 || pad_w < 0) fail("padding must be >= 0");
-    geo_.stride_h = stride_h;
-    geo_.stride_w = stride_w;
-    geo_.pad_h = pad_h;
-    geo_.pad_w = pad_w;
+    geo_.stride_h = in_range(stride_h, 1, kMaxStride, "stride");
+    geo_.stride_w = in_range(stride_w, 1, kMaxStride, "stride");
+    geo_.pad_h = in_range(pad_h, 0, kMaxPadding, "padding");
+    geo_.pad_w = in_range(pad_w, 0, kMaxPadding, "padding");
     const int64_t k = geo_.channels * geo_.kernel_h * geo_.kernel_w;
     if (k > kMaxK) fail("w must have C*KH*KW <= 65536, got " + std::to_string(k));
     // [O, C*KH*KW] with K rounded up to a multiple of 4 by zero weights: im2col rows then hold
@@ -186,6 +210,11 @@ class PackedConv2d {
       fail("x has " + std::to_string(x.shape(1)) + " channels but w expects " + std::to_string(geo.channels));
     if (geo.height + 2 * geo.pad_h < geo.kernel_h || geo.width + 2 * geo.pad_w < geo.kernel_w)
       fail("the kernel is larger than the padded input");
+    // The work buffers of one image (conv.cpp), each at most kMaxImageBytes.
+    bounded_product({geo.channels, geo.height + 2 * geo.pad_h, geo.width + 2 * geo.pad_w}, kMaxImageBytes,
+                    "the padded image (C*(H+2*padding)*(W+2*padding) bytes)");
+    bounded_product({geo.out_h(), geo.out_w(), geo.channels * geo.kernel_h * geo.kernel_w}, kMaxImageBytes,
+                    "one image's im2col patches (OH*OW*C*KH*KW bytes)");
     const int32_t zp = zero_point(x_zero_point, "x_zero_point");
     const RequantParams rq = requant_params(multiplier, shift, geo.out_channels, out_zero_point, relu);
     py::array_t<uint8_t> out({geo.batch, geo.out_channels, geo.out_h(), geo.out_w()});
@@ -243,10 +272,12 @@ py::array_t<uint8_t> requantize(const py::handle& acc_obj, const py::handle& mul
 py::array_t<uint8_t> maxpool(const py::handle& x_obj, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
                              int64_t stride_w, int64_t pad_h, int64_t pad_w) {
   auto x = checked<uint8_t>(x_obj, "x", 4);
-  if (kernel_h < 1 || kernel_w < 1) fail("kernel_size must be >= 1");
-  if (stride_h < 1 || stride_w < 1) fail("stride must be >= 1");
-  if (pad_h < 0 || pad_w < 0 || 2 * pad_h > kernel_h || 2 * pad_w > kernel_w)
-    fail("padding must be in [0, kernel_size / 2]");
+  in_range(kernel_h, 1, kMaxPoolKernel, "kernel_size");
+  in_range(kernel_w, 1, kMaxPoolKernel, "kernel_size");
+  in_range(stride_h, 1, kMaxStride, "stride");
+  in_range(stride_w, 1, kMaxStride, "stride");
+  in_range(pad_h, 0, kernel_h / 2, "padding (at most kernel_size / 2)");
+  in_range(pad_w, 0, kernel_w / 2, "padding (at most kernel_size / 2)");
   const int64_t h = x.shape(2), w = x.shape(3);
   if (h + 2 * pad_h < kernel_h || w + 2 * pad_w < kernel_w) fail("the kernel is larger than the padded input");
   const int64_t oh = (h + 2 * pad_h - kernel_h) / stride_h + 1, ow = (w + 2 * pad_w - kernel_w) / stride_w + 1;
@@ -275,10 +306,8 @@ PYBIND11_MODULE(_int8, m) {
   });
   m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name)); }, py::arg("name"));
   m.def("get_num_threads", [] { return num_threads(); });
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) fail("n must be an integer >= 1, got " + std::to_string(n));
-    set_num_threads(n);
-  }, py::arg("n"));
+  m.def("set_num_threads", [](int64_t n) { set_num_threads(static_cast<int>(in_range(n, 1, kMaxThreads, "n"))); },
+        py::arg("n"));
   m.def("gemm_u8s8s32", &gemm_u8s8s32, py::arg("a"), py::arg("b"));
   m.def("quantize_multiplier", &quantize_multiplier, py::arg("real_multiplier"));
   m.def("requantize", &requantize, py::arg("acc"), py::arg("multiplier"), py::arg("shift"),
@@ -319,6 +348,16 @@ PYBIND11_MODULE(_int8, m) {
       seconds = probe_peak_seconds(isa, iterations, &ops);
     }
     return py::make_tuple(seconds, ops);
+  });
+  // Test helper: `tasks` tasks on `threads` threads, the last one throwing std::bad_alloc, which
+  // must come back as MemoryError instead of aborting the process from inside the OpenMP region.
+  m.def("_throw_in_parallel_region", [](int64_t tasks, int64_t threads) {
+    in_range(tasks, 1, 1 << 20, "tasks");
+    in_range(threads, 1, kMaxThreads, "threads");
+    py::gil_scoped_release release;
+    parallel_tasks(tasks, static_cast<int>(threads), [tasks](int, int64_t t) {
+      if (t == tasks - 1) throw std::bad_alloc();
+    });
   });
   m.def("_measure_clock_hz", [] {
     py::gil_scoped_release release;

@@ -1,0 +1,86 @@
+"""Smoke tests of benchmarks/int8_gemm.py and benchmarks/int8_models.py: their ``--quick`` runs (a few
+seconds each, one thread) print the tables with every expected row and column. Timings are not
+asserted: performance is measured by the benchmarks, never by tests."""
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labkit import kernels
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_benchmark(name: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True,
+                            timeout=120, cwd=BENCHMARKS.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def table_rows(text: str, first_column: str) -> dict[str, list[str]]:
+    """label -> the rest of each table line starting with first_column (columns split on 2+ spaces)."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith(first_column):
+            cells = re.split(r"\s{2,}", line.strip())
+            rows[cells[1] if len(cells) > 1 else cells[0]] = cells[2:]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def int8_gemm():
+    """The script as a module (for its constants and helpers; its main() runs in a subprocess)."""
+    spec = importlib.util.spec_from_file_location("int8_gemm", BENCHMARKS / "int8_gemm.py")
+    module = importlib.util.module_from_spec(spec)
+    with pytest.MonkeyPatch.context() as patch:  # the script sets OMP_WAIT_POLICY if unset
+        patch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+        spec.loader.exec_module(module)
+    return module
+
+
+def test_int8_gemm_quick_table():
+    out = run_benchmark("int8_gemm.py", "--quick", "--threads", "1")
+    for column in ("shape (M x K x N)", "implementation", "median ms", "min ms", "GOPS", "x fp32", "x int8"):
+        assert column in out
+    assert "nominal AMX peak" in out and ("no AMX on this CPU" in out or "2048 int8 ops/cycle/core" in out)
+    assert "nominal VNNI peak" in out
+    gemm, conv = table_rows(out, "quick 8x64x16"), table_rows(out, "quick conv (qconv2d)")
+    expected = [f"labkit {isa} {op}" for isa in kernels.available_isas() for op in ("gemm", "linear")]
+    assert set(expected) <= set(gemm) and "torch fp32" in gemm
+    assert {f"labkit {isa} qconv2d" for isa in kernels.available_isas()} <= set(conv)  # ref included
+    assert "torch fp32" in conv
+    for label, cells in {**gemm, **conv}.items():
+        median_ms, min_ms, gops = (float(c) for c in cells[:3])
+        assert 0 < min_ms <= median_ms and gops > 0, (label, cells)
+
+
+def test_int8_gemm_shapes_and_skipped_ref(int8_gemm, capsys, monkeypatch):
+    assert (1024, 1024, 1024) in int8_gemm.SHAPES.values()      # the ">= 70 % of VNNI peak" shape
+    assert (256, 1024, 1024) in int8_gemm.SHAPES.values()
+    if "ref" not in kernels.available_isas():
+        pytest.skip("no compiled ref path")
+    monkeypatch.setattr(int8_gemm, "REF_MAX_MACS", 0)             # every shape is "too big" for ref
+    rng = int8_gemm.np.random.default_rng(0)
+    cases = int8_gemm.conv_cases(1, 1, 6, 2, 3, 0, rng, None)
+    assert cases["labkit ref qconv2d"] is None
+    runs = {label: [1e-3] for label, case in cases.items() if case is not None}
+    int8_gemm.print_rows("conv", (16, 9, 2), cases, runs, min)
+    assert re.search(r"labkit ref qconv2d\s+skipped", capsys.readouterr().out)
+
+
+def test_int8_models_quick_table():
+    out = run_benchmark("int8_models.py", "--quick", "--threads", "1")
+    for column in ("model", "fp32 acc", "fq acc", "int acc", "Δ int-fp32", "fp32 b1", "int b1", "fp32 b256",
+                   "int b256"):
+        assert column in out
+    for model in ("lenet300", "lenet5"):
+        line = next(line for line in out.splitlines() if line.startswith(model + " "))
+        accuracies = [float(a) for a in re.findall(r"(\d+\.\d+)%", line)]
+        assert len(accuracies) == 3 and min(accuracies) > 80, line
+        assert len(re.findall(r"\d+\.\d+ms", line)) == 4, line
