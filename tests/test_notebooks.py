@@ -28,8 +28,11 @@ CELL_TIMEOUT_S = 300
 BUDGET_S = 90  # CONTRIBUTING.md: each notebook <= 90 s on digits, 2 cores (reported, never asserted)
 RSS_LIMIT_MB = 1200  # DESIGN.md: a notebook kernel stays under 1.2 GB resident memory (Binder has 2 GB)
 # Appended to the executed copy (never to the committed notebook): the kernel's peak resident set.
-PEAK_RSS_CELL = ("import resource as _resource\n"
-                 "print('labkit-peak-rss-kb', _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss)")
+# VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across execve, so a kernel started by
+# this (large) pytest process would report pytest's peak instead of its own.
+PEAK_RSS_CELL = ("import re as _re\n"
+                 "_status = open('/proc/self/status').read()\n"
+                 "print('labkit-peak-rss-kb', _re.search(r'VmHWM:\\s*(\\d+) kB', _status).group(1))")
 MEASURED: dict[str, tuple[float, float]] = {}  # notebook -> (wall s, peak RSS MB), printed at the end
 CHECKER_CALL = re.compile(r"\b(?:labkit\.exercises\.)?(ch\d\d)\.(check_\w+)\s*\(")
 
