@@ -326,35 +326,7 @@ print("network attempts:", len(attempts))
     assert result.stdout.strip() == "network attempts: 0"
 
 
-def test_cache_dir_prefers_the_environment(monkeypatch, tmp_path):
-    assert data.cache_dir() == tmp_path / "cache"
-    monkeypatch.delenv("LABKIT_CACHE")
-    assert data.cache_dir() == REPO / "datasets" / "cache"  # running from a checkout
-
-
-def fake_install(root: Path, *markers: str) -> Path:
-    """A folder holding a labkit/ package, a datasets/ package and the given marker files."""
-    for folder in ("labkit", "datasets"):
-        (root / folder).mkdir(parents=True)
-        (root / folder / "__init__.py").write_text("")
-    for marker in markers:
-        (root / marker).write_text("marker")
-    return root
-
-
-def test_cache_dir_ignores_a_datasets_package_next_to_an_installed_labkit(monkeypatch, tmp_path):
-    # a non-editable install: site-packages holds labkit/ and Hugging Face's datasets/ side by side
-    site = fake_install(tmp_path / "site-packages")
-    monkeypatch.delenv("LABKIT_CACHE")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(data, "PACKAGE_PARENT", site)
-    assert data.cache_dir() == tmp_path / "home" / ".cache" / "labkit"
-    monkeypatch.setattr(data, "PACKAGE_PARENT", fake_install(tmp_path / "half", "pyproject.toml"))
-    assert data.cache_dir() == tmp_path / "home" / ".cache" / "labkit"
-    checkout = fake_install(tmp_path / "checkout", "pyproject.toml", "datasets/README.md")
-    monkeypatch.setattr(data, "PACKAGE_PARENT", checkout)
-    assert data.cache_dir() == checkout / "datasets" / "cache"
-
+def test_load_never_touches_the_network(no_network):
     assert len(data.load("digits", "train")) == 1438
     with pytest.raises(data.DatasetNotFoundError):
         data.load("mnist")
