@@ -1,6 +1,7 @@
 """labkit.quant.observers: bit-for-bit agreement with torch.ao, range choices, bad input."""
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -202,3 +203,18 @@ def test_bad_arguments_raise():
         lab.MinMaxObserver(axis=1.5)
     with pytest.raises(TypeError, match="x"):
         lab.MinMaxObserver()([1.0, 2.0])
+
+
+@pytest.mark.parametrize("levels, bins, first", [(128, 512, 128), (4, 16, 1), (256, 2048, 256), (8, 300, 20)])
+def test_vectorised_kl_equals_the_per_threshold_definition(levels, bins, first):
+    from labkit.quant.observers import _kl_after_merge, _kl_per_threshold
+    rng = np.random.default_rng(levels + bins)
+    hist = np.floor(rng.exponential(50.0, bins) * (rng.random(bins) < 0.8))  # empty bins too
+    hist[-7:] = 0.0                                                          # an empty far tail
+    hist[bins // 2] = 0.0
+    tail = np.concatenate([np.cumsum(hist[::-1])[::-1], [0.0]])
+    expected = np.array([_kl_after_merge(hist[:i], tail[i], levels) for i in range(first, bins + 1)])
+    got = _kl_per_threshold(hist, levels, first)
+    assert np.array_equal(np.isinf(got), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-9, atol=1e-12)
