@@ -1,19 +1,27 @@
-"""Pruning: masks as a re-parametrisation, importance criteria, unstructured pruning, schedules
-and per-layer sensitivity — written from scratch after ``torch.nn.utils.prune``.
+"""Pruning: masks as a re-parametrisation, importance criteria, unstructured pruning, schedules,
+per-layer sensitivity and sparse training — written from scratch after ``torch.nn.utils.prune``.
 
 Import direction: ``prune`` uses ``data``, ``models``, ``train``, ``measure`` and ``validate`` only.
-Explained in notebooks/07_unstructured_pruning.ipynb.
+Explained in notebooks/07_unstructured_pruning.ipynb and notebooks/08_importance_criteria.ipynb.
 """
-from labkit.prune.criteria import CRITERIA, magnitude_scores, random_scores
+from labkit.prune.criteria import (ALL_CRITERIA, CRITERIA, DATA_CRITERIA, batch_gradients, fisher_diagonal,
+                                   gradient_scores, magnitude_scores, mask_jaccard, obd_scores, random_scores,
+                                   rank_correlation, saliency, taylor_scores)
 from labkit.prune.masks import (apply_mask, get_mask, is_pruned, prunable_layers, reapply_masks, remove,
                                 remove_all, sparsity)
 from labkit.prune.schedules import (agp_schedule, agp_sparsity, iterative_schedule, one_shot_schedule,
                                     prune_and_finetune)
 from labkit.prune.sensitivity import sensitivity_scan
+from labkit.prune.sparse_training import (group_lasso_penalty, group_lasso_regularizer, group_norms, l1_penalty,
+                                          l1_proximal, l1_regularizer, near_zero_report, soft_threshold)
 from labkit.prune.unstructured import (global_magnitude_prune, global_prune, global_threshold, layerwise_prune,
                                        prune_layer)
 
-__all__ = ["CRITERIA", "agp_schedule", "agp_sparsity", "apply_mask", "get_mask", "global_magnitude_prune",
-           "global_prune", "global_threshold", "is_pruned", "iterative_schedule", "layerwise_prune",
-           "magnitude_scores", "one_shot_schedule", "prunable_layers", "prune_and_finetune", "prune_layer",
-           "random_scores", "reapply_masks", "remove", "remove_all", "sensitivity_scan", "sparsity"]
+__all__ = ["ALL_CRITERIA", "CRITERIA", "DATA_CRITERIA", "agp_schedule", "agp_sparsity", "apply_mask",
+           "batch_gradients", "fisher_diagonal", "get_mask", "global_magnitude_prune", "global_prune",
+           "global_threshold", "gradient_scores", "group_lasso_penalty", "group_lasso_regularizer", "group_norms",
+           "is_pruned", "iterative_schedule", "l1_penalty", "l1_proximal", "l1_regularizer", "layerwise_prune",
+           "magnitude_scores", "mask_jaccard", "near_zero_report", "obd_scores", "one_shot_schedule",
+           "prunable_layers", "prune_and_finetune", "prune_layer", "random_scores", "rank_correlation",
+           "reapply_masks", "remove", "remove_all", "saliency", "sensitivity_scan", "soft_threshold",
+           "sparsity", "taylor_scores"]

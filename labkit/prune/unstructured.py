@@ -36,13 +36,29 @@ def _check_layer(module) -> nn.Module:
     return module
 
 
-def _scores(module: nn.Module, criterion: str, seed: int) -> torch.Tensor:
-    """Scores of the module's effective weight; already pruned weights get ``-inf``."""
+def _scores(module: nn.Module, criterion: str, seed: int, given: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores of the module's effective weight (or the ``given`` ones); already pruned weights get ``-inf``."""
     weight = effective_weight(module)
-    scores = magnitude_scores(weight) if criterion == "magnitude" else random_scores(weight, seed)
-    scores = scores.to(torch.float64)
+    if given is not None:
+        scores = given.detach()
+    else:
+        scores = magnitude_scores(weight) if criterion == "magnitude" else random_scores(weight, seed)
+    scores = scores.to(device=weight.device, dtype=torch.float64)
     if is_pruned(module):
         scores = scores.masked_fill(module.weight_mask == 0, float("-inf"))
+    return scores
+
+
+def _check_scores(name: str, scores, weight: torch.Tensor) -> torch.Tensor:
+    """Precomputed scores: a real tensor of the weight's shape without NaN (``-inf``/``inf`` allowed)."""
+    if not isinstance(scores, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of the weight's shape, got {type(scores).__name__}")
+    if not (scores.is_floating_point() or scores.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"{name} must be a real-valued tensor, got dtype {scores.dtype}")
+    if tuple(scores.shape) != tuple(weight.shape):
+        raise ValueError(f"{name} must have the weight's shape {tuple(weight.shape)}, got {tuple(scores.shape)}")
+    if bool(torch.isnan(scores).any()):
+        raise ValueError(f"{name} must not contain NaN")
     return scores
 
 
@@ -55,21 +71,27 @@ def _lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return mask.reshape(scores.shape)
 
 
-def prune_layer(module: nn.Module, amount: float, criterion: str = "magnitude", *, seed: int = 0) -> torch.Tensor:
+def prune_layer(module: nn.Module, amount: float, criterion: str = "magnitude", *, seed: int = 0,
+                scores: torch.Tensor | None = None) -> torch.Tensor:
     """Prune ``module.weight`` so that ``round(amount · n)`` of its ``n`` weights are zero; return the mask.
 
     ``criterion`` is ``"magnitude"`` (prune the smallest ``|w|``) or ``"random"`` (seeded by
-    ``seed``). The module gets the ``weight_orig``/``weight_mask`` re-parametrisation of
-    ``masks.apply_mask``. Equivalent to ``torch.nn.utils.prune.l1_unstructured`` (magnitude) on a
-    fresh layer without ties. Raises ``TypeError`` for a non-Linear/Conv2d module and ``ValueError``
-    for ``amount`` outside [0, 1] (or NaN) or an unknown criterion. Returns the mask (float 0/1).
-    Explained in notebooks/07_unstructured_pruning.ipynb.
+    ``seed``); ``scores`` (a tensor of the weight's shape, e.g. one layer of
+    ``criteria.taylor_scores``, chapter 08) replaces the criterion when given. The module gets the
+    ``weight_orig``/``weight_mask`` re-parametrisation of ``masks.apply_mask``. Equivalent to
+    ``torch.nn.utils.prune.l1_unstructured`` (magnitude) on a fresh layer without ties. Raises
+    ``TypeError`` for a non-Linear/Conv2d module or non-tensor scores and ``ValueError`` for
+    ``amount`` outside [0, 1] (or NaN), an unknown criterion, or scores of the wrong shape or with
+    NaN. Returns the mask (float 0/1). Explained in notebooks/07_unstructured_pruning.ipynb and
+    notebooks/08_importance_criteria.ipynb.
     """
     _check_layer(module)
     amount = _check_amount(amount)
     criterion = require_choice("criterion", criterion, tuple(CRITERIA))
     seed = require_int("seed", seed, 0, 2**63 - 1)
-    scores = _scores(module, criterion, seed)
+    if scores is not None:
+        scores = _check_scores("scores", scores, effective_weight(module))
+    scores = _scores(module, criterion, seed, scores)
     mask = _lowest_k_mask(scores, round(amount * scores.numel()))
     apply_mask(module, "weight", mask=mask)
     return module.weight_mask.detach().clone()
@@ -100,21 +122,26 @@ def _check_model(model) -> dict[str, nn.Module]:
 
 
 def global_prune(model: nn.Module, amount: float, criterion: str = "magnitude", *, seed: int = 0,
-                 layers=None) -> dict[str, torch.Tensor]:
+                 layers=None, scores: Mapping | None = None) -> dict[str, torch.Tensor]:
     """Prune ``round(amount · N)`` of the ``N`` weights of all prunable layers together, by one ranking.
 
     The scores of every layer (``|w|`` or seeded random, already-pruned weights ``-inf``) are
     concatenated in ``named_modules`` order and the lowest ``k`` are pruned — one global threshold,
     as ``torch.nn.utils.prune.global_unstructured``. ``layers`` (optional) restricts pruning to
-    those layer names. Returns ``{layer name: mask}``. Raises ``ValueError`` for ``amount`` outside
-    [0, 1], an unknown criterion or layer name. Explained in notebooks/07_unstructured_pruning.ipynb.
+    those layer names. ``scores`` (optional), a ``{layer name: tensor}`` dict such as
+    ``criteria.saliency(model, "taylor", data)`` (chapter 08), replaces the criterion: it must hold
+    a tensor of the weight's shape for every layer pruned. Returns ``{layer name: mask}``. Raises
+    ``ValueError`` for ``amount`` outside [0, 1], an unknown criterion or layer name, or missing /
+    misshapen scores. Explained in notebooks/07_unstructured_pruning.ipynb and
+    notebooks/08_importance_criteria.ipynb.
     """
     all_layers = _check_model(model)
     amount = _check_amount(amount)
     criterion = require_choice("criterion", criterion, tuple(CRITERIA))
     seed = require_int("seed", seed, 0, 2**63 - 1)
     chosen = all_layers if layers is None else {n: all_layers[n] for n in _check_names(layers, all_layers)}
-    scores = [_scores(m, criterion, seed + i) for i, m in enumerate(chosen.values())]
+    given = _check_score_dict(scores, chosen)
+    scores = [_scores(m, criterion, seed + i, given[n]) for i, (n, m) in enumerate(chosen.items())]
     flat = torch.cat([s.reshape(-1) for s in scores])
     mask = _lowest_k_mask(flat, round(amount * flat.numel()))
     masks, start = {}, 0
@@ -123,6 +150,17 @@ def global_prune(model: nn.Module, amount: float, criterion: str = "magnitude", 
         masks[name] = module.weight_mask.detach().clone()
         start += s.numel()
     return masks
+
+
+def _check_score_dict(scores, chosen: dict) -> dict:
+    if scores is None:
+        return dict.fromkeys(chosen)
+    if not isinstance(scores, Mapping):
+        raise TypeError(f"scores must be a dict {{layer name: score tensor}}, got {type(scores).__name__}")
+    missing = [n for n in chosen if n not in scores]
+    if missing:
+        raise ValueError(f"scores must hold a tensor for every layer pruned; missing {missing}")
+    return {n: _check_scores(f"scores[{n!r}]", scores[n], effective_weight(m)) for n, m in chosen.items()}
 
 
 def global_magnitude_prune(model: nn.Module, amount: float, *, layers=None) -> dict[str, torch.Tensor]:
