@@ -5,10 +5,13 @@ The conventions every explorer follows are written in ``labkit.widgets.base``.
 from labkit.widgets.base import Explorer, checkbox, css_class, dropdown, int_slider, slider
 from labkit.widgets.budget import BudgetExplorer
 from labkit.widgets.calibration import CalibrationExplorer, activation_taps
+from labkit.widgets.criteria import CriteriaExplorer
 from labkit.widgets.histogram import WeightHistogramExplorer, weight_statistics, weight_tensors
 from labkit.widgets.pruning import PruningExplorer
 from labkit.widgets.quant_grid import QuantGridExplorer, valid_group_sizes
 from labkit.widgets.ste import QuantizerGradientExplorer, quantizer_response
 
-__all__ = ["BudgetExplorer", "CalibrationExplorer", "activation_taps", "Explorer", "PruningExplorer", "QuantGridExplorer", "QuantizerGradientExplorer", "WeightHistogramExplorer", "checkbox", "css_class", "dropdown", "int_slider", "quantizer_response",
-           "slider", "valid_group_sizes", "weight_statistics", "weight_tensors"]
+__all__ = ["BudgetExplorer", "CalibrationExplorer", "CriteriaExplorer", "Explorer", "PruningExplorer",
+           "QuantGridExplorer", "QuantizerGradientExplorer", "WeightHistogramExplorer", "activation_taps",
+           "checkbox", "css_class", "dropdown", "int_slider", "quantizer_response", "slider", "valid_group_sizes",
+           "weight_statistics", "weight_tensors"]
