@@ -1,0 +1,131 @@
+"""Training a student from a frozen teacher: ``teacher_logits`` and ``distill``.
+
+The loop is ``train.fit``'s (same seeded batch order, same optimizers and schedule), with one
+change: every batch also carries the teacher's logits for those images, and the loss is
+``distillation_loss(student(x), teacher_logits, y, T, alpha)``. ``fit``'s ``loss_fn(logits, y)``
+never sees the batch's images, so it cannot look up the teacher; hence this short loop of its own.
+The teacher runs in ``eval()`` mode (BatchNorm uses its running statistics, dropout is off) under
+``torch.no_grad()`` (no graph, no ``.grad`` on its weights), and its mode is restored afterwards.
+On small datasets its logits are computed once for the whole training set and cached.
+
+Explained in notebooks/11_distillation_soft_labels.ipynb.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+from tqdm.auto import tqdm
+
+from labkit import train
+from labkit.distill.losses import check_alpha, check_logits, check_temperature, distillation_loss
+
+
+def _check_module(name: str, model) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _tensors(train_data) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of a labelled dataset as two tensors (TensorDatasets are not copied)."""
+    dataset = train._as_dataset(train_data, "train_data", labelled=True)
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        return dataset.tensors
+    xs, ys = zip(*(dataset[i] for i in range(len(dataset))))
+    return torch.stack(xs), torch.stack([torch.as_tensor(label) for label in ys])
+
+
+def teacher_logits(teacher: nn.Module, data, batch_size: int = 512) -> torch.Tensor:
+    """The frozen teacher's logits float32 ``[N, C]`` for every image of ``data``, computed once.
+
+    Runs under ``torch.no_grad()`` in ``eval()`` mode and restores the teacher's mode
+    (``train.predict``). Explained in notebooks/11_distillation_soft_labels.ipynb.
+    """
+    return train.predict(_check_module("teacher", teacher), data, batch_size=batch_size)
+
+
+def distill(student: nn.Module, teacher: nn.Module | None, train_data, *, T: float = 4.0, alpha: float = 0.9,
+            epochs: int = 5, lr: float = 1e-3, batch_size: int = 64, optimizer: str = "adam",
+            weight_decay: float = 0.0, seed: int = 0, cached_logits: torch.Tensor | None = None,
+            cache: bool = True, val_data=None, progress: bool = True,
+            lr_schedule: str = "constant") -> list[dict]:
+    """Train ``student`` in place on ``α·T²·KL(p_t ‖ p_s) + (1 − α)·CE(s, y)``; return the history.
+
+    ``train_data`` yields ``x`` float32 ``[N, C, H, W]`` and ``y`` int64 ``[N]``. The teacher's logits
+    come from ``cached_logits`` (float ``[N, classes]``, e.g. from ``teacher_logits``; ``teacher`` may
+    then be None), else from ``teacher`` — computed once for all of ``train_data`` when ``cache``
+    (default), or per batch in the loop. ``T`` in (0, inf), ``alpha`` in [0, 1]; the other
+    arguments and the seeded batch order are ``train.fit``'s, so ``alpha = 0`` reproduces ``fit``
+    exactly. The teacher is never trained and its mode is restored. Returns one dict per epoch:
+    ``{"epoch", "loss", "train_acc", "val_acc"}``. Explained in notebooks/11_distillation_soft_labels.ipynb.
+    """
+    _check_module("student", student)
+    T, alpha = check_temperature(T), check_alpha(alpha)
+    train._check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
+    if teacher is student:
+        raise ValueError("teacher and student must be two different models")
+    x, y = _tensors(train_data)
+    if cached_logits is None:
+        if teacher is None:
+            raise ValueError("teacher must be a torch.nn.Module when cached_logits is None")
+        _check_module("teacher", teacher)
+        if cache:
+            cached_logits = teacher_logits(teacher, (x, y))
+    elif not isinstance(cached_logits, torch.Tensor) or cached_logits.dim() != 2 or len(cached_logits) != len(x):
+        raise ValueError(f"cached_logits must be a tensor [N, classes] with N = {len(x)} (one row per training "
+                         f"image), got {getattr(cached_logits, 'shape', type(cached_logits).__name__)}")
+    else:
+        check_logits("cached_logits", cached_logits)                 # finite floats, fail before training
+    if val_data is not None:
+        val_data = train._as_dataset(val_data, "val_data", labelled=True)
+    columns = (x, y) if cached_logits is None else (x, y, cached_logits.float())
+    loader = train._loader(TensorDataset(*columns), batch_size, torch.Generator().manual_seed(seed))
+    opt = train._make_optimizer(student, optimizer, lr, weight_decay)
+    sched = train._cosine(opt, epochs * len(loader)) if lr_schedule == "cosine" else None
+    was_training, history = student.training, []
+    with tqdm(total=epochs * len(loader), desc="distilling", disable=not progress, leave=False) as bar:
+        for epoch in range(1, epochs + 1):
+            bar.set_description(f"epoch {epoch}/{epochs} (T={T:g}, α={alpha:g})")
+            loss, acc = _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar)
+            val = train.evaluate(student, val_data) if val_data is not None else None
+            history.append({"epoch": epoch, "loss": loss, "train_acc": acc, "val_acc": val})
+    student.train(was_training)
+    return history
+
+
+def _frozen_logits(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The teacher's logits for one batch: eval mode, no graph, mode restored."""
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        with torch.no_grad():
+            return teacher(x)
+    finally:
+        teacher.train(was_training)
+
+
+def _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar) -> tuple[float, float]:
+    """One pass over ``loader`` (batches ``(x, y)`` or ``(x, y, teacher logits)``): (mean loss, accuracy)."""
+    student.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for batch in loader:
+        x, y = batch[0], batch[1]
+        t = batch[2] if len(batch) == 3 else _frozen_logits(teacher, x)
+        logits = student(x)
+        loss = distillation_loss(logits, t, y, T, alpha)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        loss_sum += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
+    if not math.isfinite(loss_sum):
+        raise FloatingPointError("the distillation loss became NaN/inf; lower lr")
+    return loss_sum / seen, correct / seen
