@@ -6,12 +6,13 @@ from labkit.widgets.base import Explorer, checkbox, css_class, dropdown, int_sli
 from labkit.widgets.budget import BudgetExplorer
 from labkit.widgets.calibration import CalibrationExplorer, activation_taps
 from labkit.widgets.criteria import CriteriaExplorer
+from labkit.widgets.distill import TemperatureExplorer
 from labkit.widgets.histogram import WeightHistogramExplorer, weight_statistics, weight_tensors
 from labkit.widgets.pruning import PruningExplorer
 from labkit.widgets.quant_grid import QuantGridExplorer, valid_group_sizes
 from labkit.widgets.ste import QuantizerGradientExplorer, quantizer_response
 
 __all__ = ["BudgetExplorer", "CalibrationExplorer", "CriteriaExplorer", "Explorer", "PruningExplorer",
-           "QuantGridExplorer", "QuantizerGradientExplorer", "WeightHistogramExplorer", "activation_taps",
+           "QuantGridExplorer", "QuantizerGradientExplorer", "TemperatureExplorer", "WeightHistogramExplorer", "activation_taps",
            "checkbox", "css_class", "dropdown", "int_slider", "quantizer_response", "slider", "valid_group_sizes",
            "weight_statistics", "weight_tensors"]
