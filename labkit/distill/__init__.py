@@ -4,16 +4,25 @@
                Hinton's α-mix with cross-entropy, the high-T logit-matching limit); chapter 12 adds
                the feature-based ones (FitNets hints, attention transfer, relational KD).
 - ``trainer``  ``distill``: the training loop with the teacher in eval mode under no_grad, its
-               logits cached once; ``teacher_logits``.
+               logits cached once; ``teacher_logits``; ``feature_distill`` adds hint, attention and
+               relational terms (chapter 12).
+- ``features`` ``FeatureTap`` (forward hooks on named layers), ``Regressor`` (FitNets' 1×1 conv /
+               linear adapter), ``layer_features`` (a teacher's activations, computed once).
 - ``students`` ``MLPStudent``: a narrow MLP whose widths are an argument.
 
 Import direction: ``distill`` uses ``data``, ``models``, ``train``, ``measure`` and ``validate`` only.
-Explained in notebooks/11_distillation_soft_labels.ipynb.
+Explained in notebooks/11_distillation_soft_labels.ipynb and notebooks/12_distillation_features.ipynb.
 """
-from labkit.distill.losses import (RESPONSE_LOSSES, distillation_loss, kd_logit_gradient, kd_loss,
-                                   logit_matching_loss, soft_targets)
+from labkit.distill.features import FeatureTap, Regressor, layer_features, regressor_for
+from labkit.distill.losses import (FEATURE_LOSSES, RESPONSE_LOSSES, attention_map, attention_transfer_loss,
+                                   distillation_loss, hint_loss, kd_logit_gradient, kd_loss, logit_matching_loss,
+                                   normalized_attention, rkd_angle_loss, rkd_angle_matrix, rkd_distance_loss,
+                                   rkd_distance_matrix, soft_targets)
 from labkit.distill.students import MLPStudent
-from labkit.distill.trainer import distill, teacher_logits
+from labkit.distill.trainer import distill, feature_distill, teacher_logits
 
-__all__ = ["MLPStudent", "RESPONSE_LOSSES", "distill", "distillation_loss", "kd_logit_gradient", "kd_loss",
-           "logit_matching_loss", "soft_targets", "teacher_logits"]
+__all__ = ["FEATURE_LOSSES", "FeatureTap", "MLPStudent", "RESPONSE_LOSSES", "Regressor", "attention_map",
+           "attention_transfer_loss", "distill", "distillation_loss", "feature_distill", "hint_loss",
+           "kd_logit_gradient", "kd_loss", "layer_features", "logit_matching_loss", "normalized_attention",
+           "regressor_for", "rkd_angle_loss", "rkd_angle_matrix", "rkd_distance_loss", "rkd_distance_matrix",
+           "soft_targets", "teacher_logits"]

@@ -9,13 +9,24 @@ Response-based (chapter 11, Hinton, Vinyals & Dean, "Distilling the Knowledge in
 - ``kd_logit_gradient(s, t, T)``   the closed-form gradient of ``kd_loss`` w.r.t. the student logits.
 - ``logit_matching_loss(s, t)``    the T → ∞ limit of ``kd_loss`` (Hinton §2.1; Bucila/Caruana).
 
-Feature-based losses (FitNets hints, attention transfer, relational KD; chapter 12) go below the
-response-based ones with the same conventions: plain functions ``(student_x, teacher_x, ...) ->
-scalar tensor``, arguments checked at the top with the helpers of this module, the teacher's tensor
-treated as a constant target (the trainer computes it under ``no_grad``), the batch mean taken
-over samples only, so every loss can be mixed with cross-entropy by a weight.
+Feature-based losses (FitNets hints, attention transfer, relational KD; chapter 12) follow the same
+conventions: plain functions ``(student_x, teacher_x, ...) -> scalar tensor``, arguments checked at
+the top with the helpers of this module, the teacher's tensor treated as a constant target (the
+trainer computes it under ``no_grad``), so every loss can be mixed with cross-entropy by a weight.
+The per-sample quantities are averaged over the batch (the hint loss, like ``F.mse_loss``, over
+every element).
 
-Explained in notebooks/11_distillation_soft_labels.ipynb.
+Feature-based (chapter 12): the student matches what the teacher computes *inside*.
+
+- ``hint_loss(s, t, regressor)``        FitNets (Romero et al. 2015): MSE(r(student feature), teacher feature).
+- ``attention_map(F, p)``               Σ_c |F_c|^p, a spatial map [N, H, W] (Zagoruyko & Komodakis 2017).
+- ``normalized_attention(F, p)``        that map flattened and divided by its L2 norm, [N, H·W].
+- ``attention_transfer_loss(s, t, p)``  (1/N) Σ_n ‖q̂_s,n − q̂_t,n‖², on the normalised maps.
+- ``rkd_distance_matrix(e)``            pairwise distances divided by their mean (Park et al. 2019).
+- ``rkd_distance_loss(s, t)``           Huber between the two normalised distance matrices.
+- ``rkd_angle_loss(s, t)``              Huber between the cosines of the angles of all triplets.
+
+Explained in notebooks/11_distillation_soft_labels.ipynb and notebooks/12_distillation_features.ipynb.
 """
 from __future__ import annotations
 
@@ -146,5 +157,158 @@ def logit_matching_loss(student_logits: torch.Tensor, teacher_logits: torch.Tens
     return ((s - t) ** 2).sum(dim=1).mean() / (2 * student_logits.shape[1])
 
 
-# Response-based losses by name; chapter 12 adds the feature-based ones here.
+# Response-based losses by name.
 RESPONSE_LOSSES = {"kd": kd_loss, "logit_matching": logit_matching_loss}
+
+
+# ----------------------------------------------------------------------------- feature-based KD
+def check_features(name: str, x, dims: tuple[int, ...] = (2, 4)) -> torch.Tensor:
+    """``x`` must be a finite float tensor with one of ``dims`` dimensions and a batch N ≥ 1."""
+    require_float_tensor(name, x)
+    if x.dim() not in dims or x.shape[0] < 1 or x.numel() == 0:
+        wanted = " or ".join({2: "[N, D]", 4: "[N, C, H, W]", 3: "[N, H, W]"}[d] for d in dims)
+        raise ValueError(f"{name} must have shape {wanted} with N >= 1, got {tuple(x.shape)}")
+    return x
+
+
+def check_p(p) -> float:
+    """``p`` as a float in (0, 16]: the power of |F_c| in the attention map."""
+    return require_float("p", p, 0.0, 16.0, low_open=True)
+
+
+def hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor, regressor=None) -> torch.Tensor:
+    """FitNets hint loss ``mean((r(s) − t)²)`` over every element, a scalar tensor.
+
+    ``student_features`` float ``[N, C_s, H, W]`` (or ``[N, D_s]``), ``teacher_features`` float
+    ``[N, C_t, H, W]`` (or ``[N, D_t]``); ``regressor`` (an ``nn.Module``, e.g. ``features.Regressor``:
+    a 1×1 conv or a linear layer) maps the student's width to the teacher's; None means identity, and
+    then the shapes must already be equal. The teacher's feature is a constant target (detached).
+    Romero et al. (2015) write ½‖u_h − r(v_g)‖²; the element mean here only rescales that by a
+    constant, absorbed in the loss weight. Explained in notebooks/12_distillation_features.ipynb.
+    """
+    check_features("student_features", student_features)
+    check_features("teacher_features", teacher_features)
+    if regressor is not None:
+        if not isinstance(regressor, torch.nn.Module) and not callable(regressor):
+            raise TypeError(f"regressor must be a torch.nn.Module or None, got {type(regressor).__name__}")
+        student_features = regressor(student_features)
+    if student_features.shape != teacher_features.shape:
+        raise ValueError(f"student_features (after the regressor) and teacher_features must have the same shape, "
+                         f"got {tuple(student_features.shape)} and {tuple(teacher_features.shape)}; "
+                         "use a Regressor to map the student's channels to the teacher's")
+    return F.mse_loss(student_features, teacher_features.detach())
+
+
+def attention_map(features: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """Spatial attention ``A[n, h, w] = Σ_c |F[n, c, h, w]|^p``, float ``[N, H, W]``.
+
+    ``features`` float ``[N, C, H, W]``, ``p`` in (0, 16]. Large where many channels fire strongly:
+    *where* the network looks. p = 2 is Zagoruyko & Komodakis's default; a larger p weights the
+    most active positions more. Explained in notebooks/12_distillation_features.ipynb.
+    """
+    p = check_p(p)
+    check_features("features", features, dims=(4,))
+    return features.abs().pow(p).sum(dim=1)
+
+
+def normalized_attention(features: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """``q̂ = vec(A) / ‖vec(A)‖₂`` with ``A = attention_map(features, p)``: float ``[N, H·W]``, unit rows.
+
+    Dividing by the norm makes the map independent of the features' scale (and of the number of
+    channels, up to the map's shape), so a narrow student can match a wide teacher.
+    Explained in notebooks/12_distillation_features.ipynb.
+    """
+    a = attention_map(features, p).flatten(1)
+    return F.normalize(a, p=2.0, dim=1, eps=1e-12)
+
+
+def attention_transfer_loss(student_features: torch.Tensor, teacher_features: torch.Tensor,
+                            p: float = 2.0) -> torch.Tensor:
+    """Attention transfer ``(1/N) Σ_n ‖q̂_s,n − q̂_t,n‖²₂``, a scalar tensor in [0, 2].
+
+    ``student_features`` float ``[N, C_s, H, W]`` and ``teacher_features`` ``[N, C_t, H, W]``: the
+    channel counts may differ (the sum over c removes them), the batch and the spatial size may
+    not. ``q̂ = normalized_attention(F, p)``. Zagoruyko & Komodakis (2017) write β/2 · ‖q̂_s − q̂_t‖₂;
+    their code (and this function) squares it. The teacher's map is a constant target.
+    Explained in notebooks/12_distillation_features.ipynb.
+    """
+    check_features("student_features", student_features, dims=(4,))
+    check_features("teacher_features", teacher_features, dims=(4,))
+    s, t = student_features.shape, teacher_features.shape
+    if s[0] != t[0] or s[2:] != t[2:]:
+        raise ValueError(f"student_features and teacher_features must have the same batch and spatial size "
+                         f"[N, ·, H, W], got {tuple(s)} and {tuple(t)}")
+    q_s = normalized_attention(student_features, p)
+    q_t = normalized_attention(teacher_features.detach(), p)
+    return (q_s - q_t).pow(2).sum(dim=1).mean()
+
+
+def _check_embeddings(student, teacher) -> None:
+    check_features("student_embeddings", student, dims=(2,))
+    check_features("teacher_embeddings", teacher, dims=(2,))
+    if student.shape[0] != teacher.shape[0]:
+        raise ValueError(f"student_embeddings and teacher_embeddings must hold the same N samples, got "
+                         f"{student.shape[0]} and {teacher.shape[0]}")
+
+
+def rkd_distance_matrix(embeddings: torch.Tensor) -> torch.Tensor:
+    """``ψ_D[i, j] = ‖e_i − e_j‖₂ / μ`` with ``μ`` the mean distance over the N(N−1) pairs i ≠ j.
+
+    ``embeddings`` float ``[N, D]`` with N ≥ 2; returns float ``[N, N]`` (zero diagonal, mean of the
+    off-diagonal entries 1). Dividing by μ makes ψ_D blind to a global scale (Park et al. 2019);
+    distances are already blind to rotations and translations.
+    Explained in notebooks/12_distillation_features.ipynb.
+    """
+    check_features("embeddings", embeddings, dims=(2,))
+    n = embeddings.shape[0]
+    if n < 2:
+        raise ValueError(f"embeddings must hold at least N = 2 samples for a distance, got N = {n}")
+    diff = embeddings[:, None, :] - embeddings[None, :, :]
+    d = diff.pow(2).sum(-1).clamp_min(1e-12).sqrt() * (1 - torch.eye(n, dtype=embeddings.dtype))
+    mu = d.sum() / (n * (n - 1))
+    return d / mu.clamp_min(1e-12)
+
+
+def rkd_distance_loss(student_embeddings: torch.Tensor, teacher_embeddings: torch.Tensor) -> torch.Tensor:
+    """Distance-wise RKD ``mean_{i≠j} Huber(ψ_D^s[i, j] − ψ_D^t[i, j])``, a scalar tensor.
+
+    Inputs float ``[N, D_s]`` and ``[N, D_t]`` (widths may differ; N ≥ 2). Huber is torch's
+    ``smooth_l1`` (β = 1), as in Park et al. (2019). The student matches the *shape* of the batch —
+    which samples are near each other — not the coordinates. Explained in notebooks/12_distillation_features.ipynb.
+    """
+    _check_embeddings(student_embeddings, teacher_embeddings)
+    n = student_embeddings.shape[0]
+    off = ~torch.eye(n, dtype=torch.bool)
+    with torch.no_grad():
+        t = rkd_distance_matrix(teacher_embeddings.detach())
+    s = rkd_distance_matrix(student_embeddings)
+    return F.smooth_l1_loss(s[off], t[off])
+
+
+def rkd_angle_matrix(embeddings: torch.Tensor) -> torch.Tensor:
+    """``ψ_A[i, j, k] = cos ∠(e_i, e_j, e_k) = ⟨(e_i − e_j)/‖·‖, (e_k − e_j)/‖·‖⟩``, float ``[N, N, N]``.
+
+    The angle at vertex ``e_j``; blind to scale, rotation and translation. ``embeddings`` ``[N, D]``.
+    Explained in notebooks/12_distillation_features.ipynb.
+    """
+    check_features("embeddings", embeddings, dims=(2,))
+    unit = F.normalize(embeddings[:, None, :] - embeddings[None, :, :], p=2.0, dim=2)   # [i, j] = e_i − e_j
+    return torch.einsum("ijd,kjd->ijk", unit, unit)
+
+
+def rkd_angle_loss(student_embeddings: torch.Tensor, teacher_embeddings: torch.Tensor) -> torch.Tensor:
+    """Angle-wise RKD ``mean_{i,j,k} Huber(ψ_A^s − ψ_A^t)`` over all N³ triplets, a scalar tensor.
+
+    Inputs float ``[N, D_s]`` and ``[N, D_t]``; degenerate triplets (a repeated index) give 0 on both
+    sides. Park et al. (2019) weight it λ_A = 50 against λ_D = 25 for the distance loss.
+    Explained in notebooks/12_distillation_features.ipynb.
+    """
+    _check_embeddings(student_embeddings, teacher_embeddings)
+    with torch.no_grad():
+        t = rkd_angle_matrix(teacher_embeddings.detach())
+    return F.smooth_l1_loss(rkd_angle_matrix(student_embeddings), t)
+
+
+# Feature-based losses by name (chapter 12).
+FEATURE_LOSSES = {"hint": hint_loss, "attention": attention_transfer_loss,
+                  "rkd_distance": rkd_distance_loss, "rkd_angle": rkd_angle_loss}

@@ -8,7 +8,11 @@ The teacher runs in ``eval()`` mode (BatchNorm uses its running statistics, drop
 ``torch.no_grad()`` (no graph, no ``.grad`` on its weights), and its mode is restored afterwards.
 On small datasets its logits are computed once for the whole training set and cached.
 
-Explained in notebooks/11_distillation_soft_labels.ipynb.
+``feature_distill`` (chapter 12) adds the feature-based terms: FitNets hints, attention transfer and
+relational KD, on activations read with ``features.FeatureTap``; the teacher's activations are
+computed once for the training set (``features.layer_features``) like its logits.
+
+Explained in notebooks/11_distillation_soft_labels.ipynb and notebooks/12_distillation_features.ipynb.
 """
 from __future__ import annotations
 
@@ -20,7 +24,10 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from labkit import train
-from labkit.distill.losses import check_alpha, check_logits, check_temperature, distillation_loss
+from labkit.distill.features import FeatureTap, layer_features, regressor_for
+from labkit.distill.losses import (attention_transfer_loss, check_alpha, check_logits, check_p, check_temperature,
+                                   distillation_loss, hint_loss, rkd_angle_loss, rkd_distance_loss)
+from labkit.validate import require_float
 
 
 def _check_module(name: str, model) -> nn.Module:
@@ -128,4 +135,138 @@ def _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar) -> tuple
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
     if not math.isfinite(loss_sum):
         raise FloatingPointError("the distillation loss became NaN/inf; lower lr")
+    return loss_sum / seen, correct / seen
+
+
+# ----------------------------------------------------------------------------- chapter 12
+def _check_pair(name: str, pair):
+    if pair is None:
+        return None
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(n, str) for n in pair)):
+        raise TypeError(f"{name} must be None or a pair (student_layer, teacher_layer) of layer names, got {pair!r}")
+    return tuple(pair)
+
+
+def feature_distill(student: nn.Module, teacher: nn.Module | None, train_data, *, T: float = 4.0,
+                    alpha: float = 0.5, hint=None, hint_weight: float = 1.0, attention=None,
+                    at_weight: float = 100.0, p: float = 2.0, relation=None, rkd_distance_weight: float = 25.0,
+                    rkd_angle_weight: float = 50.0, epochs: int = 5, lr: float = 1e-3, batch_size: int = 64,
+                    optimizer: str = "adam", weight_decay: float = 0.0, seed: int = 0, teacher_cache=None,
+                    val_data=None, progress: bool = True) -> list[dict]:
+    """Train ``student`` in place on CE + soft-label KD + feature losses; return the history.
+
+    loss = (1 − α)·CE(s, y) + α·kd_loss(s, t, T) + hint_weight·hint_loss(r(S_h), T_h)
+    + at_weight·attention_transfer_loss(S_a, T_a, p) + rkd_distance_weight·rkd_distance_loss(S_r, T_r)
+    + rkd_angle_weight·rkd_angle_loss(S_r, T_r). ``hint``, ``attention`` and ``relation`` are None (term
+    off) or ``(student_layer, teacher_layer)`` names from ``named_modules()``; ``relation`` layers are
+    flattened to embeddings ``[N, D]``. When the hint layers' widths differ a ``Regressor`` (1×1 conv
+    or linear, seeded) is trained with the student and discarded. The teacher's logits and layers
+    come from ``teacher_cache`` (``features.layer_features(teacher, train_data, layers)``, computed
+    once; ``teacher`` may then be None) or are computed here, in eval mode under no_grad. The other
+    arguments and the seeded batch order are ``train.fit``'s; with α = 0 and no feature term this is
+    ``distill(alpha=0)``. Returns one dict per epoch ``{"epoch", "loss", "train_acc", "val_acc"}``.
+    Explained in notebooks/12_distillation_features.ipynb.
+    """
+    _check_module("student", student)
+    T, alpha, p = check_temperature(T), check_alpha(alpha), check_p(p)
+    pairs = {"hint": _check_pair("hint", hint), "attention": _check_pair("attention", attention),
+             "relation": _check_pair("relation", relation)}
+    weights = {name: require_float(name, value, 0.0, None) for name, value in
+               (("hint_weight", hint_weight), ("at_weight", at_weight),
+                ("rkd_distance_weight", rkd_distance_weight), ("rkd_angle_weight", rkd_angle_weight))}
+    train._check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, "constant")
+    if teacher is student:
+        raise ValueError("teacher and student must be two different models")
+    x, y = _tensors(train_data)
+    s_layers = [pair[0] for pair in pairs.values() if pair]
+    t_layers = [pair[1] for pair in pairs.values() if pair]
+    if teacher_cache is None:
+        if teacher is None:
+            raise ValueError("teacher must be a torch.nn.Module when teacher_cache is None")
+        _check_module("teacher", teacher)
+        teacher_cache = layer_features(teacher, x, t_layers) if t_layers else {"logits": teacher_logits(teacher, x)}
+    missing = [name for name in ["logits", *t_layers] if not isinstance(teacher_cache, dict) or name not in teacher_cache]
+    if missing or any(len(teacher_cache[n]) != len(x) for n in ["logits", *t_layers]):
+        raise ValueError(f"teacher_cache must be a dict with 'logits' and the teacher layers {t_layers}, one row "
+                         f"per training image (N = {len(x)}); missing {missing}")
+    check_logits("teacher_cache['logits']", teacher_cache["logits"])
+    if val_data is not None:
+        val_data = train._as_dataset(val_data, "val_data", labelled=True)
+    regressor = _hint_regressor(student, x, teacher_cache, pairs["hint"], seed) if pairs["hint"] else None
+    trainable = nn.ModuleList([student] + ([regressor] if regressor is not None else []))
+    loader = train._loader(TensorDataset(x, y, torch.arange(len(x))), batch_size, torch.Generator().manual_seed(seed))
+    opt = train._make_optimizer(trainable, optimizer, lr, weight_decay)
+    config = dict(T=T, alpha=alpha, p=p, pairs=pairs, weights=weights, regressor=regressor)
+    was_training, history = student.training, []
+    with FeatureTap(student, s_layers or [_any_layer(student)]) as tap, \
+            tqdm(total=epochs * len(loader), desc="distilling features", disable=not progress, leave=False) as bar:
+        for epoch in range(1, epochs + 1):
+            bar.set_description(f"epoch {epoch}/{epochs}")
+            loss, acc = _feature_epoch(student, tap, teacher_cache, loader, opt, config, bar)
+            val = train.evaluate(student, val_data) if val_data is not None else None
+            history.append({"epoch": epoch, "loss": loss, "train_acc": acc, "val_acc": val})
+    student.train(was_training)
+    return history
+
+
+def _any_layer(model: nn.Module) -> str:
+    return next(name for name, _ in model.named_modules() if name)
+
+
+def _hint_regressor(student, x, cache, pair, seed):
+    """A regressor from the student's hint layer to the teacher's (None if the widths match), seeded
+    without touching the global random state."""
+    was_training = student.training
+    student.eval()
+    try:
+        with FeatureTap(student, [pair[0]]) as tap, torch.no_grad():
+            student(x[:2])
+            s_feat = tap.features[pair[0]]
+    finally:
+        student.train(was_training)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return regressor_for(s_feat, cache[pair[1]][:2])
+
+
+def _feature_terms(tap, cache, idx, config) -> torch.Tensor:
+    """The weighted sum of the feature losses for one batch (0 when no term is on)."""
+    pairs, w, total = config["pairs"], config["weights"], torch.zeros(())
+    if pairs["hint"] and w["hint_weight"]:
+        s_layer, t_layer = pairs["hint"]
+        total = total + w["hint_weight"] * hint_loss(tap.features[s_layer], cache[t_layer][idx], config["regressor"])
+    if pairs["attention"] and w["at_weight"]:
+        s_layer, t_layer = pairs["attention"]
+        total = total + w["at_weight"] * attention_transfer_loss(tap.features[s_layer], cache[t_layer][idx],
+                                                                 config["p"])
+    if pairs["relation"] and len(idx) > 1 and (w["rkd_distance_weight"] or w["rkd_angle_weight"]):
+        s_layer, t_layer = pairs["relation"]
+        s, t = tap.features[s_layer].flatten(1), cache[t_layer][idx].flatten(1)
+        if w["rkd_distance_weight"]:
+            total = total + w["rkd_distance_weight"] * rkd_distance_loss(s, t)
+        if w["rkd_angle_weight"]:
+            total = total + w["rkd_angle_weight"] * rkd_angle_loss(s, t)
+    return total
+
+
+def _feature_epoch(student, tap, cache, loader, opt, config, bar) -> tuple[float, float]:
+    """One pass over batches ``(x, y, index)``: (mean loss, training accuracy)."""
+    student.train()
+    if config["regressor"] is not None:
+        config["regressor"].train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y, idx in loader:
+        logits = student(x)
+        loss = distillation_loss(logits, cache["logits"][idx], y, config["T"], config["alpha"])
+        loss = loss + _feature_terms(tap, cache, idx, config)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
+    if not math.isfinite(loss_sum):
+        raise FloatingPointError("the distillation loss became NaN/inf; lower lr or the loss weights")
     return loss_sum / seen, correct / seen
