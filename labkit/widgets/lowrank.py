@@ -1,0 +1,150 @@
+"""Rank explorer: pick a layer, move the energy slider, and see its spectrum, cost and accuracy.
+
+For an ``nn.Linear`` the spectrum is the singular values of its weight ``[m, n]`` and the layer is
+replaced by its truncated SVD (``labkit.lowrank.svd_linear``); for an ``nn.Conv2d`` it is the spectrum
+of the mode-0 (output-channel) unfolding and the layer becomes a Tucker-2 triple
+(``labkit.lowrank.tucker2_conv``, both ranks chosen by the same energy). The left plot shows the
+singular values on a log scale, the kept ones in blue; the right plot the cumulative energy with the
+chosen rank marked. The readout gives the parameters and MACs of the factorised layer against the
+original, the relative reconstruction error ``‖W − Ŵ‖_F / ‖W‖_F`` and the accuracy of the model with
+only that layer factorised on a fixed evaluation subset. Each (layer, energy) is computed once and
+cached. Explained in notebooks/13_lowrank_lightweight.ipynb.
+"""
+from __future__ import annotations
+
+import copy
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from torch import nn
+
+from labkit import train
+from labkit.lowrank import (cumulative_energy, decompose_model, energy_rank, factorisable_layers, mode_singular_values,
+                            relative_error, singular_values, tucker2_factors, tucker2_ranks, tucker2_reconstruct)
+from labkit.lowrank.decompose import model_input_shape
+from labkit.lowrank.svd import svd_factors
+from labkit.validate import require_float
+from labkit.widgets.base import Explorer, dropdown, slider
+
+
+class RankExplorer(Explorer):
+    """Low-rank factorisation of one layer of ``model`` at the slider's energy.
+
+    ``RankExplorer(model, eval_data, layer=None, energy=0.9, input_shape=None)``: ``model`` is copied,
+    never modified; ``eval_data`` a labelled Dataset or ``(x, y)`` (use ``data.eval_subset``).
+    Controls: ``layer`` (Dropdown), ``energy`` (FloatSlider 0.05–1, on release). ``stats``: ``layer``,
+    ``energy``, ``rank`` (an int, or ``(R_in, R_out)`` for a conv), ``max_rank``, ``params_before``,
+    ``params_after``, ``macs_before``, ``macs_after``, ``relative_error``, ``accuracy``,
+    ``dense_accuracy``. Explained in notebooks/13_lowrank_lightweight.ipynb.
+    """
+
+    name = "rank"
+
+    def __init__(self, model: nn.Module, eval_data, layer: str | None = None, energy: float = 0.9,
+                 input_shape=None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self._base = copy.deepcopy(model).eval()
+        self.layers = factorisable_layers(self._base)
+        if not self.layers:
+            raise ValueError("model has no nn.Linear or plain nn.Conv2d layer to factorise")
+        if layer is not None and layer not in self.layers:
+            raise ValueError(f"layer must be one of {list(self.layers)}, got {layer!r}")
+        self._layer = layer or max(self.layers, key=lambda n: self.layers[n].weight.numel())
+        self._energy = require_float("energy", energy, 0.05, 1.0)
+        self._shape = model_input_shape(self._base, input_shape)
+        self.eval_data = eval_data
+        self.dense_accuracy = train.evaluate(self._base, eval_data)
+        self._cache: dict = {}
+        self._spectra: dict = {}
+        super().__init__()
+
+    def build_controls(self) -> dict:
+        options = [(f"{name}  {list(m.weight.shape)}", name) for name, m in self.layers.items()]
+        return {"layer": dropdown(self.name, "layer", options=options, value=self._layer, description="layer"),
+                "energy": slider(self.name, "energy", value=self._energy, min=0.05, max=1.0, step=0.01,
+                                 readout_format=".2f", description="energy kept")}
+
+    def build_figure(self) -> go.FigureWidget:
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
+                            subplot_titles=("singular values (log)", "cumulative energy Σσ²"))
+        fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(color="#4C72B0", size=5), name="kept"), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(color="#bbbbbb", size=5),
+                                 name="discarded"), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#2ca02c"), name="energy"), 1, 2)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", marker=dict(color="#d62728", size=10),
+                                 line=dict(color="#d62728", dash="dot"), name="chosen rank"), 1, 2)
+        fig.update_layout(height=380, margin=dict(l=50, r=20, t=90, b=50), template="plotly_white",
+                          legend=dict(orientation="h", x=0.0, y=-0.2))
+        fig.update_yaxes(type="log", row=1, col=1)
+        fig.update_xaxes(title_text="index i", row=1, col=1)
+        fig.update_xaxes(title_text="rank r", row=1, col=2)
+        fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+        return go.FigureWidget(fig)
+
+    # --- the numbers (all from labkit.lowrank / labkit.train) ----------------------------------
+    def spectrum(self, layer: str):
+        """Singular values of the layer (a Linear's weight, a conv's output-channel unfolding; cached)."""
+        if layer not in self._spectra:
+            module = self.layers[layer]
+            self._spectra[layer] = (singular_values(module) if isinstance(module, nn.Linear)
+                                    else mode_singular_values(module.weight, 0))
+        return self._spectra[layer]
+
+    def setting(self, layer: str, energy: float) -> dict:
+        """Rank, costs, error and accuracy of ``layer`` factorised at ``energy`` (cached)."""
+        key = (layer, round(float(energy), 4))
+        if key not in self._cache:
+            module = self.layers[layer]
+            if isinstance(module, nn.Linear):
+                rank = energy_rank(self.spectrum(layer), key[1])
+                a, b = svd_factors(module.weight.detach(), rank)
+                approx = a @ b
+                spec = rank
+            else:
+                rank = tucker2_ranks(module, key[1])
+                approx = tucker2_reconstruct(*tucker2_factors(module.weight, rank))
+                spec = rank
+            model = copy.deepcopy(self._base)
+            row = decompose_model(model, {layer: spec}, input_shape=self._shape, force=True)[0]
+            self._cache[key] = {**row, "relative_error": relative_error(module.weight, approx),
+                                "accuracy": train.evaluate(model, self.eval_data)}
+        return self._cache[key]
+
+    def draw(self, values: dict) -> None:
+        layer, energy = values["layer"], float(values["energy"])
+        result = self.setting(layer, energy)
+        sigma = self.spectrum(layer).numpy()
+        kept_n = result["rank"] if isinstance(result["rank"], int) else result["rank"][1]
+        index = np.arange(1, sigma.size + 1)
+        kept, dropped, curve, mark = self.figure.data
+        floor = max(float(sigma.max()) * 1e-12, 1e-30)
+        s = np.maximum(sigma, floor)
+        kept.x, kept.y = index[:kept_n], s[:kept_n]
+        dropped.x, dropped.y = index[kept_n:], s[kept_n:]
+        cumulative = cumulative_energy(self.spectrum(layer)).numpy()
+        curve.x, curve.y = index, cumulative
+        mark.x, mark.y = [kept_n, kept_n], [0.0, cumulative[kept_n - 1]]
+        self.figure.layout.title.text = (f"{layer} {list(self.layers[layer].weight.shape)}: rank {result['rank']} "
+                                         f"keeps {energy:.2f} of the energy")
+        self.stats = {"layer": layer, "energy": energy, "rank": result["rank"], "max_rank": int(sigma.size),
+                      "params_before": result["params_before"], "params_after": result["params_after"],
+                      "macs_before": result["macs_before"], "macs_after": result["macs_after"],
+                      "relative_error": result["relative_error"], "accuracy": result["accuracy"],
+                      "dense_accuracy": self.dense_accuracy}
+        self.readout.value = _readout_html(self.stats)
+
+
+def _readout_html(stats: dict) -> str:
+    rows = [("rank", str(stats["rank"])),
+            ("params", f"{stats['params_after']:,} / {stats['params_before']:,}"),
+            ("MACs", f"{stats['macs_after']:,} / {stats['macs_before']:,}"),
+            ("relative error", f"{stats['relative_error']:.3f}"),
+            ("accuracy (eval subset)", f"{stats['accuracy']:.1%}"),
+            ("original accuracy", f"{stats['dense_accuracy']:.1%}")]
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
+                   for k, v in rows)
+    return (f"<b>{html.escape(stats['layer'])}</b> factorised, energy {stats['energy']:.2f}"
+            f"<table style='font-size:90%'>{body}</table>")
