@@ -1,8 +1,9 @@
 """Pruning: masks as a re-parametrisation, importance criteria, unstructured pruning, schedules,
-per-layer sensitivity and sparse training — written from scratch after ``torch.nn.utils.prune``.
+per-layer sensitivity, sparse training and structured (channel) pruning with surgery — written from scratch after ``torch.nn.utils.prune``.
 
 Import direction: ``prune`` uses ``data``, ``models``, ``train``, ``measure`` and ``validate`` only.
-Explained in notebooks/07_unstructured_pruning.ipynb and notebooks/08_importance_criteria.ipynb.
+Explained in notebooks/07_unstructured_pruning.ipynb and notebooks/08_importance_criteria.ipynb
+and notebooks/09_structured_pruning.ipynb (structured, surgery).
 """
 from labkit.prune.criteria import (ALL_CRITERIA, CRITERIA, DATA_CRITERIA, batch_gradients, fisher_diagonal,
                                    gradient_scores, magnitude_scores, mask_jaccard, obd_scores, random_scores,
@@ -14,10 +15,17 @@ from labkit.prune.schedules import (agp_schedule, agp_sparsity, iterative_schedu
 from labkit.prune.sensitivity import sensitivity_scan
 from labkit.prune.sparse_training import (group_lasso_penalty, group_lasso_regularizer, group_norms, l1_penalty,
                                           l1_proximal, l1_regularizer, near_zero_report, soft_threshold)
+from labkit.prune.structured import (CHANNEL_CRITERIA, bn_l1_penalty, bn_l1_regularizer, bn_scale_scores,
+                                     channel_scores, correlation_scores, filter_norms, geometric_median_scores,
+                                     keep_indices, structured_prune)
+from labkit.prune.surgery import ChannelGroup, channel_groups, prune_channels, zero_channels
 from labkit.prune.unstructured import (global_magnitude_prune, global_prune, global_threshold, layerwise_prune,
                                        prune_layer)
 
-__all__ = ["ALL_CRITERIA", "CRITERIA", "DATA_CRITERIA", "agp_schedule", "agp_sparsity", "apply_mask",
+__all__ = ["ALL_CRITERIA", "CHANNEL_CRITERIA", "ChannelGroup", "bn_l1_penalty", "bn_l1_regularizer",
+           "bn_scale_scores", "channel_groups", "channel_scores", "correlation_scores", "filter_norms",
+           "geometric_median_scores", "keep_indices", "prune_channels", "structured_prune", "zero_channels",
+           "CRITERIA", "DATA_CRITERIA", "agp_schedule", "agp_sparsity", "apply_mask",
            "batch_gradients", "fisher_diagonal", "get_mask", "global_magnitude_prune", "global_prune",
            "global_threshold", "gradient_scores", "group_lasso_penalty", "group_lasso_regularizer", "group_norms",
            "is_pruned", "iterative_schedule", "l1_penalty", "l1_proximal", "l1_regularizer", "layerwise_prune",

@@ -1,0 +1,166 @@
+"""Structured pruning: channel criteria by hand, surgery that is exact on zeroed channels, counts, errors."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from labkit import measure, models, prune
+from labkit.train import set_seed
+
+
+def trained_like(name: str) -> nn.Module:
+    """A model with non-trivial BatchNorm statistics (random γ, β, μ, σ²), in eval mode."""
+    set_seed(0)
+    model = models.build(name)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["lenet5", "vgg", "resnet"])
+@pytest.mark.parametrize("criterion", ["l1", "random"])
+def test_surgery_is_exact_when_removed_channels_are_zero(name, criterion):
+    model = trained_like(name)
+    scores = prune.channel_scores(model, criterion)
+    keep = {n: prune.keep_indices(s, 0.5) for n, s in scores.items()}
+    zeroed = prune.zero_channels(copy.deepcopy(model), keep)
+    small = prune.prune_channels(zeroed, keep)
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(small(x), zeroed(x), atol=1e-5)
+        assert not torch.allclose(small(x), model(x), atol=1e-3)   # the zeroing did change the model
+    assert measure.count_parameters(small) < measure.count_parameters(model)
+    assert measure.total_macs(small, (1, 28, 28)) < measure.total_macs(model, (1, 28, 28))
+    assert measure.size_on_disk(small, "fp32") < measure.size_on_disk(model, "fp32")
+    assert type(small) is type(model)
+
+
+def test_surgery_keeps_the_original_untouched():
+    model = trained_like("vgg")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    small, keep = prune.structured_prune(model, 0.5)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert small.conv1.weight.shape == (8, 1, 3, 3) and small.conv2.weight.shape == (8, 8, 3, 3)
+    assert torch.equal(small.conv1.weight, model.conv1.weight[keep["conv1"]])
+    assert torch.equal(small.bn1.running_var, model.bn1.running_var[keep["conv1"]])
+    assert small.fc1.weight.shape == (64, 32 * 9)                    # 32 of 64 channels × 3·3 positions
+
+
+def test_lenet5_counts_match_hand_formulas():
+    """conv2 keeps 8 of 16 filters: conv2 8·6·25 + 8, fc1 reads 8·5·5 = 200 inputs."""
+    model = models.build("lenet5")
+    small = prune.prune_channels(model, {"conv2": list(range(8))})
+    expected = 6 * 1 * 25 + 6 + 8 * 6 * 25 + 8 + 120 * 200 + 120 + 84 * 120 + 84 + 10 * 84 + 10
+    assert measure.count_parameters(small) == expected
+    macs = 28 * 28 * 6 * 25 + 10 * 10 * 8 * 6 * 25 + 200 * 120 + 120 * 84 + 84 * 10
+    assert measure.total_macs(small, (1, 28, 28)) == macs
+    x = torch.rand(2, 1, 28, 28)
+    zeroed = prune.zero_channels(copy.deepcopy(model), {"conv2": list(range(8))})
+    assert torch.allclose(prune.prune_channels(zeroed, {"conv2": range(8)})(x), zeroed(x), atol=1e-5)
+
+
+def test_resnet_prunes_only_the_inner_width():
+    model = trained_like("resnet")
+    assert list(prune.channel_groups(model)) == ["layer1.conv1", "layer2.conv1", "layer3.conv1"]
+    small, _ = prune.structured_prune(model, 0.75)
+    assert small.layer3.conv1.weight.shape == (16, 32, 3, 3) and small.layer3.conv2.weight.shape == (64, 16, 3, 3)
+    assert small.layer3.bn1.num_features == 16 and small.layer3.bn2.num_features == 64
+    assert small.fc.weight.shape == (10, 64)
+
+
+def test_linear_hidden_neurons_with_flag():
+    model = models.build("lenet5")
+    groups = prune.channel_groups(model, linear=True)
+    assert list(groups) == ["conv1", "conv2", "fc1", "fc2"] and groups["conv2"].positions == 25
+    small = prune.prune_channels(model, {"fc1": range(60)})
+    assert small.fc1.weight.shape == (60, 400) and small.fc2.weight.shape == (84, 60)
+
+
+def test_filter_norms_by_hand():
+    w = torch.tensor([[[[1.0, -2.0], [0.0, 2.0]]], [[[3.0, 0.0], [-4.0, 0.0]]]])   # [2, 1, 2, 2]
+    assert prune.filter_norms(w, 1).tolist() == [5.0, 7.0]
+    assert prune.filter_norms(w, 2).tolist() == [3.0, 5.0]
+    assert torch.allclose(prune.filter_norms(w, 2).float(), prune.group_norms(w))
+
+
+def test_bn_scores_and_l1_penalty_value_and_gradient():
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([0.5, -2.0, 0.0]))
+        model[4].weight.copy_(torch.tensor([1.0, -0.25]))
+    assert prune.bn_scale_scores(model[1]).tolist() == [0.5, 2.0, 0.0]
+    penalty = prune.bn_l1_regularizer(0.1)(model)
+    assert penalty.item() == pytest.approx(0.1 * 3.75)
+    penalty.backward()
+    assert model[1].weight.grad.tolist() == pytest.approx([0.1, -0.1, 0.0])
+    assert model[4].weight.grad.tolist() == pytest.approx([0.1, -0.1])
+    assert model[0].weight.grad is None                                # only γ is regularised
+
+
+def test_correlation_picks_a_duplicated_filter():
+    torch.manual_seed(0)
+    w = torch.randn(5, 3, 3, 3)
+    w[3] = 0.5 * w[1]                                       # filter 3 duplicates filter 1, at half the norm
+    scores = prune.correlation_scores(w)
+    assert int(torch.argmin(scores)) == 3
+    assert sorted(scores.tolist()) == [0, 1, 2, 3, 4]
+    assert prune.keep_indices(scores, 0.2).tolist() == [0, 1, 2, 4]
+
+
+def test_geometric_median_scores_by_hand():
+    w = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]])
+    assert prune.geometric_median_scores(w).tolist() == [4.0, 3.0, 5.0]   # the middle one is most replaceable
+
+
+def test_keep_indices_rounding_and_ties():
+    s = torch.tensor([3.0, 1.0, 1.0, 2.0])
+    assert prune.keep_indices(s, 0.5).tolist() == [0, 3]
+    assert prune.keep_indices(s, 0.25).tolist() == [0, 2, 3]      # tie: the lower index goes first
+    assert prune.keep_indices(s, 0.0).tolist() == [0, 1, 2, 3]
+
+
+def test_bad_inputs():
+    model = models.build("vgg")
+    with pytest.raises(ValueError, match=r"amount must be .*\[0.0, 1.0\)"):
+        prune.structured_prune(model, 1.0)
+    with pytest.raises(TypeError, match="amount"):
+        prune.structured_prune(model, "half")
+    with pytest.raises(ValueError, match="keep at least one"):
+        prune.keep_indices(torch.ones(2), 0.9)
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        prune.channel_scores(model, "l3")
+    with pytest.raises(ValueError, match="needs a BatchNorm"):
+        prune.channel_scores(models.build("lenet5"), "bn")
+    with pytest.raises(ValueError, match="at least one channel"):
+        prune.prune_channels(model, {"conv1": []})
+    with pytest.raises(ValueError, match=r"in \[0, 15\]"):
+        prune.prune_channels(model, {"conv1": [0, 16]})
+    with pytest.raises(ValueError, match="unknown group 'fc2'"):
+        prune.prune_channels(model, {"fc2": [0]})
+    with pytest.raises(TypeError, match="integer channel indices"):
+        prune.prune_channels(model, {"conv1": [0.5]})
+    with pytest.raises(TypeError, match="keep must be a dict"):
+        prune.prune_channels(model, [0, 1])
+    with pytest.raises(ValueError, match="unsupported model type MobileNetSmall"):
+        prune.channel_groups(models.build("mobilenet"))
+    with pytest.raises(ValueError, match="unsupported module 'attn'"):
+        prune.channel_groups(nn.Sequential(__import__("collections").OrderedDict(
+            conv=nn.Conv2d(1, 2, 3), attn=nn.Softmax(1), conv2=nn.Conv2d(2, 2, 3))))
+    with pytest.raises(ValueError, match="depthwise"):
+        prune.channel_groups(nn.Sequential(nn.Conv2d(2, 2, 3, groups=2), nn.Conv2d(2, 2, 3)))
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        prune.channel_groups("vgg")
+    with pytest.raises(ValueError, match="p must be one of"):
+        prune.filter_norms(torch.ones(2, 2), 3)
+    with pytest.raises(ValueError, match="lam must be"):
+        prune.bn_l1_regularizer(2.0)
+    with pytest.raises(ValueError, match="no affine BatchNorm"):
+        prune.bn_l1_penalty(models.build("lenet5"), 0.1)
+    masked = models.build("lenet5")
+    prune.global_magnitude_prune(masked, 0.5)
+    with pytest.raises(ValueError, match="remove_all"):
+        prune.structured_prune(masked, 0.5)

@@ -1,0 +1,71 @@
+"""The channel-pruning explorer (labkit.widgets.structured) without a browser: numbers, redraws, cache."""
+import pytest
+import torch
+
+from labkit import measure, models, prune, train
+from labkit.widgets.structured import ChannelPruningExplorer
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def vgg():
+    train.set_seed(0)
+    return models.build("vgg").eval()
+
+
+def eval_data():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(32, 1, 28, 28, generator=g), torch.randint(0, 10, (32,), generator=g)
+
+
+def test_explorer_matches_labkit_prune_and_measure():
+    model, data = vgg(), eval_data()
+    explorer = ChannelPruningExplorer(model, data, ratio=0.5, latency_repeats=1)
+    s = explorer.stats
+    assert s["layer"] == "conv6" and s["criterion"] == "l1" and explorer.criteria == ("l1", "l2", "bn", "random")
+    small, keep = prune.structured_prune(vgg(), 0.5, "l1")
+    assert s["params"] == measure.count_parameters(small) < s["dense_params"] == measure.count_parameters(model)
+    assert s["macs"] == measure.total_macs(small, (1, 28, 28)) < s["dense_macs"]
+    assert s["bytes"] == measure.size_on_disk(small, "fp32") < s["dense_bytes"]
+    assert s["accuracy"] == pytest.approx(train.evaluate(small, data))
+    assert s["kept"] == 32 and s["removed"] == 32
+    assert s["latency_ratio"] == pytest.approx(s["latency_ms"] / s["dense_latency_ms"]) and s["latency_ms"] > 0
+    kept_bar, removed_bar = explorer.figure.data
+    assert sorted(int(c) for c in kept_bar.x) == keep["conv6"].tolist()
+    assert max(removed_bar.y) <= min(kept_bar.y)                     # the lowest l1 norms were removed
+    assert "× " in explorer.readout.value and "latency" in explorer.readout.value
+    assert torch.equal(model.conv6.weight, vgg().conv6.weight)           # the model is not modified
+
+
+def test_controls_redraw_and_cache():
+    explorer = ChannelPruningExplorer(vgg(), eval_data(), ratio=0.25, latency_repeats=1)
+    count, params = explorer.update_count, explorer.stats["params"]
+    explorer.set(ratio=0.75)
+    assert explorer.update_count == count + 1 and explorer.stats["params"] < params
+    assert explorer.stats["kept"] == 16 and len(explorer.figure.data[1].x) == 48
+    explorer.set(criterion="bn", layer="conv1")
+    assert explorer.stats["kept"] == 4 and "bn scores of conv1" in explorer.figure.layout.title.text
+    cached = len(explorer._cache)
+    explorer.set(ratio=0.25, criterion="l1")
+    assert len(explorer._cache) == cached                                 # (0.25, l1) was computed at start
+
+
+def test_lenet5_has_no_bn_option_and_bad_arguments():
+    explorer = ChannelPruningExplorer(models.build("lenet5"), eval_data(), latency_repeats=1)
+    assert explorer.criteria == ("l1", "l2", "random") and explorer.stats["layer"] == "conv2"
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        ChannelPruningExplorer(models.build("lenet5"), eval_data(), criterion="bn")
+    with pytest.raises(ValueError, match="ratio must be"):
+        ChannelPruningExplorer(vgg(), eval_data(), ratio=0.95)
+    with pytest.raises(ValueError, match="layer must be one of"):
+        ChannelPruningExplorer(vgg(), eval_data(), layer="fc2")
+    with pytest.raises(TypeError, match="model must be"):
+        ChannelPruningExplorer("vgg", eval_data())
+    for control in ("ratio", "criterion", "layer"):
+        assert f"labkit-channels-{control}" in explorer.controls[control]._dom_classes
