@@ -27,7 +27,6 @@ import time
 # timings jump to the 10-16 ms scheduler quantum). Passive waiting makes them take turns.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np
 import torch
 
 from labkit import data, kernels, train, zoo

@@ -1,5 +1,19 @@
-"""Suite-wide reporting: what the notebook runs measured (wall time, kernel peak RSS), at the end of pytest."""
+"""Suite-wide settings and reporting: one torch thread for the whole session; what the notebook runs
+measured (wall time, kernel peak RSS), at the end of pytest."""
 import sys
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The test machine is shared (2 cores): one intra-op thread is faster than two fighting for cores.
+    Tests that time or thread something set their own count (measure.latency(threads=...), kernels)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def pytest_terminal_summary(terminalreporter):

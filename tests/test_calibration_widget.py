@@ -13,15 +13,6 @@ from labkit.widgets import CalibrationExplorer, activation_taps
 from labkit.widgets.base import css_class
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread is faster than two fighting for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_cnn():
     """conv → BN → ReLU → pool → flatten → fc → ReLU → fc, with non-trivial BN statistics."""
     torch.manual_seed(0)

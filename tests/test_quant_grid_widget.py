@@ -31,15 +31,6 @@ def lenet5():
     return model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread is faster than two fighting for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def grid_levels_drawn(explorer):
     """x positions of the vertical grid lines (trace 2 holds triples v, v, NaN)."""
     x = np.asarray(explorer.figure.data[2].x, dtype=float)

@@ -6,14 +6,6 @@ from labkit import measure, models, prune, train
 from labkit.widgets.structured import ChannelPruningExplorer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def vgg():
     train.set_seed(0)
     return models.build("vgg").eval()

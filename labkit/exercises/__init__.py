@@ -24,7 +24,7 @@ from numbers import Integral, Number, Real
 
 import numpy as np
 
-__all__ = ["ExerciseError", "expect_answered", "expect_type", "expect_equal", "expect_close",
+__all__ = ["ExerciseError", "float_array", "expect_close_or_known_mistake", "expect_answered", "expect_type", "expect_equal", "expect_close",
            "expect_count", "expect_shape", "passed", "Passed", "whole_number"]
 
 
@@ -167,6 +167,34 @@ class Passed(str):
 
     def _ipython_display_(self):
         pass
+
+
+def float_array(name: str, value, hint: str | None = None) -> np.ndarray:
+    """``value`` (a number, list, numpy array or torch tensor) as a float64 array, after checking it
+    was answered; ``ExerciseError`` if it does not hold numbers."""
+    expect_answered(name, value, hint)
+    array = _as_array(name, value, hint)
+    try:
+        return array.astype(np.float64)
+    except (TypeError, ValueError):  # e.g. strings
+        raise ExerciseError(f"`{name}` should be numbers, got {_short(value)}.", hint) from None
+
+
+def expect_close_or_known_mistake(name: str, got: np.ndarray, expected, mistakes, rtol: float = 1e-4,
+                                  atol: float = 1e-7) -> None:
+    """Fail unless ``got`` is close to ``expected``. ``mistakes`` lists ``(wrong_value, hint)`` pairs
+    (a ``None`` value is skipped): an answer equal to one of them fails with that mistake's hint,
+    anything else with the last hint. Used where a seed's bug gives a recognisable wrong number."""
+    def matches(candidate) -> bool:
+        candidate = np.asarray(candidate, dtype=np.float64)
+        return got.shape == candidate.shape and bool(np.allclose(got, candidate, rtol=rtol, atol=atol))
+
+    if not matches(expected):
+        for candidate, hint in mistakes:
+            if candidate is not None and matches(candidate):
+                raise ExerciseError(f"`{name}` is not the expected value, but it is a known mistake.", hint)
+    expect_close(name, got, np.asarray(expected, dtype=np.float64), rtol=rtol, atol=atol,
+                 hint=mistakes[-1][1] if mistakes else None)
 
 
 def passed(message: str) -> Passed:

@@ -95,7 +95,7 @@ def check_observer_qparams(minmax_scale, minmax_zero_point, ema_scale, ema_zero_
             round((first_hi - first_lo) / (levels - 1), 9): "the second batch widened the range: min/max keeps the "
                                                             "running extremes over all batches.",
             round(mm_hi / (levels - 1), 9): f"the range must reach down to the negative minimum {mm_lo}."}.get(
-        round(got, 9), f"s = (max − min) / (2^b − 1) with min and max over both batches.")
+        round(got, 9), "s = (max − min) / (2^b − 1) with min and max over both batches.")
     expect_close("minmax_scale", got, mm_s, rtol=1e-4, hint=hint)
     got_z = _as_number("minmax_zero_point", minmax_zero_point)
     hint = {float(-mm_z): "the zero point is −round(min / s): min is negative, so z is positive.",

@@ -49,7 +49,7 @@ def check_quantize_multiplier(real: float, answer) -> str:
     if got_shift != shift:
         hint = ("that is −n with M = M0·2^−n; labkit's shift is the exponent itself, M = m·2^(shift−31)."
                 if got_shift == -shift else
-                f"halve or double M until it lies in [0.5, 1): the number of steps is the exponent.")
+                "halve or double M until it lies in [0.5, 1): the number of steps is the exponent.")
         raise ExerciseError(f"shift should make m · 2^(shift−31) ≈ {real}; got shift = {got_shift}.", hint)
     if got_m != m:
         hint = ("m must be in [2^30, 2^31): it is f · 2^31 with f in [0.5, 1)."

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labkit.exercises import ExerciseError, expect_answered, expect_close, passed
+from labkit.exercises import ExerciseError, expect_close_or_known_mistake, float_array, passed
 
 # Exercise 1: one teacher's logits, softened at T = 4.
 LOGITS = (6.0, 2.0, -1.0, 0.5)
@@ -45,33 +45,10 @@ def gradient_reference(student=STUDENT, teacher=TEACHER, T: float = T_KD) -> np.
     return T * (p_s - p_t) / len(p_s)
 
 
-def _as_array(name, value) -> np.ndarray:
-    expect_answered(name, value)
-    try:
-        return np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ExerciseError(f"`{name}` should be numbers, got {type(value).__name__}: {error}") from None
-
-
-def _matches(got: np.ndarray, candidate) -> bool:
-    candidate = np.asarray(candidate, dtype=np.float64)
-    return got.shape == candidate.shape and bool(np.allclose(got, candidate, rtol=1e-4, atol=1e-7))
-
-
-def _diagnose(name: str, got: np.ndarray, expected, mistakes: list[tuple[object, str]]) -> None:
-    """Raise with the hint of the first known mistake that ``got`` equals; else the generic check."""
-    if not _matches(got, expected):
-        for candidate, hint in mistakes:
-            if candidate is not None and _matches(got, candidate):
-                raise ExerciseError(f"`{name}` is not the expected value, but it is a known mistake.", hint)
-    expect_close(name, got, np.asarray(expected, dtype=np.float64), rtol=1e-4, atol=1e-7,
-                 hint=mistakes[-1][1] if mistakes else None)
-
-
 # ----------------------------------------------------------------------------- exercise 1
 def check_soft_targets(probs) -> str:
     """Exercise: ``probs`` = softmax of ``LOGITS`` at temperature ``T_SOFT`` (4 numbers summing to 1)."""
-    got = _as_array("probs", probs)
+    got = float_array("probs", probs)
     got = got.reshape(-1) if got.size == len(LOGITS) else got         # [4] or [1, 4]
     z = np.asarray(LOGITS)
     expected = softmax(z, T_SOFT)
@@ -83,7 +60,7 @@ def check_soft_targets(probs) -> str:
                 (softmax(z) ** (1 / T_SOFT) / (softmax(z) ** (1 / T_SOFT)).sum(),
                  "Close, but write it as exp(z_i / T) / Σ_j exp(z_j / T) and check the arithmetic."),
                 (None, "p_i = exp(z_i / T) / Σ_j exp(z_j / T) with T = 4; the four values sum to 1.")]
-    _diagnose("probs", got, expected, mistakes)
+    expect_close_or_known_mistake("probs", got, expected, mistakes)
     return passed(f"softmax(z / {T_SOFT:g}) = {np.round(expected, 4).tolist()}: the top class keeps "
                   f"{expected[0]:.1%} instead of {softmax(z)[0]:.1%} at T = 1, and the others become visible.")
 
@@ -91,12 +68,12 @@ def check_soft_targets(probs) -> str:
 # ----------------------------------------------------------------------------- exercise 2
 def check_kd_loss(loss) -> str:
     """Exercise: the KD loss of ``STUDENT`` against ``TEACHER`` at ``T_KD``: T² · KL(p_t ‖ p_s), batch mean."""
-    got = _as_array("loss", loss)
+    got = float_array("loss", loss)
     if got.size != 1:
         raise ExerciseError(f"`loss` should be one number (a scalar), got shape {got.shape}.",
                             "Sum the KL over the classes, then average over the samples.")
     got = got.reshape(())
-    T, n, c = T_KD, len(STUDENT), len(STUDENT[0])
+    T, c = T_KD, len(STUDENT[0])
     expected = kd_reference()
     p_s, p_t = softmax(STUDENT, T), softmax(TEACHER, T)
     kl_rows = (p_t * (np.log(p_t) - np.log(p_s))).sum(axis=1)
@@ -117,7 +94,7 @@ def check_kd_loss(loss) -> str:
         (prob_input, "nn.KLDivLoss wants *log*-probabilities as its input: log_softmax(s / T), not softmax."),
         (None, "KD = T² · (1/N) Σ_n Σ_c p_t (ln p_t − ln p_s), p = softmax(z / T), T = 3, N = 2."),
     ]
-    _diagnose("loss", got, expected, mistakes)
+    expect_close_or_known_mistake("loss", got, expected, mistakes)
     return passed(f"KD loss = {expected:.4f} (torch: F.kl_div(log_softmax(s/T), softmax(t/T), "
                   f"reduction='batchmean') · T²); 'mean' would give {expected / c:.4f}, "
                   f"no T² {expected / T / T:.4f}.")
@@ -126,7 +103,7 @@ def check_kd_loss(loss) -> str:
 # ----------------------------------------------------------------------------- exercise 3
 def check_kd_gradient(grad) -> str:
     """Exercise: ``grad`` = ∂ KD / ∂ student logits for ``STUDENT``/``TEACHER`` at ``T_KD`` (shape [2, 4])."""
-    got = _as_array("grad", grad)
+    got = float_array("grad", grad)
     T, n = T_KD, len(STUDENT)
     expected = gradient_reference()
     if got.shape != expected.shape:
@@ -140,6 +117,6 @@ def check_kd_gradient(grad) -> str:
                 (T * diff, "Forgot the batch mean: divide by N = 2."),
                 (diff / n, "Chain rule: ∂(s/T)/∂s = 1/T, times T² gives a factor T, not 1."),
                 (None, "∂ KD / ∂ s = T² · (1/N) · (1/T) · (p_s − p_t) = (T / N)(p_s − p_t).")]
-    _diagnose("grad", got, expected, mistakes)
+    expect_close_or_known_mistake("grad", got, expected, mistakes)
     return passed(f"∂KD/∂s = (T/N)(p_s − p_t): largest entry {np.abs(expected).max():.4f}; without T² "
                   f"every entry would be T² = {T * T:g}× smaller.")

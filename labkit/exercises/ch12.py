@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labkit.exercises import ExerciseError, expect_answered, expect_close, passed
+from labkit.exercises import ExerciseError, expect_close_or_known_mistake, float_array, passed
 
 # Exercises 1 and 2: one feature tensor [C=2, H=2, W=2] (a batch of one), p = 2.
 FEATURES = (((1.0, -2.0), (0.0, 3.0)),
@@ -45,28 +45,6 @@ def rkd_reference(points=POINTS) -> np.ndarray:
     return d / (d.sum() / (n * (n - 1)))
 
 
-def _as_array(name, value) -> np.ndarray:
-    expect_answered(name, value)
-    try:
-        return np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ExerciseError(f"`{name}` should be numbers, got {type(value).__name__}: {error}") from None
-
-
-def _matches(got: np.ndarray, candidate) -> bool:
-    candidate = np.asarray(candidate, dtype=np.float64)
-    return got.shape == candidate.shape and bool(np.allclose(got, candidate, rtol=1e-4, atol=1e-7))
-
-
-def _diagnose(name: str, got: np.ndarray, expected, mistakes: list[tuple[object, str]]) -> None:
-    if not _matches(got, expected):
-        for candidate, hint in mistakes:
-            if candidate is not None and _matches(got, candidate):
-                raise ExerciseError(f"`{name}` is not the expected value, but it is a known mistake.", hint)
-    expect_close(name, got, np.asarray(expected, dtype=np.float64), rtol=1e-4, atol=1e-7,
-                 hint=mistakes[-1][1] if mistakes else None)
-
-
 def _squeeze_to(got: np.ndarray, size: int, shape: tuple) -> np.ndarray:
     return got.reshape(shape) if got.size == size else got
 
@@ -74,7 +52,7 @@ def _squeeze_to(got: np.ndarray, size: int, shape: tuple) -> np.ndarray:
 # ----------------------------------------------------------------------------- exercise 1
 def check_attention_map(amap) -> str:
     """Exercise: ``amap`` = Σ_c |F_c|^2 of ``FEATURES`` (C = 2, H = W = 2): a 2 × 2 map."""
-    got = _squeeze_to(_as_array("amap", amap), 4, (2, 2))             # [2, 2], [1, 2, 2] or [4]
+    got = _squeeze_to(float_array("amap", amap), 4, (2, 2))             # [2, 2], [1, 2, 2] or [4]
     f = np.asarray(FEATURES)
     expected = attention_reference()
     mistakes = [(np.abs(f).sum(0), "That is p = 1 (Σ_c |F_c|): raise each |F_c| to the power p = 2 first."),
@@ -85,14 +63,14 @@ def check_attention_map(amap) -> str:
                                             "keeps H × W."),
                 (np.abs(f).max(0) ** 2, "Sum over all channels, not the largest one."),
                 (None, "A[h, w] = Σ_c |F[c, h, w]|^p with p = 2: a 2 × 2 map.")]
-    _diagnose("amap", got, expected, mistakes)
+    expect_close_or_known_mistake("amap", got, expected, mistakes)
     return passed(f"attention map Σ_c F_c² = {expected.tolist()}: position (1, 1) looks hardest.")
 
 
 # ----------------------------------------------------------------------------- exercise 2
 def check_normalized_attention(q) -> str:
     """Exercise: ``q`` = vec(A) / ‖vec(A)‖₂ for the map of exercise 1 (4 numbers, unit L2 norm)."""
-    got = _squeeze_to(_as_array("q", q), 4, (4,))                    # [4], [1, 4] or [2, 2]
+    got = _squeeze_to(float_array("q", q), 4, (4,))                    # [4], [1, 4] or [2, 2]
     a = attention_reference().reshape(-1)
     expected = normalized_reference()
     mistakes = [(a / a.sum(), "That divides by the sum (an L1 normalisation); AT divides by the L2 norm "
@@ -101,7 +79,7 @@ def check_normalized_attention(q) -> str:
                 (a / np.sqrt(a.sum()), "The L2 norm is sqrt(Σ A²), not sqrt(Σ A)."),
                 (a, "Not normalised yet: divide by ‖vec(A)‖₂."),
                 (None, "q̂ = vec(A) / ‖vec(A)‖₂: the squares of the four numbers sum to 1.")]
-    _diagnose("q", got, expected, mistakes)
+    expect_close_or_known_mistake("q", got, expected, mistakes)
     return passed(f"q̂ = {np.round(expected, 4).tolist()}; multiplying every feature by 10 changes A by 100× "
                   "but q̂ not at all — a narrow student can match a wide teacher.")
 
@@ -109,7 +87,7 @@ def check_normalized_attention(q) -> str:
 # ----------------------------------------------------------------------------- exercise 3
 def check_rkd_distances(psi) -> str:
     """Exercise: ``psi`` = the 3 × 3 distance-wise RKD matrix of ``POINTS`` (distances / their mean over i ≠ j)."""
-    got = _as_array("psi", psi)
+    got = float_array("psi", psi)
     d = distances()
     n = len(d)
     expected = rkd_reference()
@@ -122,6 +100,6 @@ def check_rkd_distances(psi) -> str:
                 (d ** 2 / (d ** 2).sum() * n * (n - 1), "Squared distances: RKD uses the Euclidean distance ‖e_i − e_j‖₂."),
                 (d / d.max(), "That divides by the largest distance; divide by the mean μ."),
                 (None, "ψ_D[i, j] = ‖e_i − e_j‖₂ / μ, μ = (1 / (N(N−1))) Σ_{i≠j} ‖e_i − e_j‖₂.")]
-    _diagnose("psi", got, expected, mistakes)
+    expect_close_or_known_mistake("psi", got, expected, mistakes)
     return passed(f"ψ_D = distances / μ with μ = {d.sum() / (n * (n - 1)):.4f}; scaling the points by any "
                   "factor leaves ψ_D unchanged.")

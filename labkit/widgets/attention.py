@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 
 import plotly.graph_objects as go
-import torch
 from plotly.subplots import make_subplots
 from torch import nn
 

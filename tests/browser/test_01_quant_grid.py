@@ -5,7 +5,6 @@ latency from the mouse release to the redrawn figure is printed, never asserted 
 """
 import re
 import statistics
-from pathlib import Path
 
 import pytest
 

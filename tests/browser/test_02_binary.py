@@ -1,6 +1,5 @@
 """Notebook 02 in a real browser: Run All Cells, then the TWN threshold explorer reacts to its controls."""
 import statistics
-from pathlib import Path
 
 import pytest
 

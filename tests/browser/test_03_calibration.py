@@ -7,7 +7,6 @@ are printed, never asserted (target ≤ 100 ms for a histogram, ≤ 300 ms when 
 re-evaluated; an uncached setting runs one quantize-and-evaluate of LeNet-5).
 """
 import re
-from pathlib import Path
 
 import pytest
 

@@ -1,6 +1,5 @@
 """Notebook 05 in a real browser: Run All Cells, then the quantizer gradient explorer reacts to its controls."""
 import statistics
-from pathlib import Path
 
 import pytest
 

@@ -7,7 +7,6 @@ which includes one quantize-and-evaluate of LeNet-5 on the fixed evaluation subs
 """
 import re
 import statistics
-from pathlib import Path
 
 import pytest
 

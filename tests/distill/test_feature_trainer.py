@@ -1,18 +1,9 @@
 """FeatureTap, layer_features and feature_distill: hooks removed, teacher frozen, seeded, alpha=0 is distill."""
 import pytest
 import torch
-from torch import nn
 
 from labkit import models, train
 from labkit.distill import FeatureTap, distill, feature_distill, layer_features
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def images(n=48, seed=0):

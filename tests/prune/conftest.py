@@ -1,18 +1,9 @@
-"""Shared fixtures for the labkit.prune tests: one thread, a small conv + linear model, a toy task."""
+"""Shared fixtures for the labkit.prune tests: a small conv + linear model, a toy task."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
-
-
-@pytest.fixture(scope="package", autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread is faster than two fighting for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_model(seed: int = 0) -> nn.Sequential:

@@ -1,6 +1,5 @@
 """Sparse training: L1 and group-LASSO penalties (value and gradient by hand), soft-thresholding,
 and L1 training leaving more weights near zero than plain training."""
-import copy
 
 import pytest
 import torch

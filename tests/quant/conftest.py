@@ -8,15 +8,6 @@ import torch
 from torch import nn
 
 
-@pytest.fixture(scope="package", autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread is faster than two fighting for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _blobs(n: int, seed: int, noise: float = 0.6):
     """10 classes of noisy 8×8 'images' in [0, 1] around fixed random centres (x [n,1,8,8], y [n])."""
     centres = torch.rand(10, 64, generator=torch.Generator().manual_seed(0))

@@ -225,7 +225,6 @@ def test_bad_arguments_raise(trained_mlp, blobs):
 
 
 def test_unsupported_layer_types_raise():
-    from labkit.quant.modules import weight_qparams
     conv1d = nn.Conv1d(1, 2, 3)
     with pytest.raises(TypeError, match="layer"):
         quantized_layer(conv1d, weight_qparams(conv1d.weight))
