@@ -117,12 +117,22 @@ def _frozen_logits(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar) -> tuple[float, float]:
     """One pass over ``loader`` (batches ``(x, y)`` or ``(x, y, teacher logits)``): (mean loss, accuracy)."""
     student.train()
-    loss_sum, correct, seen = 0.0, 0, 0
-    for batch in loader:
+
+    def step(batch):
         x, y = batch[0], batch[1]
         t = batch[2] if len(batch) == 3 else _frozen_logits(teacher, x)
         logits = student(x)
-        loss = distillation_loss(logits, t, y, T, alpha)
+        return logits, distillation_loss(logits, t, y, T, alpha), y
+
+    return _optimize_epoch(loader, step, opt, sched, bar, "lower lr")
+
+
+def _optimize_epoch(loader, step, opt, sched, bar, advice: str) -> tuple[float, float]:
+    """The loop both trainers share: ``step(batch) -> (logits, loss, y)``, then backward, optimizer
+    (and scheduler) step, running loss/accuracy on the tqdm ``bar``. Returns (mean loss, accuracy)."""
+    loss_sum, correct, seen = 0.0, 0, 0
+    for batch in loader:
+        logits, loss, y = step(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -134,7 +144,7 @@ def _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar) -> tuple
         bar.update(1)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
     if not math.isfinite(loss_sum):
-        raise FloatingPointError("the distillation loss became NaN/inf; lower lr")
+        raise FloatingPointError(f"the distillation loss became NaN/inf; {advice}")
     return loss_sum / seen, correct / seen
 
 
@@ -254,19 +264,10 @@ def _feature_epoch(student, tap, cache, loader, opt, config, bar) -> tuple[float
     student.train()
     if config["regressor"] is not None:
         config["regressor"].train()
-    loss_sum, correct, seen = 0.0, 0, 0
-    for x, y, idx in loader:
+    def step(batch):
+        x, y, idx = batch
         logits = student(x)
         loss = distillation_loss(logits, cache["logits"][idx], y, config["T"], config["alpha"])
-        loss = loss + _feature_terms(tap, cache, idx, config)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
-    if not math.isfinite(loss_sum):
-        raise FloatingPointError("the distillation loss became NaN/inf; lower lr or the loss weights")
-    return loss_sum / seen, correct / seen
+        return logits, loss + _feature_terms(tap, cache, idx, config), y
+
+    return _optimize_epoch(loader, step, opt, None, bar, "lower lr or the loss weights")
