@@ -9,12 +9,13 @@ LAB_ARGS ?=
 PYTEST_ARGS ?=
 KERNEL_SOURCES := $(wildcard labkit/kernels/src/*.cpp labkit/kernels/src/*.h)
 
-# A local CPU wheel of torch, where the machine has one, so pip never resolves the CUDA build.
-WHEELS := $(wildcard /opt/wheels)
-PIP := $(PY) -m pip install --disable-pip-version-check $(if $(WHEELS),--find-links $(WHEELS))
-# Without local wheels (a laptop), PyTorch's CPU index: its 2.13.0+cpu sorts above PyPI's 2.13.0,
-# whose Linux wheel pulls in gigabytes of CUDA libraries the lab never uses.
-TORCH_INDEX := $(if $(WHEELS),,--extra-index-url https://download.pytorch.org/whl/cpu)
+# torch and torchvision are pinned (requirements.txt). Where the machine keeps those exact wheels on
+# disk (the lab's CI machines: a CUDA build that runs on the CPU), pip takes them from there. Anywhere
+# else (a laptop, Binder) pip gets them from PyTorch's CPU index: its +cpu builds sort above PyPI's,
+# whose Linux wheels pull in gigabytes of CUDA libraries the lab never uses.
+LOCAL_TORCH := $(wildcard /opt/pypi-more/files/torch-2.14.1-*.whl /opt/wheels/torch-2.14.1*.whl)
+PIP := $(PY) -m pip install --disable-pip-version-check
+TORCH_INDEX := $(if $(LOCAL_TORCH),,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 .PHONY: lab test setup chromium data student strip sanitize bench clean
 
@@ -34,7 +35,7 @@ $(PY):
 
 $(STAMP): requirements.txt requirements-test.txt pyproject.toml setup.py $(KERNEL_SOURCES) | $(PY)
 	$(PIP) --upgrade pip
-	$(PIP) $(TORCH_INDEX) torch==2.13.0
+	$(PIP) $(TORCH_INDEX) torch==2.14.1 torchvision==0.29.1
 	$(PIP) -r requirements.txt -r requirements-test.txt
 	$(PIP) --no-build-isolation --no-deps -e .
 	touch $(STAMP)
