@@ -48,9 +48,9 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; \
 	fi
 
-# Fetch MNIST / Fashion-MNIST into the cache (explicit: labkit never downloads by surprise).
+# Fetch Fashion-MNIST into the cache (explicit: labkit never downloads by surprise; MNIST ships inside labkit).
 data: setup
-	$(PY) -m labkit.data download mnist fashion-mnist
+	$(PY) -m labkit.data download fashion-mnist
 
 # The student edition: every cell tagged "solution" is replaced by a stub.
 student: setup

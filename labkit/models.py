@@ -1,9 +1,11 @@
-"""The lab's model zoo, written from scratch: five small image classifiers.
+"""The lab's model zoo, written from scratch: six small image classifiers.
 
 - ``LeNet300100`` — the fully connected LeNet-300-100 that Han et al., "Learning both Weights and
   Connections for Efficient Neural Networks" (NeurIPS 2015) prune (1.64 % MNIST error).
 - ``LeNet5`` — LeCun et al., "Gradient-Based Learning Applied to Document Recognition" (1998),
   the classic ~61 k-parameter conv net (0.80 % MNIST error in Han et al. 2015).
+- ``LeNet5Caffe`` — Caffe's 431 k-parameter LeNet-5 (conv 20, conv 50, fc 500, fc 10), the one
+  Han et al. 2015 and Deep Compression (Han et al., ICLR 2016) actually prune.
 - ``SmallVGG`` — a narrow VGG (Simonyan & Zisserman, "Very Deep Convolutional Networks for
   Large-Scale Image Recognition", 2015): stacks of conv3×3-BN-ReLU with max-pooling.
 - ``SmallResNet`` — a ResNet-8 (He et al., "Deep Residual Learning for Image Recognition", 2016)
@@ -25,7 +27,7 @@ from torch import nn
 
 from labkit.validate import require_choice, require_int
 
-MODEL_NAMES = ("lenet300", "lenet5", "vgg", "resnet", "mobilenet")
+MODEL_NAMES = ("lenet300", "lenet5", "vgg", "resnet", "mobilenet", "lenet5-caffe")
 IN_CHANNELS = (1, 3)
 IMAGE_SIZES = (28, 32)
 
@@ -110,6 +112,31 @@ class LeNet5(_Config, _NamedSequential):
             ("fc1", nn.Linear(16 * 5 * 5, 120)), ("relu3", nn.ReLU()),
             ("fc2", nn.Linear(120, 84)), ("relu4", nn.ReLU()),
             ("fc3", nn.Linear(84, num_classes)),
+        ]))
+        self._remember(in_channels, num_classes, image_size)
+
+
+class LeNet5Caffe(_Config, _NamedSequential):
+    """Caffe's LeNet-5 ("lenet" in Caffe's MNIST example), the network Han et al. 2015 prune:
+    conv5×5(20) → maxpool → conv5×5(50) → maxpool → fc1 (500) → ReLU → fc2 (classes).
+
+    As in Caffe, the convolutions are not followed by a ReLU (only fc1 is). Input ``[N, C, S, S]``
+    float32, output logits ``[N, num_classes]``; on 1×28×28 the maps are 28→24→12→8→4, so fc1 sees
+    50·4·4 = 800 features. 431 080 parameters on 1×28×28, seven times LeCun's ``LeNet5``; Han et al.
+    report 0.80 % MNIST error for it. Explained in notebooks/10_pruning_schedules_automation.ipynb.
+    """
+
+    arch = "lenet5-caffe"
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28):
+        in_channels, num_classes, image_size = _check_config(in_channels, num_classes, image_size)
+        side = ((image_size - 4) // 2 - 4) // 2  # 4 for 28×28, 5 for 32×32
+        super().__init__(OrderedDict([
+            ("conv1", nn.Conv2d(in_channels, 20, 5)), ("pool1", nn.MaxPool2d(2)),
+            ("conv2", nn.Conv2d(20, 50, 5)), ("pool2", nn.MaxPool2d(2)),
+            ("flatten", nn.Flatten()),
+            ("fc1", nn.Linear(50 * side * side, 500)), ("relu1", nn.ReLU()),
+            ("fc2", nn.Linear(500, num_classes)),
         ]))
         self._remember(in_channels, num_classes, image_size)
 
@@ -252,7 +279,7 @@ class MobileNetSmall(_Config, _NamedSequential):
         self._remember(in_channels, num_classes, image_size)
 
 
-_CLASSES = {cls.arch: cls for cls in (LeNet300100, LeNet5, SmallVGG, SmallResNet, MobileNetSmall)}
+_CLASSES = {cls.arch: cls for cls in (LeNet300100, LeNet5, SmallVGG, SmallResNet, MobileNetSmall, LeNet5Caffe)}
 
 
 def build(name: str, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:

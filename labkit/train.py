@@ -184,14 +184,26 @@ def predict(model: nn.Module, data, batch_size: int = 512, progress: bool = Fals
         model.train(was_training)
 
 
+def correct(model: nn.Module, data, batch_size: int = 512, progress: bool = False) -> torch.Tensor:
+    """Per-sample results, bool ``[N]``: ``argmax(model(x_i)) == y_i`` for every sample of ``data``.
+
+    The raw material of honest comparisons: ``labkit.stats.accuracy_interval(correct(...))`` gives
+    an accuracy with its interval, ``labkit.stats.paired_difference(correct(a), correct(b))`` the
+    difference of two models on the same images. Same arguments and modes as ``evaluate``.
+    Explained in notebooks/00_why_compress.ipynb.
+    """
+    dataset = _as_dataset(data, labelled=True)
+    logits = predict(model, dataset, batch_size, progress)
+    labels = torch.cat([batch[1] for batch in _loader(dataset, 4096, None)])
+    return logits.argmax(1) == labels
+
+
 def evaluate(model: nn.Module, data, batch_size: int = 512, progress: bool = False) -> float:
     """Top-1 accuracy, a float fraction in [0, 1]: ``mean(argmax(model(x)) == y)`` over ``data``.
 
     ``data`` is a Dataset (or ``(x, y)`` pair) of ``x`` float32 ``[N, C, H, W]`` and ``y`` int64
     ``[N]``; runs under ``torch.no_grad()`` in eval mode and restores the previous mode;
-    ``progress`` shows a tqdm bar over the batches. Explained in notebooks/00_why_compress.ipynb.
+    ``progress`` shows a tqdm bar over the batches. For its confidence interval use ``correct``
+    with ``labkit.stats.accuracy_interval``. Explained in notebooks/00_why_compress.ipynb.
     """
-    dataset = _as_dataset(data, labelled=True)
-    logits = predict(model, dataset, batch_size, progress)
-    labels = torch.cat([batch[1] for batch in _loader(dataset, 4096, None)])
-    return (logits.argmax(1) == labels).float().mean().item()
+    return correct(model, data, batch_size, progress).float().mean().item()

@@ -2,21 +2,29 @@
 
 ``pretrained(name, dataset)`` looks in three places, in order:
 
-1. ``labkit/checkpoints/{name}-{dataset}.pt`` — shipped with the package (the five digits models);
+1. ``labkit/checkpoints/{name}-{dataset}.pt`` — shipped with the package (every model, on MNIST
+   and on digits);
 2. ``<data.cache_dir()>/zoo/{name}-{dataset}.pt`` — trained earlier on this machine;
 3. nowhere: it trains the model with ``RECIPES[(name, dataset)]`` (progress bar) and caches it.
 
 A checkpoint is a plain dict of strings, numbers and tensors — ``{"model", "dataset",
 "in_channels", "num_classes", "image_size", "state_dict", "test_accuracy", "recipe", ...}`` —
-written atomically and read back with ``torch.load(weights_only=True)``, which refuses to run
-pickled code. Rebuild the shipped digits checkpoints with ``python -m labkit.zoo ship``.
+plus ``weights_sha256``, a SHA-256 over every tensor's name, dtype, shape and bytes. It is written
+atomically, read back with ``torch.load(weights_only=True)`` (which refuses to run pickled code),
+and its weights are hashed again and compared before they are used: a flipped byte, a truncated or
+an empty file raises ``CheckpointError`` naming the file and what to do, never a silently different
+model. Rebuild the shipped checkpoints with ``python -m labkit.zoo ship --dataset mnist``.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import pickle
 import tempfile
 import time
+import warnings
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,19 +53,21 @@ class Recipe:
 DEFAULT_RECIPE = Recipe()
 
 # digits: each run takes ≤ ~30 s on 2 cores. MNIST targets (Han et al. 2015 error rates):
-# LeNet-300-100 1.64 %, LeNet-5 0.80 %. AdamW with decoupled weight decay 0.05 and a cosine
-# schedule reach 98.42 % and 99.40 % (benchmarks/baselines.py); Fashion-MNIST reuses them.
+# LeNet-300-100 1.64 %, LeNet-5 0.80 % (Caffe's, our "lenet5-caffe"). AdamW with decoupled weight
+# decay 0.05 and a cosine schedule reach them (benchmarks/baselines.py); Fashion-MNIST reuses them.
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("lenet300", "digits"): Recipe(epochs=20, lr=1e-3, batch_size=32, weight_decay=1e-4),
     ("lenet5", "digits"): Recipe(epochs=20, lr=2e-3, batch_size=32, weight_decay=1e-4),
     ("vgg", "digits"): Recipe(epochs=8, lr=3e-3, batch_size=64, weight_decay=1e-4),
     ("resnet", "digits"): Recipe(epochs=8, lr=3e-3, batch_size=64, weight_decay=1e-4),
     ("mobilenet", "digits"): Recipe(epochs=10, lr=5e-3, batch_size=64, weight_decay=1e-4),
+    ("lenet5-caffe", "digits"): Recipe(epochs=20, lr=1e-3, batch_size=32, weight_decay=1e-4),
     ("lenet300", "mnist"): Recipe(epochs=15, lr=1e-3, batch_size=64, weight_decay=0.05),
     ("lenet5", "mnist"): Recipe(epochs=15, lr=3e-3, batch_size=64, weight_decay=0.05),
     ("vgg", "mnist"): Recipe(epochs=5, lr=2e-3, batch_size=128, weight_decay=0.05),
     ("resnet", "mnist"): Recipe(epochs=5, lr=2e-3, batch_size=128, weight_decay=0.05),
     ("mobilenet", "mnist"): Recipe(epochs=5, lr=3e-3, batch_size=128, weight_decay=0.05),
+    ("lenet5-caffe", "mnist"): Recipe(epochs=15, lr=1e-3, batch_size=64, weight_decay=0.05),
 }
 for (_name, _ds), _recipe in list(RECIPES.items()):
     if _ds == "mnist":
@@ -81,7 +91,7 @@ def cache_path(name: str, dataset: str) -> Path:
     return data.cache_dir() / "zoo" / checkpoint_name(name, dataset)
 
 
-def pretrained(name: str, dataset: str = "digits", *, train_if_missing: bool = True,
+def pretrained(name: str, dataset: str = "mnist", *, train_if_missing: bool = True,
                progress: bool = True) -> nn.Module:
     """A trained ``models.build(name)`` for ``dataset``, in ``eval()`` mode, as a fresh copy.
 
@@ -100,7 +110,7 @@ def pretrained(name: str, dataset: str = "digits", *, train_if_missing: bool = T
     return _rebuild(_LOADED[key])
 
 
-def checkpoint_info(name: str, dataset: str = "digits") -> dict:
+def checkpoint_info(name: str, dataset: str = "mnist") -> dict:
     """The metadata of the checkpoint ``pretrained(name, dataset)`` returns, without the weights
     (``test_accuracy``, ``recipe``, ``train_seconds``...). Loads or trains it if needed.
     """
@@ -112,11 +122,18 @@ def checkpoint_info(name: str, dataset: str = "digits") -> dict:
 def _find_or_train(name: str, dataset: str, train_if_missing: bool, progress: bool) -> dict:
     shipped, cached = SHIPPED_DIR / checkpoint_name(name, dataset), cache_path(name, dataset)
     if shipped.is_file():
-        return _read(shipped)
+        return _read(shipped, fix="reinstall labkit, or restore the file with `git checkout`")
     if cached.is_file():
-        checkpoint = _read(cached)
+        try:
+            checkpoint = _read(cached, fix="delete it, or call pretrained(..., train_if_missing=True)")
+        except CheckpointError as err:
+            if not train_if_missing:
+                raise
+            warnings.warn(f"{err} -- retraining it now.", RuntimeWarning, stacklevel=3)
+            checkpoint = None
         # A cached model trained with an older recipe is retrained (when allowed), not reused.
-        if checkpoint.get("recipe") == asdict(recipe_for(name, dataset)) or not train_if_missing:
+        if checkpoint is not None and (checkpoint.get("recipe") == asdict(recipe_for(name, dataset))
+                                       or not train_if_missing):
             return checkpoint
     elif not train_if_missing:
         raise FileNotFoundError(f"no checkpoint for {name} on {dataset}: looked for "
@@ -127,7 +144,7 @@ def _find_or_train(name: str, dataset: str, train_if_missing: bool, progress: bo
     return _read(cache_path(name, dataset))
 
 
-def train_model(name: str, dataset: str = "digits", recipe: Recipe | None = None,
+def train_model(name: str, dataset: str = "mnist", recipe: Recipe | None = None,
                 *, progress: bool = True) -> tuple[nn.Module, dict]:
     """Train ``name`` on ``dataset``'s train split with ``recipe`` (default ``recipe_for``) from a
     seeded initialisation; return the model in eval mode and its metadata ``{"dataset",
@@ -165,7 +182,7 @@ def save_checkpoint(model: nn.Module, path, **meta) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    checkpoint = {**meta, **model.config(), "state_dict": state}
+    checkpoint = {**meta, **model.config(), "state_dict": state, "weights_sha256": weights_digest(state)}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -182,16 +199,57 @@ def save_checkpoint(model: nn.Module, path, **meta) -> Path:
 
 def load_checkpoint(path) -> nn.Module:
     """Rebuild the model saved at ``path`` (read with ``torch.load(weights_only=True)``), in eval mode.
+
+    The weights are hashed and compared with the ``weights_sha256`` written by ``save_checkpoint``;
+    a damaged, truncated, empty or foreign file raises ``CheckpointError`` naming the file.
     Explained in notebooks/00_why_compress.ipynb.
     """
     return _rebuild(_read(Path(path)))
 
 
-def _read(path: Path) -> dict:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    missing = {"model", "in_channels", "num_classes", "image_size", "state_dict"} - set(checkpoint)
+class CheckpointError(ValueError):
+    """A checkpoint file is damaged, truncated, empty, not a labkit checkpoint, or fails its checksum."""
+
+
+def weights_digest(state_dict: dict) -> str:
+    """SHA-256 (hex) over a state dict's tensors in key order: each name, dtype, shape and raw bytes.
+
+    Two state dicts have the same digest exactly when they hold bit-identical tensors under the
+    same names. ``save_checkpoint`` stores it as ``weights_sha256``; loading recomputes it.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+_UNREADABLE = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError)
+
+
+def _read(path: Path, fix: str = "delete it and save or train it again") -> dict:
+    """Load and verify one checkpoint file; every way it can be broken is a ``CheckpointError``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): {fix}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except _UNREADABLE as exc:
+        raise CheckpointError(f"checkpoint {path} is damaged or truncated ({path.stat().st_size} bytes; "
+                              f"torch.load said: {str(exc).splitlines()[0][:200]}): {fix}") from exc
+    missing = {"model", "in_channels", "num_classes", "image_size", "state_dict"} - set(
+        checkpoint if isinstance(checkpoint, dict) else ())
     if missing:
-        raise ValueError(f"{path} is not a labkit checkpoint: it lacks {sorted(missing)}")
+        raise CheckpointError(f"{path} is not a labkit checkpoint: it lacks {sorted(missing)}")
+    expected = checkpoint.get("weights_sha256")
+    if expected is None:
+        raise CheckpointError(f"checkpoint {path} has no weights_sha256 (written by an older labkit), so "
+                              f"its weights cannot be verified: {fix}")
+    if weights_digest(checkpoint["state_dict"]) != expected:
+        raise CheckpointError(f"checkpoint {path} fails its checksum: its weights changed after it was "
+                              f"written (a damaged file): {fix}")
     return checkpoint
 
 
@@ -202,7 +260,7 @@ def _rebuild(checkpoint: dict) -> nn.Module:
     return model.eval()
 
 
-def ship(names=models.MODEL_NAMES, dataset: str = "digits", folder: Path = SHIPPED_DIR,
+def ship(names=models.MODEL_NAMES, dataset: str = "mnist", folder: Path = SHIPPED_DIR,
          progress: bool = True) -> list[dict]:
     """Retrain ``names`` on ``dataset`` with their recipes and save them into ``folder``
     (the package's shipped checkpoints by default); returns one metadata dict per model.
@@ -218,14 +276,15 @@ def ship(names=models.MODEL_NAMES, dataset: str = "digits", folder: Path = SHIPP
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m labkit.zoo ship [--models ...]``: rebuild the shipped digits checkpoints."""
+    """``python -m labkit.zoo ship [--models ...] [--dataset mnist|digits]``: rebuild shipped checkpoints."""
     parser = argparse.ArgumentParser(prog="python -m labkit.zoo", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    ship_cmd = commands.add_parser("ship", help="retrain the shipped digits checkpoints")
+    ship_cmd = commands.add_parser("ship", help="retrain the shipped checkpoints")
     ship_cmd.add_argument("--models", nargs="+", default=list(models.MODEL_NAMES), choices=models.MODEL_NAMES)
+    ship_cmd.add_argument("--dataset", default="mnist", choices=("mnist", "digits"))
     ship_cmd.add_argument("--folder", default=str(SHIPPED_DIR))
     args = parser.parse_args(argv)
-    ship(args.models, folder=Path(args.folder))
+    ship(args.models, dataset=args.dataset, folder=Path(args.folder))
     return 0
 
 

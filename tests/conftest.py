@@ -1,9 +1,14 @@
 """Suite-wide settings and reporting: one torch thread for the whole session; what the notebook runs
 measured (wall time, kernel peak RSS), at the end of pytest."""
 import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# Benchmark scripts import their neighbour ``results.py`` (run as scripts, their folder is on the
+# path); tests that load a benchmark as a module need the same.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "benchmarks" / "baselines.py"
-COLUMNS = ["model", "dataset", "epochs", "test acc", "target", "status", "params", "MACs", "fp32 bytes",
+COLUMNS = ["model", "dataset", "epochs", "test acc", "95 % interval", "target", "status", "params", "MACs", "fp32 bytes",
            "ms (b=1)", "ms (b=256)"]
 
 
@@ -40,6 +40,8 @@ def test_quick_run_prints_targets_and_status_on_digits(tmp_path):
     for row in by_model.values():
         assert row["dataset"] == "digits" and row["target"] == "≥ 95.0%"
         assert float(row["test acc"].rstrip("%")) >= 95.0 and row["status"] == "PASS"  # shipped checkpoints
+        low, high = (float(t) for t in row["95 % interval"].strip("[]").split(","))
+        assert low < float(row["test acc"].rstrip("%")) < high and high - low < 6  # 359 images: about +-2 pt
         assert float(row["ms (b=1)"]) > 0 and int(row["MACs"].replace(",", "")) > 0
     assert by_model["lenet300"]["params"] == "266,610" and by_model["lenet5"]["params"] == "61,706"
     assert "targets met: 2/2" in result.stdout
@@ -62,4 +64,4 @@ def test_status_and_targets_of_rows():
     assert baselines.status({**row, "accuracy": 0.9915}) == "PASS"
     assert baselines.status({**row, "target": None}) == "—" and baselines.target_text({"target": None}) == "—"
     assert ("lenet300", "fashion-mnist") not in baselines.TARGETS
-    assert baselines.parse_args([]).datasets == ["digits", "mnist", "fashion-mnist"]
+    assert baselines.parse_args([]).datasets == ["mnist", "digits", "fashion-mnist"]

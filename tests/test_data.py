@@ -27,10 +27,20 @@ IDX_TRAIN_IMAGES, IDX_TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels
 
 @pytest.fixture(autouse=True)
 def isolated_folders(tmp_path, monkeypatch):
-    """No test reads the developer's LABKIT_DATA or writes into the real cache."""
+    """No test reads the developer's LABKIT_DATA or writes into the real cache; the MNIST shipped
+    in the package is hidden too (tests of the shipped copy use ``shipped_mnist``)."""
     monkeypatch.delenv("LABKIT_DATA", raising=False)
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "SHIPPED_DATA", tmp_path / "no-shipped-data")
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def shipped_mnist(monkeypatch):
+    """The package's own MNIST folder, visible again."""
+    folder = REPO / "labkit" / "datasets"
+    monkeypatch.setattr(data, "SHIPPED_DATA", folder)
+    return folder / "mnist"
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +309,7 @@ def test_missing_files_say_where_to_get_them(tmp_path, monkeypatch, no_network):
             data.load(name, "test")
         message = str(caught.value)
         assert isinstance(caught.value, FileNotFoundError)
-        for hint in ("LABKIT_DATA", f"labkit.data.download('{name}')", "make data", "'digits'"):
+        for hint in ("LABKIT_DATA", f"labkit.data.download('{name}')", "make data", "'mnist' (the default)"):
             assert hint in message
 
 
@@ -389,14 +399,14 @@ def test_download_tries_the_next_mirror(tmp_path, monkeypatch):
     assert (folder / IDX_TRAIN_LABELS).read_bytes() == served.read_bytes()
 
 
-def test_offline_download_points_to_labkit_data_and_digits(tmp_path, monkeypatch, isolated_folders):
+def test_offline_download_points_to_labkit_data_and_the_shipped_mnist(tmp_path, monkeypatch, isolated_folders):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(data.DownloadError) as caught:
         data.download("fashion-mnist", progress=False)
     message = str(caught.value)
-    assert "LABKIT_DATA" in message and "'digits'" in message and "amazonaws" in message
+    assert "LABKIT_DATA" in message and "'mnist' (the default)" in message and "amazonaws" in message
     assert not isolated_folders.exists()
 
 
@@ -482,3 +492,39 @@ def test_real_mnist_first_labels(shared_data, monkeypatch):
     assert data.load("mnist", "test").tensors[1][:8].tolist() == [7, 2, 1, 0, 4, 1, 4, 9]
     subset = data.eval_subset("mnist", n=512, seed=0)
     assert len(subset) == 512 and torch.bincount(subset.tensors[1]).min() >= 51
+
+
+# ---------------------------------------------------------------------------------------------
+# the MNIST shipped inside the package: the default, offline, verified
+# ---------------------------------------------------------------------------------------------
+
+def test_shipped_mnist_is_the_original_and_the_default(shipped_mnist, no_network):
+    for row in data.CATALOGUE["mnist"].files:
+        path = shipped_mnist / row.filename
+        assert path.stat().st_size == row.size
+        assert data._file_digest(path, "sha256") == row.sha256
+    x, y = data.load().tensors                      # no name: MNIST's train split
+    assert x.shape == (60000, 1, 28, 28) and y[:8].tolist() == [5, 0, 4, 1, 9, 2, 1, 3]
+    assert len(data.load(split="test")) == 10000 and len(data.eval_subset()) == 512
+    assert data.download("mnist", progress=False) == shipped_mnist   # nothing to fetch
+    assert (shipped_mnist / "README.md").read_text().count("CC BY-SA 3.0") >= 1
+
+
+def test_a_damaged_shipped_file_is_refused(shipped_mnist, tmp_path, monkeypatch):
+    damaged = tmp_path / "datasets" / "mnist"
+    damaged.mkdir(parents=True)
+    for row in data.CATALOGUE["mnist"].files:
+        blob = bytearray((shipped_mnist / row.filename).read_bytes())
+        if row.filename.startswith("t10k-labels"):
+            blob[-1] ^= 0xFF                          # same size, one byte flipped
+        (damaged / row.filename).write_bytes(bytes(blob))
+    monkeypatch.setattr(data, "SHIPPED_DATA", tmp_path / "datasets")
+    with pytest.raises(data.ChecksumError, match="t10k-labels"):
+        data.load("mnist", "test")
+
+
+def test_labkit_data_takes_precedence_over_the_shipped_copy(shipped_mnist, tmp_path, monkeypatch):
+    _, _, files = tiny_mnist(tmp_path / "mine" / "mnist")
+    use_files(monkeypatch, "mnist", files)
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path / "mine"))
+    assert len(data.load("mnist", "train")) < 60000   # the tiny files, not the shipped ones

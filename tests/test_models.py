@@ -13,6 +13,7 @@ PARAM_RANGES = {
     "vgg": (50_000, 150_000),
     "resnet": (50_000, 200_000),
     "mobilenet": (30_000, 100_000),
+    "lenet5-caffe": (431_080, 431_080),  # 20·25+20 + 50·20·25+50 + 800·500+500 + 500·10+10 (Han 2015: 431K)
 }
 
 
@@ -40,7 +41,9 @@ def test_parameter_counts_in_expected_range(name):
 @pytest.mark.parametrize("name", models.MODEL_NAMES)
 def test_activations_are_relu_modules(name):
     model = models.build(name)
-    assert sum(isinstance(m, nn.ReLU) for m in model.modules()) >= 2
+    relus = sum(isinstance(m, nn.ReLU) for m in model.modules())
+    assert relus >= (1 if name == "lenet5-caffe" else 2)  # Caffe's LeNet has one ReLU, after fc1
+    assert not any(isinstance(m, nn.ReLU) and m.inplace for m in model.modules())
 
 
 CHILDREN = {

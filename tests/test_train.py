@@ -142,7 +142,12 @@ def test_predict_returns_logits_for_datasets_pairs_and_tensors():
     a = train.predict(model, ds, batch_size=8)
     b = train.predict(model, ds.tensors)
     c = train.predict(model, ds.tensors[0])
-    assert a.shape == (30, 10) and torch.allclose(a, b) and torch.allclose(a, c)
+    assert a.shape == (30, 10)
+    # Batches of 8 and of 30 go through differently blocked float32 GEMMs (oneDNN picks the blocking
+    # per shape and per CPU: AMX machines differ from AVX-512 ones in the last bits), so compare with
+    # float32's tolerances (rtol 1.3e-6, atol 1e-5), not allclose's atol of 1e-8.
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, c)
 
 
 @pytest.mark.parametrize("kwargs, error, word", [

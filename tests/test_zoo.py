@@ -57,16 +57,72 @@ def test_save_rejects_foreign_models(tmp_path):
 
 def test_load_rejects_non_checkpoints(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
-    with pytest.raises(ValueError, match="not a labkit checkpoint"):
+    with pytest.raises(zoo.CheckpointError, match="not a labkit checkpoint"):
         zoo.load_checkpoint(tmp_path / "x.pt")
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "digits"])
 @pytest.mark.parametrize("name", models.MODEL_NAMES)
-def test_shipped_digits_checkpoints_exist_and_are_small(name):
-    path = zoo.SHIPPED_DIR / f"{name}-digits.pt"
+def test_shipped_checkpoints_exist_are_small_and_verified(name, dataset):
+    path = zoo.SHIPPED_DIR / f"{name}-{dataset}.pt"
     assert path.is_file() and path.stat().st_size < 2_000_000
     meta = torch.load(path, weights_only=True)
-    assert meta["model"] == name and meta["dataset"] == "digits" and meta["test_accuracy"] >= 0.95
+    assert meta["model"] == name and meta["dataset"] == dataset
+    assert meta["test_accuracy"] >= (0.98 if dataset == "mnist" else 0.95)
+    assert meta["weights_sha256"] == zoo.weights_digest(meta["state_dict"])
+
+
+MNIST_TARGETS = {"lenet300": 0.982, "lenet5": 0.991, "lenet5-caffe": 0.991}  # Han et al. 2015 baselines
+
+
+@pytest.mark.parametrize("name", sorted(MNIST_TARGETS))
+def test_shipped_mnist_models_reach_the_papers_baselines_on_the_10000_test_images(name):
+    model = zoo.pretrained(name, train_if_missing=False)       # MNIST is the default dataset
+    assert zoo.checkpoint_info(name)["dataset"] == "mnist"
+    assert train.evaluate(model, data.load("mnist", "test")) >= MNIST_TARGETS[name]
+
+
+def test_a_flipped_byte_in_the_weights_is_caught(tmp_path):
+    torch.manual_seed(0)
+    path = zoo.save_checkpoint(models.build("lenet5"), tmp_path / "m.pt")
+    blob = bytearray(path.read_bytes())
+    raw = torch.load(path, weights_only=True)
+    # find conv1.weight's first float in the file and flip one of its bytes
+    needle = raw["state_dict"]["conv1.weight"].reshape(-1)[:4].numpy().tobytes()
+    at = bytes(blob).index(needle)
+    blob[at] ^= 0x01
+    path.write_bytes(bytes(blob))
+    with pytest.raises(zoo.CheckpointError, match="fails its checksum"):
+        zoo.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("damage, word", [(lambda b: b"", "empty"), (lambda b: b[: len(b) // 2], "damaged or truncated")])
+def test_empty_or_truncated_checkpoints_name_the_file(tmp_path, damage, word):
+    path = zoo.save_checkpoint(models.build("lenet5"), tmp_path / "m.pt")
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(zoo.CheckpointError, match=word) as caught:
+        zoo.load_checkpoint(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_checkpoint_without_its_checksum_is_refused(tmp_path):
+    model = models.build("lenet5")
+    torch.save({**model.config(), "state_dict": model.state_dict()}, tmp_path / "old.pt")
+    with pytest.raises(zoo.CheckpointError, match="weights_sha256"):
+        zoo.load_checkpoint(tmp_path / "old.pt")
+
+
+def test_a_damaged_cached_checkpoint_is_retrained_with_a_warning(empty_zoo, monkeypatch):
+    monkeypatch.setitem(zoo.RECIPES, ("lenet300", "digits"), zoo.Recipe(epochs=1, batch_size=256))
+    zoo.pretrained("lenet300", "digits", progress=False)
+    cached = zoo.cache_path("lenet300", "digits")
+    cached.write_bytes(cached.read_bytes()[:1000])
+    monkeypatch.setattr(zoo, "_LOADED", {})
+    with pytest.raises(zoo.CheckpointError, match="truncated"):
+        zoo.pretrained("lenet300", "digits", train_if_missing=False)
+    with pytest.warns(RuntimeWarning, match="retraining"):
+        model = zoo.pretrained("lenet300", "digits", progress=False)
+    assert zoo.load_checkpoint(cached).state_dict().keys() == model.state_dict().keys()
 
 
 @pytest.mark.parametrize("name", ["lenet300", "lenet5"])
