@@ -3,7 +3,13 @@
 One plain mini-batch loop that every chapter reuses: the sparse-training chapters add a
 ``regularizer`` to the loss, the pruning chapters re-apply masks in ``after_step``, distillation
 passes its own ``loss_fn``. Training is repeatable: the seed fixes the initial shuffle order
-through a seeded ``DataLoader`` generator, and the same seed gives the same weights twice.
+through a seeded ``DataLoader`` generator, and the same seed gives the same weights twice *at the same
+number of torch threads* (``torch.set_num_threads``): with 1 and 2 threads the float sums inside
+matrix products are split differently, the last bits differ, and training amplifies them.
+
+Bad input is refused with the argument's name rather than passed on to torch: labels that are not
+class indices of the model, images of the wrong shape, ``x`` and ``y`` of different lengths, NaN or
+Inf pixels, a model on the ``meta`` device (or, for ``fit``, in float16), and a loss that turns NaN.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, 
                               TensorDataset)
 from tqdm.auto import tqdm
 
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_int, require_module
 
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -28,7 +34,12 @@ LR_SCHEDULES = ("constant", "cosine")
 def set_seed(seed: int) -> None:
     """Seed Python's ``random``, NumPy and torch so that model initialisation and shuffling repeat.
 
-    ``seed`` is an integer in [0, 2**32 - 1]. Explained in notebooks/00_why_compress.ipynb.
+    ``seed`` is an integer in [0, 2**32 - 1]. The same seed gives the same weights only at the same
+    thread count: ``torch.set_num_threads(1)`` and ``(2)`` split the float sums of a matrix product
+    differently, so the last bits of the results differ and a few epochs of training turn that into
+    different weights (and accuracies that differ in the second decimal). Fix the thread count next
+    to the seed — every notebook has a ``threads`` parameter for that.
+    Explained in notebooks/00_why_compress.ipynb.
     """
     seed = require_int("seed", seed, 0, 2**32 - 1)
     random.seed(seed)
@@ -57,6 +68,9 @@ def _wrap(data, name: str) -> Dataset:
     if isinstance(data, torch.Tensor):
         return TensorDataset(data)
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        if data[0].dim() == 0 or data[1].dim() == 0 or len(data[0]) != len(data[1]):
+            raise ValueError(f"{name} must be an (x, y) pair of equal length, got x of shape {list(data[0].shape)} "
+                             f"and y of shape {list(data[1].shape)}")
         return TensorDataset(*data)
     raise TypeError(f"{name} must be a torch Dataset, an (x, y) pair of tensors or an x tensor, "
                     f"got {type(data).__name__}")
@@ -78,6 +92,40 @@ def _loader(dataset: Dataset, batch_size: int, generator: torch.Generator | None
 def _device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
+
+
+def _float_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (float32 for a model without one)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def _inputs(x: torch.Tensor, model: nn.Module, name: str) -> torch.Tensor:
+    """``x`` on the model's device and in its float dtype, after checking that it holds no NaN or Inf
+    (a NaN image gives NaN logits: a made-up prediction, or NaN weights after one training step)."""
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} holds NaN or Inf values in its images (x); clean or drop those samples")
+    return x.to(_device(model), _float_dtype(model))
+
+
+def _forward(model: nn.Module, x: torch.Tensor, name: str) -> torch.Tensor:
+    """``model(x)``, with torch's shape errors turned into one that names the data and the expected shape."""
+    try:
+        return model(x)
+    except RuntimeError as error:
+        config = model.config() if callable(getattr(model, "config", None)) else {}
+        expected = (f" (it expects [N, {config['in_channels']}, {config['image_size']}, {config['image_size']}])"
+                    if {"in_channels", "image_size"} <= set(config) else "")
+        raise ValueError(f"{name} gives images of shape {list(x.shape)} that {type(model).__name__} cannot take"
+                         f"{expected}: {str(error).splitlines()[0]}") from error
+
+
+def _check_labels(y: torch.Tensor, num_classes: int, name: str) -> None:
+    """Labels must be integer class indices in [0, num_classes - 1] (the number of logits)."""
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"{name} labels (y) must be integer class indices (int64), got dtype {y.dtype}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"{name} labels (y) must lie in [0, {num_classes - 1}] (the model has {num_classes} "
+                         f"outputs), got labels in [{int(y.min())}, {int(y.max())}]")
 
 
 def _check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule) -> None:
@@ -113,9 +161,13 @@ def fit(model: nn.Module, train_data, *, epochs: int = 5, lr: float = 1e-3, batc
     seeded with ``seed``, so equal seeds give equal weights. Returns one dict per epoch:
     ``{"epoch", "loss", "train_acc", "val_acc"}`` (``val_acc`` is None without ``val_data``); the
     model is left in the train/eval mode it came in. An empty or unlabelled ``train_data`` (or
-    ``val_data``) raises ``ValueError`` / ``TypeError`` naming it. Explained in notebooks/00_why_compress.ipynb.
+    ``val_data``) raises ``ValueError`` / ``TypeError`` naming it, and so do NaN/Inf images, labels
+    outside ``[0, classes - 1]`` and images the model cannot take; a loss that becomes NaN or Inf
+    stops training with a ``ValueError`` (before that step changes the weights). ``model`` is float32
+    or float64 (the batches are cast to its dtype). Explained in notebooks/00_why_compress.ipynb.
     """
     _check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
+    require_module("model", model, dtypes=(torch.float32, torch.float64))
     dataset, loss_fn = _as_dataset(train_data, "train_data", labelled=True), loss_fn or F.cross_entropy
     if val_data is not None:
         val_data = _as_dataset(val_data, "val_data", labelled=True)  # fail now, not after an epoch
@@ -128,7 +180,7 @@ def fit(model: nn.Module, train_data, *, epochs: int = 5, lr: float = 1e-3, batc
         for epoch in range(1, epochs + 1):
             bar.set_description(f"epoch {epoch}/{epochs}")
             step = dict(opt=opt, sched=sched, loss_fn=loss_fn, regularizer=regularizer,
-                        after_step=after_step, bar=bar)
+                        after_step=after_step, bar=bar, lr=lr)
             loss, acc = _train_epoch(model, loader, **step)
             val = evaluate(model, val_data) if val_data is not None else None
             history.append({"epoch": epoch, "loss": loss, "train_acc": acc, "val_acc": val})
@@ -140,16 +192,20 @@ def _cosine(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_sche
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / total_steps)))
 
 
-def _train_epoch(model, loader, *, opt, sched, loss_fn, regularizer, after_step, bar) -> tuple[float, float]:
+def _train_epoch(model, loader, *, opt, sched, loss_fn, regularizer, after_step, bar, lr) -> tuple[float, float]:
     """One pass over ``loader``; returns (mean loss, training accuracy) over the epoch."""
     model.train()
     device, loss_sum, correct, seen = _device(model), 0.0, 0, 0
     for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        logits = model(x)
+        x, y = _inputs(x, model, "train_data"), y.to(device)
+        logits = _forward(model, x, "train_data")
+        _check_labels(y, logits.shape[-1], "train_data")
         loss = loss_fn(logits, y)
         if regularizer is not None:
             loss = loss + regularizer(model)
+        if not math.isfinite(loss.item()):
+            raise ValueError(f"training diverged: the loss is {loss.item()} after {seen} samples of this epoch "
+                             f"(weights kept from the step before); lower lr (got {lr}) or check loss_fn/regularizer")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -170,16 +226,20 @@ def predict(model: nn.Module, data, batch_size: int = 512, progress: bool = Fals
     """Logits float32 ``[N, num_classes]`` for every sample of ``data`` (Dataset, ``(x, y)`` or ``x``).
 
     Runs under ``torch.no_grad()`` in ``model.eval()`` mode (BatchNorm uses its running statistics)
-    and restores the model's previous mode; ``progress`` shows a tqdm bar over the batches.
+    and restores the model's previous mode; ``progress`` shows a tqdm bar over the batches. The
+    images are cast to the model's float dtype (a float64 or float16 model works); NaN/Inf images,
+    images the model cannot take and a model on the meta device raise ``ValueError`` naming them.
     Explained in notebooks/00_why_compress.ipynb.
     """
     require_int("batch_size", batch_size, 1, None)
+    require_module("model", model)
     loader = _loader(_as_dataset(data), batch_size, None)
-    was_training, device = model.training, _device(model)
+    was_training = model.training
     model.eval()
     try:
         batches = tqdm(loader, desc="predicting", disable=not progress, leave=False)
-        return torch.cat([model(batch[0].to(device)).float().cpu() for batch in batches])
+        return torch.cat([_forward(model, _inputs(batch[0], model, "data"), "data").float().cpu()
+                          for batch in batches])
     finally:
         model.train(was_training)
 
@@ -195,6 +255,7 @@ def correct(model: nn.Module, data, batch_size: int = 512, progress: bool = Fals
     dataset = _as_dataset(data, labelled=True)
     logits = predict(model, dataset, batch_size, progress)
     labels = torch.cat([batch[1] for batch in _loader(dataset, 4096, None)])
+    _check_labels(labels, logits.shape[-1], "data")  # a label 10 of a 10-class model is never "correct"
     return logits.argmax(1) == labels
 
 

@@ -61,6 +61,33 @@ def require_float_tensor(name: str, x, *, allow_empty: bool = True):
     return x
 
 
+def require_module(name: str, model, *, dtypes: Iterable | None = None):
+    """Return ``model`` if it is a ``torch.nn.Module`` whose tensors hold data, in an accepted dtype.
+
+    A model moved to the ``meta`` device has shapes but no values, so every number computed from it
+    would be made up; it is refused (``ValueError``). With ``dtypes`` (e.g. ``(torch.float32,)``),
+    every floating-point parameter and buffer must have one of them (``TypeError`` otherwise), so a
+    float64 or float16 model gets a sentence naming the dtype instead of torch's "Input type (float)
+    and bias type (double) should be the same" from the middle of a forward pass.
+    """
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    tensors = [*model.parameters(), *model.buffers()]
+    if any(t.is_meta for t in tensors):
+        raise ValueError(f"{name} is on the meta device: its tensors have shapes but no values; build it "
+                         f"on the CPU (or load its weights with load_state_dict(..., assign=True)) first")
+    if dtypes is not None:
+        dtypes = tuple(dtypes)
+        found = sorted({str(t.dtype) for t in tensors if t.is_floating_point() and t.dtype not in dtypes})
+        if found:
+            accepted = ", ".join(str(d) for d in dtypes)
+            raise TypeError(f"{name} must hold {accepted} parameters and buffers, got {', '.join(found)}; "
+                            f"convert it first (e.g. model.float())")
+    return model
+
+
 def _range_text(low, high) -> str:
     if low is not None and high is not None:
         return f" in [{low}, {high}]"

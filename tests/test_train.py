@@ -218,3 +218,74 @@ def test_set_seed_repeats_initialisation():
     assert torch.equal(a, models.build("lenet5").conv1.weight)
     with pytest.raises(ValueError, match="seed"):
         train.set_seed(-1)
+
+
+# --------------------------------------------------------------------------- issue 9: bad input is named
+def test_labels_that_are_not_class_indices_are_named():
+    model, ds = tiny_model(), toy_data(n=16)
+    x, y = ds.tensors
+    with pytest.raises(ValueError, match=r"train_data labels \(y\) must lie in \[0, 9\].*\[10, 11\]"):
+        train.fit(model, (x, y + 10), progress=False)  # before: IndexError "Target 11 is out of bounds"
+    with pytest.raises(TypeError, match=r"train_data labels \(y\) must be integer class indices.*float32"):
+        train.fit(model, (x, y.float()), progress=False)  # before: RuntimeError about "target dtype"
+    with pytest.raises(ValueError, match=r"^data labels \(y\) must lie in \[0, 9\]"):
+        train.evaluate(model, (x, y + 10))  # before: accuracy 0.0, silently
+
+
+def test_images_the_model_cannot_take_name_the_data_and_the_expected_shape():
+    model, y = models.build("lenet5"), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"^train_data gives images of shape \[4, 3, 28, 28\].*\[N, 1, 28, 28\]"):
+        train.fit(model, (torch.rand(4, 3, 28, 28), y), progress=False)
+    with pytest.raises(ValueError, match=r"^data gives images of shape \[4, 1, 20, 20\]"):
+        train.evaluate(model, (torch.rand(4, 1, 20, 20), y))
+
+
+def test_x_and_y_of_different_lengths_are_named():
+    x = torch.rand(8, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"^train_data must be an \(x, y\) pair of equal length.*\[8, 1, 28, 28\].*\[5\]"):
+        train.fit(tiny_model(), (x, torch.zeros(5, dtype=torch.long)), progress=False)
+    with pytest.raises(ValueError, match=r"^data must be an \(x, y\) pair of equal length"):
+        train.evaluate(tiny_model(), (x, torch.zeros(9, dtype=torch.long)))
+
+
+def test_nan_images_are_refused_instead_of_training_every_weight_into_nan():
+    model, ds = tiny_model(), toy_data(n=16)
+    x, y = ds.tensors[0].clone(), ds.tensors[1]
+    x[3, 0, 5, 5] = float("nan")
+    before = weights(model)
+    with pytest.raises(ValueError, match="^train_data holds NaN or Inf"):
+        train.fit(model, (x, y), progress=False)
+    assert same_weights(before, weights(model))
+    with pytest.raises(ValueError, match="^data holds NaN or Inf"):
+        train.evaluate(model, (x, y))
+
+
+def test_a_loss_that_turns_nan_stops_training_before_the_weights_do():
+    model = tiny_model()
+    before = weights(model)
+    with pytest.raises(ValueError, match=r"training diverged: the loss is nan.*lr \(got 0.001\)"):
+        train.fit(model, toy_data(n=16), loss_fn=lambda logits, y: logits.sum() * float("nan"), progress=False)
+    assert same_weights(before, weights(model))
+
+
+def test_float64_and_float16_models_are_supported_or_named():
+    ds = toy_data(n=32)
+    double = tiny_model().double()
+    train.fit(double, ds, epochs=1, batch_size=16, progress=False)  # before: "Input type (float) and bias type (double)"
+    assert double.fc1.weight.dtype == torch.float64
+    single = tiny_model()
+    single.load_state_dict({k: v.float() for k, v in double.state_dict().items()})
+    half = tiny_model().half()
+    for model in (double, half):
+        assert 0.0 <= train.evaluate(model, ds) <= 1.0
+    assert train.evaluate(double, ds) == train.evaluate(single, ds)
+    with pytest.raises(TypeError, match=r"^model must hold torch.float32, torch.float64 .*got torch.float16"):
+        train.fit(half, ds, progress=False)
+
+
+def test_a_model_on_the_meta_device_is_named():
+    meta = tiny_model().to("meta")
+    for call in (lambda: train.fit(meta, toy_data(n=8), progress=False), lambda: train.evaluate(meta, toy_data(n=8)),
+                 lambda: train.predict(meta, torch.rand(2, 1, 28, 28))):
+        with pytest.raises(ValueError, match="^model is on the meta device"):
+            call()  # before: NotImplementedError "Cannot copy out of meta tensor"
