@@ -26,6 +26,13 @@ so a record's header costs ``12 + len(name) + len(encoding) + 4 * ndim`` bytes
   values (``V`` as above). Each index array uses the smallest unsigned type that holds its largest
   entry (uint8, uint16, uint32 or uint64).
 * ``raw:<dtype>``: integer and bool tensors (e.g. BatchNorm's ``num_batches_tracked``), byte for byte.
+* ``alias``: a tensor that *is* an earlier one (tied weights: two layers sharing one Parameter);
+  payload = the earlier tensor's name (utf-8). Shared weights are stored once, as ``torch.save``
+  stores a shared storage once, so a tied model is not counted twice.
+
+``load_serialized`` reads strictly: a truncated file, a payload whose length does not match its
+shape and encoding, a tensor count that does not match the records, or bytes after the last record
+raise ``ValueError`` naming the file (and the tensor), never a half-decoded state dict.
 
 The chosen format applies to *weight* tensors only — floating-point tensors with at least two
 dimensions (Linear and Conv weights). Every other floating-point tensor (biases, BatchNorm scales,
@@ -52,7 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit.validate import require_choice, require_int
+from labkit.validate import require_choice, require_int, require_module
 
 STORAGE_FORMATS = ("fp32", "fp16", "int8", "int4", "int2", "int1", "bitmask", "csr")
 VALUES_FORMATS = ("fp32", "fp16", "int8")
@@ -73,9 +80,10 @@ def count_parameters(model: nn.Module) -> int:
 
     Shared parameters count once; buffers (BatchNorm running statistics, pruning masks) do not
     count. A pruned weight still counts in full: pruning zeroes entries, it does not remove them.
+    Counting needs only shapes, so a model on the ``meta`` device is counted too.
     Explained in notebooks/00_why_compress.ipynb.
     """
-    _check_module(model)
+    _check_module(model, allow_meta=True)
     return sum(p.numel() for p in model.parameters())
 
 
@@ -195,11 +203,13 @@ def _is_mac_layer(module: nn.Module) -> bool:
 def _layer_macs(name: str, module: nn.Module, output_shape: tuple) -> LayerMACs:
     """Count the MACs of one Linear/Conv call from its effective weight and output shape."""
     weight = _effective_weight(module)
-    positions = math.prod(output_shape) // weight.shape[0]  # output elements per output channel
+    # output elements per output channel, weights per output channel (a layer of width 0: none)
+    positions = math.prod(output_shape) // weight.shape[0] if weight.shape[0] else 0
+    fan_in = weight.numel() // weight.shape[0] if weight.shape[0] else 0
     params, nonzeros = _own_counts(module)
     return LayerMACs(name=name, type=type(module).__name__, output_shape=output_shape,
                      params=params, nonzeros=nonzeros,
-                     macs=math.prod(output_shape) * weight[0].numel(),
+                     macs=math.prod(output_shape) * fan_in,
                      nonzero_macs=positions * int(torch.count_nonzero(weight)))
 
 
@@ -273,8 +283,9 @@ def latency(model: nn.Module, example_input: torch.Tensor, *, warmup: int = 5, r
 
     Runs ``warmup`` untimed calls, then ``repeats`` timed ones (``time.perf_counter``), in eval mode
     under ``no_grad``; the model's modes are restored afterwards. ``threads`` sets
-    ``torch.set_num_threads`` for the measurement only. Timings depend on the machine and its load:
-    use them in notebooks and ``benchmarks/``, never in a test assert.
+    ``torch.set_num_threads`` for the measurement only. An ``example_input`` the model cannot take
+    (wrong shape or dtype) raises ``ValueError`` naming it. Timings depend on the machine and its
+    load: use them in notebooks and ``benchmarks/``, never in a test assert.
     Explained in notebooks/00_why_compress.ipynb.
     """
     _check_module(model)
@@ -285,13 +296,17 @@ def latency(model: nn.Module, example_input: torch.Tensor, *, warmup: int = 5, r
     if threads is not None:
         threads = require_int("threads", threads, 1)
     times_ms = []
-    with _inference_mode(model), _torch_threads(threads):
-        for _ in range(warmup):
-            model(example_input)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(example_input)
-            times_ms.append((time.perf_counter() - start) * 1e3)
+    try:
+        with _inference_mode(model), _torch_threads(threads):
+            for _ in range(warmup):
+                model(example_input)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(example_input)
+                times_ms.append((time.perf_counter() - start) * 1e3)
+    except RuntimeError as error:
+        raise ValueError(f"example_input (shape {list(example_input.shape)}, {example_input.dtype}) does not fit "
+                         f"the model: {str(error).splitlines()[0]}") from error
     p10, median, p90 = np.percentile(times_ms, [10, 50, 90])
     return {"median_ms": float(median), "p10_ms": float(p10), "p90_ms": float(p90), "repeats": repeats}
 
@@ -420,12 +435,12 @@ def _encode_bitmask(x: np.ndarray, values_fmt: str) -> bytes:
     return pack_bits(mask.astype(np.uint8), 1) + _encode_values(x[mask], values_fmt)
 
 
-def _decode_bitmask(buf: memoryview, values_fmt: str, count: int) -> np.ndarray:
+def _decode_bitmask(buf: memoryview, values_fmt: str, count: int) -> tuple[np.ndarray, int]:
     mask = unpack_bits(buf, 1, count).astype(bool)
-    values, _ = _decode_values(buf, -(-count // 8), values_fmt, int(mask.sum()))
+    values, end = _decode_values(buf, -(-count // 8), values_fmt, int(mask.sum()))
     out = np.zeros(count, dtype=np.float32)
     out[mask] = values
-    return out
+    return out, end
 
 
 def _encode_csr(matrix: np.ndarray, values_fmt: str) -> bytes:
@@ -439,15 +454,21 @@ def _encode_csr(matrix: np.ndarray, values_fmt: str) -> bytes:
             + _encode_values(matrix[row_index, col_index], values_fmt))
 
 
-def _decode_csr(buf: memoryview, values_fmt: str, rows: int, cols: int) -> np.ndarray:
+def _decode_csr(buf: memoryview, values_fmt: str, rows: int, cols: int) -> tuple[np.ndarray, int]:
     ptr_size, col_size = struct.unpack_from("<BB", buf, 0)
+    if ptr_size not in (1, 2, 4, 8) or col_size not in (1, 2, 4, 8):
+        raise ValueError(f"index sizes {ptr_size}/{col_size} are not 1, 2, 4 or 8 bytes")
     row_ptr = np.frombuffer(buf, dtype=f"<u{ptr_size}", count=rows + 1, offset=2).astype(np.int64)
     nnz, offset = int(row_ptr[-1]), 2 + (rows + 1) * ptr_size
+    if row_ptr[0] != 0 or np.any(np.diff(row_ptr) < 0) or nnz > rows * cols:
+        raise ValueError("its row pointers are not an increasing sequence from 0 to at most rows·cols")
     col_index = np.frombuffer(buf, dtype=f"<u{col_size}", count=nnz, offset=offset).astype(np.int64)
-    values, _ = _decode_values(buf, offset + nnz * col_size, values_fmt, nnz)
+    if nnz and int(col_index.max()) >= cols:
+        raise ValueError(f"a column index {int(col_index.max())} is outside [0, {cols - 1}]")
+    values, end = _decode_values(buf, offset + nnz * col_size, values_fmt, nnz)
     out = np.zeros((rows, cols), dtype=np.float32)
     out[np.repeat(np.arange(rows), np.diff(row_ptr)), col_index] = values
-    return out
+    return out, end
 
 
 def _encoding_for(name: str, tensor: torch.Tensor, fmt: str, values_fmt: str) -> str:
@@ -488,23 +509,24 @@ def _encode(tensor: torch.Tensor, encoding: str) -> bytes:
     return _encode_affine(x, int(kind[3:]))
 
 
-def _decode(payload: memoryview, encoding: str, shape: tuple) -> torch.Tensor:
-    """Inverse of ``_encode``: a float32 tensor (or the raw dtype) of ``shape``."""
+def _decode(payload: memoryview, encoding: str, shape: tuple) -> tuple[torch.Tensor, int]:
+    """Inverse of ``_encode``: (a float32 tensor, or the raw dtype, of ``shape``; payload bytes used)."""
     kind, _, values_fmt = encoding.partition(":")
     count = math.prod(shape)
     if kind == "raw":
-        dtype = _TORCH_DTYPE_BY_NAME[values_fmt]
-        array = np.frombuffer(payload, dtype=torch.empty(0, dtype=dtype).numpy().dtype, count=count)
-        return torch.from_numpy(array.copy()).reshape(shape)
+        dtype = torch.empty(0, dtype=_TORCH_DTYPE_BY_NAME[values_fmt]).numpy().dtype
+        array = np.frombuffer(payload, dtype=dtype, count=count)
+        return torch.from_numpy(array.copy()).reshape(shape), count * dtype.itemsize
     if kind in ("fp32", "fp16"):
-        array = np.frombuffer(payload, dtype="<f4" if kind == "fp32" else "<f2", count=count)
+        dtype = np.dtype("<f4" if kind == "fp32" else "<f2")
+        array, end = np.frombuffer(payload, dtype=dtype, count=count), count * dtype.itemsize
     elif kind == "bitmask":
-        array = _decode_bitmask(payload, values_fmt, count)
+        array, end = _decode_bitmask(payload, values_fmt, count)
     elif kind == "csr":
-        array = _decode_csr(payload, values_fmt, shape[0], count // shape[0])
+        array, end = _decode_csr(payload, values_fmt, shape[0], count // shape[0])
     else:
-        array, _ = _decode_affine(payload, 0, int(kind[3:]), count)
-    return torch.from_numpy(np.array(array, dtype=np.float32)).reshape(shape)
+        array, end = _decode_affine(payload, 0, int(kind[3:]), count)
+    return torch.from_numpy(np.array(array, dtype=np.float32)).reshape(shape), end
 
 
 # --------------------------------------------------------------------------------------------
@@ -526,21 +548,26 @@ def serialize(model_or_state_dict, fmt: str, path, *, values_fmt: str = "fp32") 
     ``fmt`` is one of ``STORAGE_FORMATS`` and applies to weight tensors (floating, ≥ 2-D); other
     floating tensors are fp32 and integer tensors raw (module docstring: the byte layout).
     ``values_fmt`` (``fp32``, ``fp16`` or ``int8``) encodes the non-zero values of ``bitmask`` and
-    ``csr``; other formats ignore it. The file is written to a temporary file next to ``path`` and
-    moved into place with ``os.replace``, so it is never half-written.
+    ``csr``; other formats ignore it. A tensor shared by several names (tied weights) is written once
+    and the other names become ``alias`` records. The file is written to a temporary file next to
+    ``path`` and moved into place with ``os.replace``, so it is never half-written.
     Explained in notebooks/00_why_compress.ipynb.
     """
     fmt, values_fmt = _check_formats(fmt, values_fmt)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     state = effective_state_dict(model_or_state_dict)
+    aliases = shared_tensors(state)
     folder = os.path.dirname(os.path.abspath(path))
     handle = tempfile.NamedTemporaryFile(dir=folder, prefix=".labkit-", suffix=".tmp", delete=False)
     try:
         with handle:
             handle.write(FILE_MAGIC + struct.pack("<BI", FILE_VERSION, len(state)))
             for name, tensor in state.items():
-                handle.write(_record(name, tensor, _encoding_for(name, tensor, fmt, values_fmt)))
+                if name in aliases:
+                    handle.write(_record(name, tensor, "alias", aliases[name].encode("utf-8")))
+                else:
+                    handle.write(_record(name, tensor, _encoding_for(name, tensor, fmt, values_fmt)))
         os.replace(handle.name, path)
     except BaseException:
         if os.path.exists(handle.name):
@@ -549,12 +576,30 @@ def serialize(model_or_state_dict, fmt: str, path, *, values_fmt: str = "fp32") 
     return os.path.getsize(path)
 
 
-def _record(name: str, tensor: torch.Tensor, encoding: str) -> bytes:
+def shared_tensors(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """``{name: earlier name}`` for every tensor of ``state`` that views exactly the same memory as an
+    earlier one (tied weights: ``m[2].weight = m[0].weight``); such a tensor is stored once.
+    Explained in notebooks/00_why_compress.ipynb.
+    """
+    first, aliases = {}, {}
+    for name, tensor in state.items():
+        if tensor.numel() == 0 or tensor.is_meta:
+            continue
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
+               tuple(tensor.stride()), tensor.dtype)
+        if key in first:
+            aliases[name] = first[key]
+        else:
+            first[key] = name
+    return aliases
+
+
+def _record(name: str, tensor: torch.Tensor, encoding: str, payload: bytes | None = None) -> bytes:
     """Header + payload of one tensor (layout in the module docstring)."""
     name_bytes, enc_bytes = name.encode("utf-8"), encoding.encode("ascii")
     if len(name_bytes) > 0xFFFF:
         raise ValueError(f"tensor name is {len(name_bytes)} bytes; the format allows 65535")
-    payload = _encode(tensor, encoding)
+    payload = _encode(tensor, encoding) if payload is None else payload
     shape = tuple(tensor.shape)
     header = struct.pack(f"<H{len(name_bytes)}sB{len(enc_bytes)}sB{len(shape)}IQ", len(name_bytes),
                          name_bytes, len(enc_bytes), enc_bytes, len(shape), *shape, len(payload))
@@ -564,37 +609,92 @@ def _record(name: str, tensor: torch.Tensor, encoding: str) -> bytes:
 def load_serialized(path) -> dict[str, torch.Tensor]:
     """Read a file written by ``serialize``: ``name -> tensor`` (weights dequantized to float32).
 
-    Integer tensors come back in their own dtype; every floating tensor as float32. Raises
-    ``ValueError`` for a file that is not in this format. Explained in notebooks/00_why_compress.ipynb.
+    Integer tensors come back in their own dtype; every floating tensor as float32; an ``alias``
+    record is the very tensor it names. Raises ``ValueError`` naming the file for a file that is not
+    in this format, is truncated, has a tensor count that does not match its records, trailing bytes,
+    or a payload whose length does not fit its shape and encoding.
+    Explained in notebooks/00_why_compress.ipynb.
     """
     with open(path, "rb") as file:
         data = memoryview(file.read())
-    if bytes(data[:4]) != FILE_MAGIC:
+    if not len(data):
+        raise ValueError(f"{path} is empty (0 bytes): write it again with serialize")
+    if bytes(data[:4]) != FILE_MAGIC[:len(data)]:
         raise ValueError(f"{path} is not a labkit storage file (magic {bytes(data[:4])!r})")
-    version, count = struct.unpack_from("<BI", data, 4)
+    version, count = struct.unpack_from("<BI", _take(data, 4, 5, path, "the file header"))
     if version != FILE_VERSION:
         raise ValueError(f"{path} has format version {version}; this labkit reads {FILE_VERSION}")
     tensors, offset = {}, FILE_HEADER_BYTES
-    for _ in range(count):
-        name, encoding, shape, payload, offset = _read_record(data, offset)
-        tensors[name] = _decode(payload, encoding, shape)
+    for index in range(count):
+        if offset == len(data):
+            raise ValueError(f"{path} is truncated or its tensor count is damaged: the header announces "
+                             f"{count} tensors but the file ends after {index}")
+        name, encoding, shape, payload, offset = _read_record(data, offset, path)
+        if name in tensors:
+            raise ValueError(f"{path} is damaged: tensor {name!r} appears twice")
+        tensors[name] = _decode_checked(payload, encoding, shape, tensors, f"{path}, tensor {name!r}")
+    if offset != len(data):
+        raise ValueError(f"{path} has {len(data) - offset} bytes after the {count} tensors its header announces "
+                         "(trailing garbage, or a damaged tensor count): refusing to guess which is right")
     return tensors
 
 
-def _read_record(data: memoryview, offset: int):
+def _take(data: memoryview, offset: int, size: int, path, what: str) -> memoryview:
+    """``data[offset: offset + size]``, or ``ValueError`` naming the file if it ends before that."""
+    if offset + size > len(data):
+        raise ValueError(f"{path} is truncated: {what} needs {size} bytes at offset {offset}, "
+                         f"but the file has {len(data)} bytes")
+    return data[offset: offset + size]
+
+
+def _read_record(data: memoryview, offset: int, path):
     """Parse one record at ``offset``: (name, encoding, shape, payload view, next offset)."""
-    (name_len,) = struct.unpack_from("<H", data, offset)
-    name = bytes(data[offset + 2: offset + 2 + name_len]).decode("utf-8")
+    what = f"the record at offset {offset}"
+    (name_len,) = struct.unpack_from("<H", _take(data, offset, 2, path, what))
+    name_bytes = bytes(_take(data, offset + 2, name_len, path, what))
     offset += 2 + name_len
-    (enc_len,) = struct.unpack_from("<B", data, offset)
-    encoding = bytes(data[offset + 1: offset + 1 + enc_len]).decode("ascii")
+    (enc_len,) = struct.unpack_from("<B", _take(data, offset, 1, path, what))
+    enc_bytes = bytes(_take(data, offset + 1, enc_len, path, what))
     offset += 1 + enc_len
-    (ndim,) = struct.unpack_from("<B", data, offset)
-    shape = struct.unpack_from(f"<{ndim}I", data, offset + 1)
+    (ndim,) = struct.unpack_from("<B", _take(data, offset, 1, path, what))
+    shape = struct.unpack_from(f"<{ndim}I", _take(data, offset + 1, 4 * ndim, path, what))
     offset += 1 + 4 * ndim
-    (payload_len,) = struct.unpack_from("<Q", data, offset)
+    (payload_len,) = struct.unpack_from("<Q", _take(data, offset, 8, path, what))
     offset += 8
-    return name, encoding, tuple(shape), data[offset: offset + payload_len], offset + payload_len
+    try:
+        name, encoding = name_bytes.decode("utf-8"), enc_bytes.decode("ascii")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is damaged: {what} has an unreadable name or encoding ({error})") from None
+    payload = _take(data, offset, payload_len, path, f"the payload of tensor {name!r}")
+    return name, encoding, tuple(shape), payload, offset + payload_len
+
+
+MAX_TENSOR_ELEMENTS = 2 ** 31  # 8 GiB as float32: a larger shape in a file is a damaged header
+
+
+def _decode_checked(payload: memoryview, encoding: str, shape: tuple, earlier: dict, where: str) -> torch.Tensor:
+    """``_decode`` with every inconsistency of a damaged file turned into one ``ValueError`` naming it."""
+    kind, _, values_fmt = encoding.partition(":")
+    known = kind in ("fp32", "fp16", "alias") or (kind in ("bitmask", "csr") and values_fmt in VALUES_FORMATS) \
+        or (kind == "raw" and values_fmt in _TORCH_DTYPE_BY_NAME) or kind in {f"int{b}" for b in range(1, 9)}
+    if not known:
+        raise ValueError(f"{where}: unknown encoding {encoding!r} (a damaged or newer file)")
+    if math.prod(shape) > MAX_TENSOR_ELEMENTS:
+        raise ValueError(f"{where}: shape {list(shape)} has more than {MAX_TENSOR_ELEMENTS} elements (a damaged header)")
+    if kind == "alias":
+        target = bytes(payload).decode("utf-8", errors="replace")
+        if target not in earlier or tuple(earlier[target].shape) != shape:
+            raise ValueError(f"{where}: alias of {target!r}, which is not an earlier tensor of shape {list(shape)}")
+        return earlier[target]
+    try:
+        tensor, end = _decode(payload, encoding, shape)
+    except (ValueError, IndexError, ZeroDivisionError, struct.error) as error:
+        raise ValueError(f"{where}: its {len(payload)}-byte {encoding} payload does not decode to shape "
+                         f"{list(shape)} ({error})") from None
+    if end != len(payload):
+        raise ValueError(f"{where}: a {encoding} tensor of shape {list(shape)} takes {end} bytes, "
+                         f"but its payload has {len(payload)}")
+    return tensor
 
 
 def size_on_disk(model_or_state_dict, fmt: str, *, values_fmt: str = "fp32") -> int:
@@ -748,9 +848,11 @@ def _human_bytes(n: int) -> str:
 # Argument checks
 # --------------------------------------------------------------------------------------------
 
-def _check_module(model) -> None:
+def _check_module(model, allow_meta: bool = False) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not allow_meta:
+        require_module("model", model)  # a meta-device model has shapes but no values to count
 
 
 def _configured_input_shape(model) -> tuple:
@@ -780,12 +882,16 @@ def _check_formats(fmt: str, values_fmt: str) -> tuple[str, str]:
 def _as_state_dict(model_or_state_dict) -> Mapping:
     """The state dict of a Module, or the mapping itself after checking its values are tensors."""
     if isinstance(model_or_state_dict, nn.Module):
+        require_module("model_or_state_dict", model_or_state_dict)
         return model_or_state_dict.state_dict()
     if isinstance(model_or_state_dict, Mapping):
         for name, value in model_or_state_dict.items():
             if not isinstance(name, str) or not isinstance(value, torch.Tensor):
                 raise TypeError(f"state dict entries must be str -> torch.Tensor, got {name!r}: "
                                 f"{type(value).__name__}")
+            if value.is_meta:
+                raise ValueError(f"model_or_state_dict holds {name!r} on the meta device (a shape without "
+                                 "values), which has no bytes to write")
         return model_or_state_dict
     raise TypeError("model_or_state_dict must be a torch.nn.Module or a mapping name -> Tensor, "
                     f"got {type(model_or_state_dict).__name__}")

@@ -1,5 +1,6 @@
 """Tests for labkit.measure: counts, MACs, latency, bit packing and bytes on disk per format."""
 import math
+import struct
 import sys
 import time
 
@@ -428,3 +429,94 @@ def test_report_without_sizes_and_html_escaping():
 
     rep = measure.report(Weird(), (3,), with_sizes=False)
     assert rep.sizes == {} and "&lt;b&gt;" in rep._repr_html_() and "<b>" in str(rep)
+
+
+# ---------------------------------------------------------------- issue 9: honest bytes, strict files, named errors
+
+def tied_mlp() -> nn.Sequential:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(100, 100, bias=False), nn.ReLU(), nn.Linear(100, 100, bias=False))
+    net[2].weight = net[0].weight
+    return net
+
+
+def test_tied_weights_are_stored_once_like_torch_save(tmp_path):
+    net = tied_mlp()
+    assert count_parameters(net) == 10_000
+    size = size_on_disk(net, "fp32")
+    one_layer = size_on_disk({"0.weight": net[0].weight.detach()}, "fp32")
+    alias = tensor_header_bytes("2.weight", "alias", 2) + len("0.weight")
+    assert size == one_layer + alias  # before: 80,073 bytes, twice the weight
+    assert 40_000 < size < measure.torch_save_bytes(net) < 2 * 40_000  # torch.save stores it once too
+    serialize(net, "int8", tmp_path / "t.bin")
+    back = load_serialized(tmp_path / "t.bin")
+    assert back["2.weight"] is back["0.weight"]
+
+
+def write_file(tmp_path, net=None):
+    path = tmp_path / "m.bin"
+    serialize(net or nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3)), "fp32", path)
+    return path
+
+
+@pytest.mark.parametrize("cut", [3, 7, 20, 60, -1])
+def test_a_truncated_file_names_the_file(tmp_path, cut):
+    path = write_file(tmp_path)
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(ValueError, match=rf"^{path}.* truncated"):
+        load_serialized(path)  # before: struct.error / numpy "buffer is smaller than requested size"
+
+
+def test_a_damaged_tensor_count_and_trailing_bytes_are_refused(tmp_path):
+    path = write_file(tmp_path)
+    good = path.read_bytes()
+    path.write_bytes(good[:5] + struct.pack("<I", 9) + good[9:])
+    with pytest.raises(ValueError, match=r"announces 9 tensors but the file ends after 4"):
+        load_serialized(path)
+    path.write_bytes(good[:5] + struct.pack("<I", 2) + good[9:])
+    with pytest.raises(ValueError, match=r"bytes after the 2 tensors its header announces"):
+        load_serialized(path)  # before: two tensors returned, the others silently dropped
+    path.write_bytes(good + b"\x00junk")
+    with pytest.raises(ValueError, match=r"5 bytes after the 4 tensors"):
+        load_serialized(path)  # before: accepted
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="is empty"):
+        load_serialized(path)
+
+
+def test_a_payload_that_does_not_fit_its_shape_is_refused(tmp_path):
+    path = tmp_path / "w.bin"
+    serialize({"w": torch.ones(4, 4)}, "fp32", path)
+    raw = bytearray(path.read_bytes())
+    shape_at = FILE_HEADER_BYTES + 2 + 1 + 1 + 4 + 1  # name "w", encoding "fp32", ndim
+    raw[shape_at:shape_at + 4] = struct.pack("<I", 3)  # claims [3, 4] for a 64-byte payload
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"tensor 'w'.*takes 48 bytes, but its payload has 64"):
+        load_serialized(path)
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_width_zero_layers_have_zero_macs():
+    net = nn.Sequential(nn.Linear(4, 0), nn.ReLU(), nn.Linear(0, 3))
+    assert [layer.macs for layer in macs(net, (4,))] == [0, 0]  # before: ZeroDivisionError
+    assert measure.nonzero_macs(net, (4,)) == 0
+
+
+def test_latency_names_an_example_input_the_model_cannot_take():
+    with pytest.raises(ValueError, match=r"^example_input \(shape \[3, 5\], torch.float32\) does not fit"):
+        measure.latency(nn.Linear(4, 2), torch.zeros(3, 5), warmup=0, repeats=1)
+
+
+def test_meta_models_are_counted_but_not_measured():
+    meta = small_cnn().to("meta")
+    assert count_parameters(meta) == count_parameters(small_cnn())
+    for call in (lambda: size_on_disk(meta, "fp32"), lambda: count_nonzeros(meta), lambda: total_macs(meta, (1, 28, 28))):
+        with pytest.raises(ValueError, match="meta device"):
+            call()  # before: NotImplementedError "Cannot copy out of meta tensor"
+
+
+def test_float64_and_float16_models_are_measured():
+    for dtype in (torch.float64, torch.float16):
+        net = small_cnn().to(dtype)
+        assert total_macs(net, (1, 28, 28)) == total_macs(small_cnn(), (1, 28, 28))
+        assert size_on_disk(net, "fp32") == size_on_disk(small_cnn(), "fp32")
