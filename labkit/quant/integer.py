@@ -166,12 +166,16 @@ class IntegerModel:
 
 def to_pixels(x) -> np.ndarray:
     """float ``x = q/255`` (tensor or array) → uint8 ``q = clamp(round(255·x), 0, 255)``; uint8
-    input is returned unchanged (it already is pixels)."""
+    input is returned unchanged (it already is pixels). ``ValueError`` if ``x`` holds NaN or Inf:
+    casting NaN to uint8 gives an arbitrary pixel, and the model a confident made-up class."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     if isinstance(x, np.ndarray) and x.dtype == np.uint8:
         return x
     x = np.asarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError(f"x holds {int((~np.isfinite(x)).sum())} NaN or Inf value(s); pixels must be finite "
+                         "numbers in [0, 1] (x = q/255)")
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -293,10 +297,12 @@ def convert_to_integer(model: nn.Module, calib_data, num_batches: int | None = 4
 
 
 def evaluate_integer(model: IntegerModel, data, batch_size: int = 512) -> float:
-    """Top-1 accuracy (fraction) of an ``IntegerModel`` on a Dataset / ``(x, y)`` pair of float pixels.
+    """Top-1 accuracy (fraction) of an ``IntegerModel`` on a Dataset / ``(x, y)`` pair of float pixels,
+    ``batch_size`` ≥ 1 images at a time; labels must be class indices of the model's logits.
     Explained in notebooks/04_integer_inference.ipynb."""
     if not isinstance(model, IntegerModel):
         raise TypeError(f"model must be an IntegerModel (from convert_to_integer), got {type(model).__name__}")
+    batch_size = require_int("batch_size", batch_size, 1, None)  # -1 gave accuracy 0.0, silently
     if isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = data
     else:
@@ -304,9 +310,14 @@ def evaluate_integer(model: IntegerModel, data, batch_size: int = 512) -> float:
                                                                torch.tensor([int(d[1]) for d in data]))
     if len(x) == 0:
         raise ValueError("data must hold at least one sample, got an empty dataset")
+    y = np.asarray(y)
+    classes = int(model.layers[-1].weight.shape[0])
+    if len(y) != len(x) or y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= classes:
+        raise ValueError(f"data labels must be {len(x)} integer class indices in [0, {classes - 1}] (one per "
+                         f"image), got {len(y)} of dtype {y.dtype} in [{y.min()}, {y.max()}]")
     pixels = to_pixels(x)
     correct = 0
     for start in range(0, len(pixels), batch_size):
         pred = model.forward_uint8(pixels[start:start + batch_size]).argmax(axis=1)
-        correct += int((pred == np.asarray(y[start:start + batch_size])).sum())
+        correct += int((pred == y[start:start + batch_size]).sum())
     return correct / len(pixels)

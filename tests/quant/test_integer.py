@@ -132,3 +132,37 @@ def test_logits_saturate_instead_of_wrapping():
         got = layer.run(x, reference=reference)
         assert got.dtype == np.int32
         np.testing.assert_array_equal(got, expected)
+
+
+# --------------------------------------------------------------------------- issue 9: no silent answers
+@pytest.fixture(scope="module")
+def tiny_int():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.rand(32, 1, 4, 4)
+    return convert_to_integer(model, x), x, model(x).argmax(1)
+
+
+@pytest.mark.parametrize("batch_size, error", [(-1, ValueError), (0, ValueError), (2.5, TypeError)])
+def test_evaluate_integer_names_a_bad_batch_size(tiny_int, batch_size, error):
+    im, x, y = tiny_int
+    assert evaluate_integer(im, (x, y), batch_size=7) > 0.8
+    with pytest.raises(error, match="^batch_size must be an integer >= 1"):
+        evaluate_integer(im, (x, y), batch_size=batch_size)  # before: -1 → 0.0, 0 → "range() arg 3"
+
+
+def test_evaluate_integer_names_labels_that_are_not_class_indices(tiny_int):
+    im, x, y = tiny_int
+    for bad in (y + 3, y[:5], y.float()):
+        with pytest.raises(ValueError, match=r"^data labels must be 32 integer class indices in \[0, 2\]"):
+            evaluate_integer(im, (x, bad))
+
+
+def test_nan_images_are_refused_not_classified(tiny_int):
+    im = tiny_int[0]
+    with pytest.raises(ValueError, match="^x holds 32 NaN"):
+        im.predict(torch.full((2, 1, 4, 4), float("nan")))  # before: a class, for an all-NaN batch
+    with pytest.raises(ValueError, match="^x holds 1 NaN or Inf"):
+        x = torch.rand(1, 1, 4, 4)
+        x[0, 0, 1, 2] = float("inf")
+        evaluate_integer(im, (x, torch.tensor([0])))
