@@ -155,19 +155,20 @@ def keep_indices(scores: torch.Tensor, amount: float) -> torch.Tensor:
 
 
 def structured_prune(model: nn.Module, amount: float, criterion: str = "l1", *, layers=None, seed: int = 0,
-                     scores: dict | None = None) -> tuple[nn.Module, dict]:
+                     scores: dict | None = None, fold: bool = False) -> tuple[nn.Module, dict]:
     """Remove ``round(amount·C_out)`` channels from every group (``layers``) and return
     ``(smaller model, {group: kept indices})``; ``model`` itself is not modified.
 
     Channels are ranked per layer by ``channel_scores(model, criterion)`` (or the precomputed
     ``scores``); ``amount`` in [0, 1). The result is a dense ``nn.Module`` of the same class with
-    thinner layers (``prune_channels``). Explained in notebooks/09_structured_pruning.ipynb.
+    thinner layers (``prune_channels``; ``fold=True`` folds each removed channel's constant
+    ``relu(β_c)`` into the next layer). Explained in notebooks/09_structured_pruning.ipynb.
     """
     require_float("amount", amount, 0.0, 1.0, high_open=True)
     if scores is None:
         scores = channel_scores(model, criterion, layers=layers, seed=seed)
     keep = {name: keep_indices(s, amount) for name, s in scores.items()}
-    return prune_channels(model, keep), keep
+    return prune_channels(model, keep, fold=fold), keep
 
 
 def bn_l1_penalty(model: nn.Module, lam: float) -> torch.Tensor:

@@ -10,6 +10,18 @@ BatchNorm, ReLU, pooling, Dropout, Identity and one Flatten), and ResNet ``Basic
 the *inner* width (conv1 → bn1 → conv2) is pruned. conv2's output is added to the shortcut, so its
 channels are coupled with the shortcut's and with every other block on the same residual stream;
 removing them would need the same indices everywhere on that stream, so they are left alone.
+
+**Folding the constant of a removed channel** (``fold=True``). A channel whose BatchNorm scale is
+``γ_c = 0`` outputs the constant ``β_c`` whatever the input (without a BatchNorm: a filter of zeros
+outputs its bias ``b_c``); after the ReLU it is ``a_c = relu(β_c)``, and max-pooling keeps it. Simply
+deleting the channel would also delete that constant's contribution to the consumer,
+``Δ_o = Σ_c a_c · Σ_{taps} W_cons[o, c, taps]``; the fold adds ``Δ`` to the consumer's bias (or
+subtracts it from the running mean of the BatchNorm right after a bias-free consumer, which is the
+same shift). This is *exact* when the consumer reads the constant at every tap: a Linear layer
+(after a Flatten, or in a Linear chain) or an unpadded convolution (LeNet-5's conv2). A zero-padded
+convolution (the VGG's 3×3 convs, a ResNet block's conv2) sees zeros instead of ``a_c`` where its
+window hangs over the border, so there the fold is exact on the interior positions only and the
+one-pixel border ring is off by ``a_c`` times the weights of the taps that fall outside.
 Explained in notebooks/09_structured_pruning.ipynb.
 """
 from __future__ import annotations
@@ -29,13 +41,17 @@ _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 @dataclass(frozen=True)
 class ChannelGroup:
     """``layer`` (producer) → optional ``norm`` → ... → ``consumer``; ``positions`` is the number of
-    consumer inputs per channel (``H·W`` after a Flatten, else 1); ``channels`` the producer's ``C_out``."""
+    consumer inputs per channel (``H·W`` after a Flatten, else 1); ``channels`` the producer's ``C_out``;
+    ``relu`` whether a ReLU lies between producer and consumer; ``consumer_norm`` the BatchNorm right
+    after the consumer, if any (where ``fold=True`` puts the shift of a bias-free consumer)."""
 
     layer: str
     norm: str | None
     consumer: str
     positions: int
     channels: int
+    relu: bool = False
+    consumer_norm: str | None = None
 
 
 def _check_model(model) -> None:
@@ -60,7 +76,8 @@ def channel_groups(model: nn.Module, *, linear: bool = False) -> dict[str, Chann
         groups = _sequential_groups(model, linear)
     else:
         blocks = {n: m for n, m in model.named_modules() if isinstance(m, BasicBlock)}
-        groups = {f"{n}.conv1": ChannelGroup(f"{n}.conv1", f"{n}.bn1", f"{n}.conv2", 1, b.conv1.out_channels)
+        groups = {f"{n}.conv1": ChannelGroup(f"{n}.conv1", f"{n}.bn1", f"{n}.conv2", 1, b.conv1.out_channels,
+                                             relu=True, consumer_norm=f"{n}.bn2")
                   for n, b in blocks.items()}
     if not groups:
         raise ValueError(f"unsupported model type {type(model).__name__}: structured surgery handles "
@@ -78,12 +95,14 @@ def _sequential_groups(model: nn.Sequential, linear: bool) -> dict[str, ChannelG
             continue
         if isinstance(layer, nn.Conv2d) and layer.groups != 1:
             raise ValueError(f"unsupported layer {name!r}: grouped/depthwise Conv2d (groups={layer.groups})")
-        norm, flatten = None, False
+        norm, flatten, relu = None, False, False
         for between, module in children[i + 1:j]:
             if isinstance(module, _NORMS):
                 norm = between
             elif isinstance(module, nn.Flatten):
                 flatten = True
+            elif isinstance(module, nn.ReLU):
+                relu = True
             elif not isinstance(module, _PASS_THROUGH):
                 raise ValueError(f"unsupported module {between!r} ({type(module).__name__}) between "
                                  f"{name!r} and {children[j][0]!r}")
@@ -104,7 +123,9 @@ def _sequential_groups(model: nn.Sequential, linear: bool) -> dict[str, ChannelG
             if positions * out != consumer.in_features:
                 raise ValueError(f"{consumer_name!r} has {consumer.in_features} inputs, not a multiple of "
                                  f"{out} channels of {name!r}")
-        groups[name] = ChannelGroup(name, norm, consumer_name, positions, out)
+        after = children[j + 1] if j + 1 < len(children) else (None, None)
+        consumer_norm = after[0] if isinstance(after[1], _NORMS) else None
+        groups[name] = ChannelGroup(name, norm, consumer_name, positions, out, relu, consumer_norm)
     return groups
 
 
@@ -133,18 +154,26 @@ def _inputs(idx: torch.Tensor, positions: int) -> torch.Tensor:
     return (idx[:, None] * positions + torch.arange(positions)).reshape(-1)
 
 
-def prune_channels(model: nn.Module, keep: dict) -> nn.Module:
+def prune_channels(model: nn.Module, keep: dict, *, fold: bool = False) -> nn.Module:
     """A copy of ``model`` in which group ``g`` keeps only the output channels ``keep[g]``.
 
     ``keep`` maps names of ``channel_groups(model, linear=True)`` to integer indices (sorted and
     de-duplicated here; at least one, each in ``[0, C_out)``). For each group the producer weight
     ``[C_out, ...]`` becomes ``[k, ...]`` (bias and BatchNorm ``γ, β, μ, σ²`` likewise) and the
-    consumer weight ``[O, C_out·P, ...]`` becomes ``[O, k·P, ...]``. The copy is a genuinely smaller
-    dense module of the same class; ``model`` is unchanged. Explained in notebooks/09_structured_pruning.ipynb.
+    consumer weight ``[O, C_out·P, ...]`` becomes ``[O, k·P, ...]``. With ``fold=True`` the constant
+    ``a_c = relu(β_c)`` (or ``relu(b_c)`` without a BatchNorm) of every removed channel is first folded
+    into the consumer (``removed_constants``, ``fold_removed_channels``; exact for Linear and unpadded
+    conv consumers, interior-exact for zero-padded ones — see the module docstring). The copy is a
+    genuinely smaller dense module of the same class; ``model`` is unchanged.
+    Explained in notebooks/09_structured_pruning.ipynb.
     """
     groups = channel_groups(model, linear=True)
     keep = _check_keep(groups, keep)
+    if not isinstance(fold, bool):
+        raise TypeError(f"fold must be True or False, got {fold!r}")
     new = copy.deepcopy(model)
+    if fold:
+        fold_removed_channels(new, keep)
     out_keep, in_keep = {}, {}
     for name, idx in keep.items():
         group = groups[name]
@@ -157,11 +186,61 @@ def prune_channels(model: nn.Module, keep: dict) -> nn.Module:
     return new
 
 
-def zero_channels(model: nn.Module, keep: dict) -> nn.Module:
+def zero_channels(model: nn.Module, keep: dict, *, keep_shift: bool = False) -> nn.Module:
     """Zero, in place, every channel *not* in ``keep[g]``: producer rows and bias, and BatchNorm ``γ, β``.
 
     The removed channels then output exactly 0 (after BN and ReLU), so ``prune_channels(model, keep)``
-    computes the same function — the check that the surgery is right. Returns ``model``.
+    computes the same function — the check that the surgery is right. With ``keep_shift=True`` only
+    the varying part goes: the producer's filter rows and the BatchNorm scale ``γ``; the shift (``β``,
+    or the producer bias without a BatchNorm) stays, so each removed channel outputs the constant
+    ``relu(β_c)`` — the γ ≈ 0 channel of network slimming, the check of ``prune_channels(..., fold=True)``.
+    Returns ``model``. Explained in notebooks/09_structured_pruning.ipynb.
+    """
+    groups = channel_groups(model, linear=True)
+    keep = _check_keep(groups, keep)
+    with torch.no_grad():
+        for name, idx in keep.items():
+            group = groups[name]
+            drop = _dropped(group, idx)
+            layer = model.get_submodule(group.layer)
+            norm = None if group.norm is None else model.get_submodule(group.norm)
+            tensors = [layer.weight, *([] if keep_shift and norm is None else [layer.bias])]
+            if norm is not None:
+                tensors += [norm.weight, *([] if keep_shift else [norm.bias])]
+            for tensor in tensors:
+                if tensor is not None:
+                    tensor[drop] = 0.0
+    return model
+
+
+def _dropped(group: ChannelGroup, idx: torch.Tensor) -> torch.Tensor:
+    drop = torch.ones(group.channels, dtype=torch.bool)
+    drop[idx] = False
+    return drop
+
+
+def removed_constants(model: nn.Module, group: ChannelGroup, idx: torch.Tensor) -> torch.Tensor:
+    """``a_c`` of every channel of ``group`` *not* in ``idx``: float ``[C_out − k]``, in channel order.
+
+    ``a_c = β_c`` of the group's BatchNorm (its output when ``γ_c = 0``), or the producer's bias
+    ``b_c`` without a BatchNorm (its output when the filter is 0; 0 without a bias), then ``relu``
+    when a ReLU lies between producer and consumer. Explained in notebooks/09_structured_pruning.ipynb.
+    """
+    drop = _dropped(group, idx)
+    source = model.get_submodule(group.norm) if group.norm is not None else model.get_submodule(group.layer)
+    shift = source.bias
+    value = torch.zeros(int(drop.sum())) if shift is None else shift.detach()[drop]
+    return value.clamp_min(0.0) if group.relu else value
+
+
+def fold_removed_channels(model: nn.Module, keep: dict) -> nn.Module:
+    """Add, in place, the constant contribution of every channel *not* in ``keep[g]`` to its consumer.
+
+    For group ``g`` with consumer weight ``W [O, C·P, ...]``: ``Δ_o = Σ_{c removed} a_c · Σ W[o, c·P + p, taps]``
+    (``a_c`` from ``removed_constants``). ``Δ`` goes into the consumer's bias, or — when the consumer
+    has no bias and a BatchNorm follows it — ``running_mean −= Δ`` of that BatchNorm (eval mode: the
+    same function; train mode: the batch mean absorbs any constant); otherwise a bias is created. The
+    channels themselves are not removed (``prune_channels(..., fold=True)`` does both). Returns ``model``.
     Explained in notebooks/09_structured_pruning.ipynb.
     """
     groups = channel_groups(model, linear=True)
@@ -169,16 +248,24 @@ def zero_channels(model: nn.Module, keep: dict) -> nn.Module:
     with torch.no_grad():
         for name, idx in keep.items():
             group = groups[name]
-            drop = torch.ones(group.channels, dtype=torch.bool)
-            drop[idx] = False
-            modules = [model.get_submodule(group.layer)]
-            if group.norm is not None:
-                modules.append(model.get_submodule(group.norm))
-            for module in modules:
-                for tensor in (module.weight, module.bias):
-                    if tensor is not None:
-                        tensor[drop] = 0.0
+            consumer = model.get_submodule(group.consumer)
+            drop_inputs = _inputs(torch.nonzero(_dropped(group, idx)).reshape(-1), group.positions)
+            constants = removed_constants(model, group, idx).to(consumer.weight.dtype)
+            per_input = constants.repeat_interleave(group.positions)
+            tap_sums = consumer.weight[:, drop_inputs].reshape(consumer.weight.shape[0], len(drop_inputs), -1).sum(2)
+            _add_shift(model, group, consumer, tap_sums @ per_input)
     return model
+
+
+def _add_shift(model: nn.Module, group: ChannelGroup, consumer: nn.Module, delta: torch.Tensor) -> None:
+    if consumer.bias is not None:
+        consumer.bias.add_(delta)
+        return
+    norm = None if group.consumer_norm is None else model.get_submodule(group.consumer_norm)
+    if norm is not None and norm.track_running_stats:
+        norm.running_mean.sub_(delta)
+        return
+    consumer.bias = nn.Parameter(delta.clone())
 
 
 def _replace(model: nn.Module, name: str, module: nn.Module) -> None:

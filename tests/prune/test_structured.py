@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from labkit import measure, models, prune
+from labkit.prune import surgery
 from labkit.train import set_seed
 
 
@@ -79,6 +80,84 @@ def test_linear_hidden_neurons_with_flag():
     small = prune.prune_channels(model, {"fc1": range(60)})
     assert small.fc1.weight.shape == (60, 400) and small.fc2.weight.shape == (84, 60)
 
+
+
+def with_shifts(name: str) -> nn.Module:
+    """``trained_like`` with clearly positive BN shifts β and conv biases, so relu(β) ≠ 0 matters."""
+    model = trained_like(name)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.bias.uniform_(0.1, 0.6)
+            elif isinstance(m, nn.Conv2d) and m.bias is not None:
+                m.bias.uniform_(0.1, 0.5)
+    return model
+
+
+def group_output(model: nn.Module, group, x: torch.Tensor) -> torch.Tensor:
+    """What the group's consumer hands on: the output of its BatchNorm if one follows, else its own."""
+    seen = []
+    module = model.get_submodule(group.consumer_norm or group.consumer)
+    handle = module.register_forward_hook(lambda m, i, out: seen.append(out.detach()))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("name", ["lenet5", "vgg", "resnet"])
+def test_fold_absorbs_the_constant_of_gamma_zero_channels(name):
+    """β ≠ 0, γ = 0 (or a zero filter with a bias): the removed channel outputs relu(β); folding it
+    into the next layer is exact for Linear / unpadded consumers and on the interior of padded ones,
+    and removing it without the fold is not."""
+    model = with_shifts(name)
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    groups = prune.channel_groups(model)
+    for group_name, scores in prune.channel_scores(model, "l1").items():
+        group, keep = groups[group_name], {group_name: prune.keep_indices(scores, 0.5)}
+        shifted = prune.zero_channels(copy.deepcopy(model), keep, keep_shift=True)
+        constants = surgery.removed_constants(shifted, group, keep[group_name])
+        assert constants.numel() == group.channels // 2 and (constants > 0.05).all()
+        reference = group_output(shifted, group, x)
+        folded = group_output(prune.prune_channels(shifted, keep, fold=True), group, x)
+        cut = group_output(prune.prune_channels(shifted, keep), group, x)
+        consumer = model.get_submodule(group.consumer)
+        padded = isinstance(consumer, nn.Conv2d) and consumer.padding != (0, 0)
+        inner = (..., slice(1, -1), slice(1, -1)) if padded else (...,)
+        torch.testing.assert_close(folded[inner], reference[inner], rtol=1e-5, atol=1e-5)
+        assert (cut[inner] - reference[inner]).abs().max() > 1e-2, group_name
+        if padded:   # the border ring sees the zero padding instead of relu(β): not exact there
+            assert (folded - reference).abs().max() > 1e-4, group_name
+        else:        # the whole network is the same function
+            with torch.no_grad():
+                torch.testing.assert_close(prune.prune_channels(shifted, keep, fold=True)(x), shifted(x),
+                                           rtol=1e-5, atol=1e-5)
+
+
+def test_fold_by_hand_on_a_linear_chain():
+    """fc1 (2 neurons, β-free, biases 0.5 and −1) → ReLU → fc2: removing neuron 0 adds relu(0.5)·W2[:, 0]."""
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].bias.copy_(torch.tensor([0.5, -1.0]))
+        model[2].weight.copy_(torch.tensor([[1.0, 2.0], [-3.0, 4.0]]))
+        model[2].bias.copy_(torch.tensor([0.25, 0.0]))
+    small = prune.prune_channels(model, {"0": [1]}, fold=True)
+    assert small[2].bias.tolist() == pytest.approx([0.25 + 0.5 * 1.0, 0.0 + 0.5 * -3.0])
+    small = prune.prune_channels(model, {"0": [0]}, fold=True)            # relu(−1) = 0: nothing to fold
+    assert small[2].bias.tolist() == pytest.approx([0.25, 0.0])
+    assert prune.prune_channels(model, {"0": [1]})[2].bias.tolist() == pytest.approx([0.25, 0.0])
+    with pytest.raises(TypeError, match="fold must be True or False"):
+        prune.prune_channels(model, {"0": [1]}, fold=1)
+
+
+def test_fold_goes_into_the_running_mean_of_a_bias_free_consumer():
+    model = with_shifts("vgg")
+    keep = {"conv2": prune.keep_indices(prune.channel_scores(model, "l1")["conv2"], 0.5)}
+    small = prune.prune_channels(model, keep, fold=True)
+    assert small.conv3.bias is None and measure.count_parameters(small) == \
+        measure.count_parameters(prune.prune_channels(model, keep))
+    assert not torch.equal(small.bn3.running_mean, model.bn3.running_mean)
+    assert torch.equal(small.bn3.running_var, model.bn3.running_var)
 
 def test_filter_norms_by_hand():
     w = torch.tensor([[[[1.0, -2.0], [0.0, 2.0]]], [[[3.0, 0.0], [-4.0, 0.0]]]])   # [2, 1, 2, 2]
