@@ -179,6 +179,55 @@ def test_latency_needs_a_tensor():
         measure.latency(nn.Linear(2, 2), [[0.0, 0.0]])
 
 
+class Sleeper(nn.Module):
+    """Sleeps ``ms[i % len(ms)]`` on its i-th call and writes its name into a shared call log."""
+
+    def __init__(self, name, ms, log):
+        super().__init__()
+        self.name, self.ms, self.log = name, ms, log
+
+    def forward(self, x):
+        time.sleep(self.ms[len([n for n in self.log if n == self.name]) % len(self.ms)] / 1000)
+        self.log.append(self.name)
+        return x
+
+
+def test_compare_latency_interleaves_rotates_and_reports_speedups():
+    log = []
+    models = {"slow": Sleeper("slow", [8.0], log), "fast": Sleeper("fast", [2.0], log)}
+    result = measure.compare_latency(models, torch.zeros(1), rounds=4, repeats=2, warmup=1)
+    assert list(result) == ["slow", "fast"]
+    assert log[:2] == ["slow", "fast"]                                      # warm-up, then timed rounds
+    timed = log[2:]
+    assert timed == ["slow"] * 2 + ["fast"] * 2 + ["fast"] * 2 + ["slow"] * 2 + \
+        ["slow"] * 2 + ["fast"] * 2 + ["fast"] * 2 + ["slow"] * 2            # who goes first alternates
+    assert result["slow"]["calls"] == result["fast"]["calls"] == 8
+    assert result["slow"]["speedup"] == 1.0
+    assert 2.0 < result["fast"]["speedup"] < 5.0                            # 8 ms vs 2 ms of sleep
+    assert result["fast"]["speedup_p10"] <= result["fast"]["speedup"] <= result["fast"]["speedup_p90"]
+    assert not result["slow"]["noisy"]
+
+
+def test_compare_latency_flags_a_noisy_measurement():
+    log = []
+    jumpy = Sleeper("jumpy", [1.0, 1.0, 20.0], log)                         # every third call is 20× slower
+    result = measure.compare_latency({"steady": Sleeper("steady", [2.0], log), "jumpy": jumpy}, torch.zeros(1),
+                                     rounds=6, repeats=3, warmup=0)
+    assert result["jumpy"]["noisy"] and result["jumpy"]["spread"] > 1.0
+    assert result["jumpy"]["p90_ms"] > 10 * result["jumpy"]["p10_ms"] / 2
+
+
+@pytest.mark.parametrize("kwargs, error", [({"rounds": 1}, ValueError), ({"repeats": 0}, ValueError),
+                                           ({"reference": "other"}, ValueError), ({"noise_limit": 0}, ValueError),
+                                           ({"warmup": -1}, ValueError)])
+def test_compare_latency_argument_errors(kwargs, error):
+    with pytest.raises(error):
+        measure.compare_latency({"a": nn.Linear(2, 2)}, torch.zeros(1, 2), **kwargs)
+    with pytest.raises(TypeError, match="models must be"):
+        measure.compare_latency([nn.Linear(2, 2)], torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="example_input"):
+        measure.compare_latency({"a": nn.Linear(2, 2)}, torch.zeros(1, 3))
+
 # ---------------------------------------------------------------- bit packing
 
 def test_pack_bits_layout_is_lsb_first():
