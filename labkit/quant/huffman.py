@@ -178,12 +178,16 @@ def huffman_encode(symbols, code: HuffmanCode | None = None) -> HuffmanEncoded:
     missing = set(np.unique(arr).tolist()) - set(code.codes)
     if missing:
         raise ValueError(f"code has no codeword for symbols {sorted(missing)[:10]}")
-    # Look-up tables indexed by symbol: codeword as an integer, and its length.
-    size = max(max(code.codes), int(arr.max())) + 1
-    value, length = np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64)
-    for s, word in code.codes.items():
-        value[s], length[s] = int(word, 2), len(word)
-    v, n = value[arr], length[arr]
+    # Look-up tables over the code's symbols in sorted order (not indexed by the symbol itself: a
+    # symbol 10**10 would need a 10**10-entry table): codeword as an integer, and its length.
+    symbols = np.array(sorted(code.codes), dtype=np.int64)
+    words = [code.codes[int(s)] for s in symbols]
+    if max(len(w) for w in words) > 62:
+        raise ValueError("code has codewords longer than 62 bits, which this encoder does not pack")
+    value = np.array([int(w, 2) for w in words], dtype=np.int64)
+    length = np.array([len(w) for w in words], dtype=np.int64)
+    position = np.searchsorted(symbols, arr)
+    v, n = value[position], length[position]
     width = int(n.max())
     # Row i holds codeword i right-aligned in `width` columns; keep only its last n_i columns.
     shifts = np.arange(width - 1, -1, -1, dtype=np.int64)
@@ -228,10 +232,12 @@ def huffman_size_bytes(indices, include_table: bool = False) -> int:
 
 
 def fixed_length_size_bytes(indices, bits: int | None = None) -> int:
-    """Bytes of ``indices`` packed at a fixed ``bits`` per index (default: enough for the largest): ``⌈n·b/8⌉``."""
+    """Bytes of ``indices`` packed at a fixed ``bits`` per index (default: enough for the largest): ``⌈n·b/8⌉``.
+
+    ``bits`` runs from the width of the largest index up to 64."""
     arr = _as_symbols(indices, "indices")
     needed = max(1, int(arr.max()).bit_length())
     if bits is None:
         bits = needed
-    bits = require_int("bits", bits, needed, 32)      # the largest index needs `needed` bits
+    bits = require_int("bits", bits, needed, 64)      # the largest index needs `needed` bits
     return math.ceil(arr.size * bits / 8)

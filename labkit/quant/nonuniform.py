@@ -48,14 +48,26 @@ def pow2_levels(bits: int, max_exponent: int) -> torch.Tensor:
     """Sorted float32 levels ``{0} ∪ {±2^k : k_max - (2^(b-1) - 2) ≤ k ≤ k_max}`` of :func:`pow2_quantize`.
 
     One bit is the sign and ``2^(b-1)`` magnitude codes remain: one for zero and ``2^(b-1) - 1``
-    exponents, so there are ``2^b - 1`` levels. ``bits`` in [2, 8]. Explained in
-    notebooks/01_quantization_basics.ipynb
+    exponents, so there are ``2^b - 1`` levels. ``bits`` in [2, 8], ``max_exponent`` in [-126, 127]
+    (float32's normal range). Explained in notebooks/01_quantization_basics.ipynb
     """
     bits = _check_bits(bits)
     max_exponent = require_int("max_exponent", max_exponent, -126, 127)
+    return _pow2_levels64(bits, max_exponent).float()
+
+
+def _pow2_levels64(bits: int, max_exponent: int) -> torch.Tensor:
+    """The levels of ``pow2_levels`` in float64 (whose exponents reach -1074 … 1023)."""
     n_exp = 2 ** (bits - 1) - 1
     mags = 2.0 ** torch.arange(max_exponent - n_exp + 1, max_exponent + 1, dtype=torch.float64)
-    return torch.cat([-mags.flip(0), torch.zeros(1, dtype=torch.float64), mags]).float()
+    return torch.cat([-mags.flip(0), torch.zeros(1, dtype=torch.float64), mags])
+
+
+def _exponent_range(dtype: torch.dtype) -> tuple[int, int]:
+    """``(k_lo, k_hi)``: the exponents ``k`` for which ``2^k`` is a (normal or subnormal) number of
+    the floating-point ``dtype`` — float32 (-149, 127), float64 (-1074, 1023), float16 (-24, 15)."""
+    info = torch.finfo(dtype)
+    return math.frexp(info.tiny * info.eps)[1] - 1, math.frexp(info.max)[1] - 1
 
 
 def pow2_quantize(x: torch.Tensor, bits: int = 4, max_exponent: int | None = None,
@@ -63,7 +75,8 @@ def pow2_quantize(x: torch.Tensor, bits: int = 4, max_exponent: int | None = Non
     """Power-of-two quantization ``Q(x) = sign(x) · 2^k`` (or 0), ``k ∈ [k_max - 2^(b-1) + 2, k_max]``.
 
     ``k_max`` defaults to ``round(log2 max|x|)`` so the largest level sits next to the largest
-    weight. ``rounding="nearest"`` picks the level closest in value (boundary between ``2^k`` and
+    weight; it lies in the exponents ``x.dtype`` can hold (float32: [-149, 127], float64: [-1074, 1023]), so a float64 tensor of
+    values near 1e-50 gets levels near 1e-50. ``rounding="nearest"`` picks the level closest in value (boundary between ``2^k`` and
     ``2^(k+1)`` at ``1.5·2^k``); ``rounding="log"`` rounds the exponent, ``k = round(log2|x|)``
     (boundary at ``√2·2^k``, Miyashita et al.). Values below half the smallest level become 0, values
     above ``2^k_max`` are clipped to it. Returns a tensor like ``x`` whose non-zero values are exact
@@ -73,10 +86,12 @@ def pow2_quantize(x: torch.Tensor, bits: int = 4, max_exponent: int | None = Non
     _check_tensor("x", x)
     bits = _check_bits(bits)
     require_choice("rounding", rounding, ("nearest", "log"))
+    k_lo, k_hi = _exponent_range(x.dtype)
     if max_exponent is None:
         peak = x.detach().abs().max().item()
-        max_exponent = round(math.log2(peak)) if peak > 0 else 0
-    levels = pow2_levels(bits, max_exponent).to(x.device, torch.float64)
+        max_exponent = min(max(round(math.log2(peak)), k_lo), k_hi) if peak > 0 else 0
+    max_exponent = require_int("max_exponent", max_exponent, k_lo, k_hi)
+    levels = _pow2_levels64(bits, max_exponent).to(x.device)
     k_min = max_exponent - (2 ** (bits - 1) - 2)
     mag = x.detach().abs().double()
     if rounding == "nearest":

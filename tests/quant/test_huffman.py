@@ -93,3 +93,14 @@ def test_bad_inputs():
         H.fixed_length_size_bytes([0, 9], bits=3)
     with pytest.raises(TypeError, match="encoded must be"):
         H.huffman_decode(b"\x00")
+
+
+def test_a_huge_symbol_is_encoded_without_a_table_indexed_by_it():
+    # before: a look-up table of 10**10 + 1 entries (74 GiB) was allocated
+    stream = [0, 10**10, 0, 0, 7, 10**10, 0]
+    encoded = H.huffman_encode(stream)
+    assert H.huffman_decode(encoded).tolist() == stream
+    assert encoded.num_bits == sum(len(encoded.code.codes[s]) for s in stream)
+    assert H.fixed_length_size_bytes(stream) == math.ceil(len(stream) * 34 / 8)  # 10**10 needs 34 bits
+    with pytest.raises(ValueError, match=r"^bits must be an integer in \[34, 64\], got 8"):
+        H.fixed_length_size_bytes(stream, bits=8)

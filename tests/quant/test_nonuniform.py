@@ -129,3 +129,18 @@ def test_bit_width_range_2_to_8_is_documented_and_named_in_the_error(name):
     for bits in (1, 9):
         with pytest.raises(ValueError, match=r"bits must be an integer in \[2, 8\]"):
             call(bits)
+
+
+def test_pow2_of_tiny_float64_values_uses_levels_that_small():
+    # before: "max_exponent must be an integer in [-126, 127], got -166" for an argument never passed
+    x = torch.tensor([1e-50, -3e-50, 0.0], dtype=torch.float64)
+    q = N.pow2_quantize(x, bits=4)
+    assert q.dtype == torch.float64 and q[2] == 0
+    # k_max = round(log2 3e-50) = -165: -3e-50 is clipped to -2^-165, 1e-50 goes to its nearest level 2^-166
+    assert q[0] == 2.0 ** -166 and q[1] == -(2.0 ** -165)
+    huge = N.pow2_quantize(torch.tensor([1e308, 3.0], dtype=torch.float64), bits=8)
+    assert huge[0] == 2.0 ** 1023  # round(log2 1e308) = 1023, the largest float64 exponent
+    tiny32 = torch.tensor([1e-40, -2e-40])  # float32 subnormals: exponent -133
+    assert torch.equal(N.pow2_quantize(tiny32, 4).abs().log2(), torch.tensor([-133.0, -132.0]))
+    with pytest.raises(ValueError, match=r"^max_exponent must be an integer in \[-149, 127\], got 200"):
+        N.pow2_quantize(torch.ones(3), 4, max_exponent=200)
