@@ -56,6 +56,8 @@ def require_float_tensor(name: str, x, *, allow_empty: bool = True):
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if not allow_empty and x.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if x.is_meta:
+        raise ValueError(f"{name} is on the meta device: it has a shape {tuple(x.shape)} but no values")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} must contain only finite values (found NaN or Inf)")
     return x

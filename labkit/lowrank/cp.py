@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from labkit.lowrank.tucker import check_conv
-from labkit.validate import require_int
+from labkit.validate import require_float_tensor, require_int
 
 _LETTERS = "oihw"
 
@@ -35,6 +35,7 @@ def cp_als(kernel: torch.Tensor, rank: int, iters: int = 50, seed: int = 0):
     """
     if not isinstance(kernel, torch.Tensor) or kernel.ndim != 4 or not kernel.is_floating_point():
         raise ValueError("kernel must be a 4-D floating-point tensor [C_out, C_in, kh, kw]")
+    require_float_tensor("kernel", kernel.detach())
     rank = require_int("rank", rank, 1, 4096)
     iters = require_int("iters", iters, 1, 10_000)
     seed = require_int("seed", seed, 0, 2**63 - 1)
@@ -73,11 +74,12 @@ def cp_conv(layer: nn.Conv2d, rank: int, *, iters: int = 50, seed: int = 0) -> n
     (a, b, c, d), _ = cp_als(layer.weight, rank, iters, seed)
     c_out, c_in, kh, kw = layer.weight.shape
     (sh, sw), (ph, pw) = layer.stride, layer.padding
-    first = nn.Conv2d(c_in, rank, 1, bias=False)
-    vertical = nn.Conv2d(rank, rank, (kh, 1), stride=(sh, 1), padding=(ph, 0), groups=rank, bias=False)
-    horizontal = nn.Conv2d(rank, rank, (1, kw), stride=(1, sw), padding=(0, pw), groups=rank, bias=False)
-    last = nn.Conv2d(rank, c_out, 1, bias=layer.bias is not None)
     dtype = layer.weight.dtype
+    like = {"dtype": dtype, "device": layer.weight.device}  # a float64 layer gives float64 factors
+    first = nn.Conv2d(c_in, rank, 1, bias=False, **like)
+    vertical = nn.Conv2d(rank, rank, (kh, 1), stride=(sh, 1), padding=(ph, 0), groups=rank, bias=False, **like)
+    horizontal = nn.Conv2d(rank, rank, (1, kw), stride=(1, sw), padding=(0, pw), groups=rank, bias=False, **like)
+    last = nn.Conv2d(rank, c_out, 1, bias=layer.bias is not None, **like)
     with torch.no_grad():
         first.weight.copy_(b.T.reshape(rank, c_in, 1, 1).to(dtype))
         vertical.weight.copy_(c.T.reshape(rank, 1, kh, 1).to(dtype))
@@ -88,4 +90,4 @@ def cp_conv(layer: nn.Conv2d, rank: int, *, iters: int = 50, seed: int = 0) -> n
     out = nn.Sequential()
     for name, module in (("first", first), ("vertical", vertical), ("horizontal", horizontal), ("last", last)):
         out.add_module(name, module)
-    return out.to(layer.weight.device).train(layer.training)
+    return out.train(layer.training)

@@ -18,7 +18,7 @@ from labkit import measure
 from labkit.lowrank.cp import cp_conv
 from labkit.lowrank.svd import svd_linear
 from labkit.lowrank.tucker import tucker2_conv
-from labkit.validate import require_choice, require_float
+from labkit.validate import require_choice, require_float, require_module
 
 CONV_METHODS = ("tucker2", "cp")
 
@@ -74,8 +74,7 @@ def decompose_model(model: nn.Module, ranks: Mapping | None = None, *, energy: f
     ``input_shape``, read from the model's config for labkit models). Explained in
     notebooks/13_lowrank_lightweight.ipynb.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)  # a meta-device model has no weights to factorise
     conv_method = require_choice("conv_method", conv_method, CONV_METHODS)
     if (ranks is None) == (energy is None):
         raise ValueError("give exactly one of ranks= ({layer: rank}) or energy= (a fraction in (0, 1])")

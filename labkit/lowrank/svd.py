@@ -15,12 +15,14 @@ import math
 import torch
 from torch import nn
 
-from labkit.validate import require_float, require_int
+from labkit.validate import require_float, require_float_tensor, require_int
 
 
 def _check_linear(layer) -> nn.Linear:
     if not isinstance(layer, nn.Linear):
         raise TypeError(f"layer must be an nn.Linear, got {type(layer).__name__}")
+    # NaN/Inf would make torch's SVD fail "to converge"; a meta weight has no values to factorise
+    require_float_tensor("layer.weight", layer.weight.detach())
     return layer
 
 
@@ -80,11 +82,12 @@ def break_even_rank(m: int, n: int) -> float:
 def svd_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(A, B)`` with ``A = U_r √Σ_r`` ``[m, r]`` and ``B = √Σ_r V_rᵀ`` ``[r, n]``, so ``A @ B = W_r``.
 
-    ``weight`` is a float tensor ``[m, n]``; computed in float64, returned in the weight's dtype.
+    ``weight`` is a finite float tensor ``[m, n]``; computed in float64, returned in the weight's dtype.
     Explained in notebooks/13_lowrank_lightweight.ipynb.
     """
     if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or not weight.is_floating_point():
         raise ValueError("weight must be a 2-D floating-point tensor [m, n]")
+    require_float_tensor("weight", weight.detach())
     rank = check_rank(rank, min(weight.shape))
     u, s, vh = torch.linalg.svd(weight.detach().double(), full_matrices=False)
     root = s[:rank].sqrt()
@@ -97,15 +100,17 @@ def svd_linear(layer: nn.Linear, rank: int | None = None, *, energy: float | Non
     """Replace ``Linear(n→m)`` by ``Sequential(first=Linear(n→r, bias=False), second=Linear(r→m))``.
 
     Give exactly one of ``rank`` (1 ≤ r ≤ min(m, n)) or ``energy`` (∈ (0, 1], see ``energy_rank``).
-    The output ``W_r x + b`` equals the layer's output exactly when ``r = rank(W)``.
+    The output ``W_r x + b`` equals the layer's output exactly when ``r = rank(W)``. The factors
+    have the layer's dtype and device (a float64 layer gives float64 factors).
     Explained in notebooks/13_lowrank_lightweight.ipynb.
     """
     _check_linear(layer)
     m, n = layer.weight.shape
     rank = resolve_rank(singular_values(layer) if energy is not None else None, min(m, n), rank, energy)
     a, b = svd_factors(layer.weight, rank)
-    first = nn.Linear(n, rank, bias=False)
-    second = nn.Linear(rank, m, bias=layer.bias is not None)
+    like = {"dtype": layer.weight.dtype, "device": layer.weight.device}
+    first = nn.Linear(n, rank, bias=False, **like)
+    second = nn.Linear(rank, m, bias=layer.bias is not None, **like)
     with torch.no_grad():
         first.weight.copy_(b)
         second.weight.copy_(a)
@@ -114,7 +119,7 @@ def svd_linear(layer: nn.Linear, rank: int | None = None, *, energy: float | Non
     factorised = nn.Sequential()
     factorised.add_module("first", first)
     factorised.add_module("second", second)
-    return factorised.to(layer.weight.device).train(layer.training)
+    return factorised.train(layer.training)
 
 
 def resolve_rank(sigma, limit: int, rank, energy) -> int:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from labkit.lowrank.svd import check_rank, energy_rank
-from labkit.validate import require_int
+from labkit.validate import require_float_tensor, require_int
 
 
 def check_conv(layer) -> nn.Conv2d:
@@ -30,6 +30,7 @@ def check_conv(layer) -> nn.Conv2d:
         raise ValueError(f"dilated convolutions (dilation={tuple(layer.dilation)}) are not supported")
     if layer.padding_mode != "zeros":
         raise ValueError(f"padding_mode={layer.padding_mode!r} is not supported (only 'zeros')")
+    require_float_tensor("layer.weight", layer.weight.detach())  # NaN/Inf or meta: nothing to factorise
     return layer
 
 
@@ -56,6 +57,7 @@ def tucker2_factors(kernel: torch.Tensor, ranks: tuple[int, int], hooi_iters: in
     """
     if not isinstance(kernel, torch.Tensor) or kernel.ndim != 4 or not kernel.is_floating_point():
         raise ValueError("kernel must be a 4-D floating-point tensor [C_out, C_in, kh, kw]")
+    require_float_tensor("kernel", kernel.detach())
     c_out, c_in = kernel.shape[:2]
     r_in, r_out = _check_ranks(ranks, c_in, c_out)
     hooi_iters = require_int("hooi_iters", hooi_iters, 0, 100)
@@ -102,8 +104,8 @@ def tucker2_conv(layer: nn.Conv2d, ranks=None, *, energy: float | None = None,
 
     Give exactly one of ``ranks`` (an int used for both modes, clipped to each, or ``(R_in, R_out)``)
     or ``energy`` ∈ (0, 1] (``tucker2_ranks``). Stride and padding go to the core; the bias to ``last``.
-    With ``R_in = C_in`` and ``R_out = C_out`` the output equals the layer's.
-    Explained in notebooks/13_lowrank_lightweight.ipynb.
+    With ``R_in = C_in`` and ``R_out = C_out`` the output equals the layer's. The three convs have
+    the layer's dtype and device. Explained in notebooks/13_lowrank_lightweight.ipynb.
     """
     check_conv(layer)
     if (ranks is None) == (energy is None):
@@ -111,10 +113,11 @@ def tucker2_conv(layer: nn.Conv2d, ranks=None, *, energy: float | None = None,
     c_out, c_in, kh, kw = layer.weight.shape
     r_in, r_out = tucker2_ranks(layer, energy) if energy is not None else _check_ranks(ranks, c_in, c_out)
     core, u_out, u_in = tucker2_factors(layer.weight, (r_in, r_out), hooi_iters)
-    first = nn.Conv2d(c_in, r_in, 1, bias=False)
-    middle = nn.Conv2d(r_in, r_out, (kh, kw), stride=layer.stride, padding=layer.padding, bias=False)
-    last = nn.Conv2d(r_out, c_out, 1, bias=layer.bias is not None)
     dtype = layer.weight.dtype
+    like = {"dtype": dtype, "device": layer.weight.device}
+    first = nn.Conv2d(c_in, r_in, 1, bias=False, **like)
+    middle = nn.Conv2d(r_in, r_out, (kh, kw), stride=layer.stride, padding=layer.padding, bias=False, **like)
+    last = nn.Conv2d(r_out, c_out, 1, bias=layer.bias is not None, **like)
     with torch.no_grad():
         first.weight.copy_(u_in.T.reshape(r_in, c_in, 1, 1).to(dtype))
         middle.weight.copy_(core.to(dtype))
@@ -124,4 +127,4 @@ def tucker2_conv(layer: nn.Conv2d, ranks=None, *, energy: float | None = None,
     out = nn.Sequential()
     for name, module in (("first", first), ("core", middle), ("last", last)):
         out.add_module(name, module)
-    return out.to(layer.weight.device).train(layer.training)
+    return out.train(layer.training)
