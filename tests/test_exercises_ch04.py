@@ -55,3 +55,23 @@ def test_requantize_wrong(delta, hint):
     out = ch04.expected_requantize(5000, m, shift, 10)
     with pytest.raises(ExerciseError, match=hint):
         ch04.check_requantize(5000, m, shift, 10, out + delta)
+
+
+def test_fc_intensity_solution_and_known_mistakes():
+    n, k = 120, 400
+    right = tuple(2 * b * n * k / (n * k + b * k + b * n) for b in (1, 256))
+    assert abs(right[0] - 1.9789) < 1e-3 and abs(right[1] - 135.69) < 1e-2
+    assert ch04.check_fc_intensity(k, n, (1, 256), right).startswith("✅")
+    assert ch04.check_fc_intensity(k, n, (1, 256), list(right)).startswith("✅")
+    mistakes = {"two operations": tuple(v / 2 for v in right),
+                "one byte per value": tuple(v / 4 for v in right),
+                "activations too": (2.0, 512.0),
+                "once per batch": (right[0], 2 * n * k / (n * k + k + n)),
+                "one intensity per batch": 1.98}
+    for hint, wrong in mistakes.items():
+        with pytest.raises(ExerciseError, match=hint):
+            ch04.check_fc_intensity(k, n, (1, 256), wrong)
+    with pytest.raises(ExerciseError, match="expected intensities"):
+        ch04.check_fc_intensity(k, n, (1, 256), (right[0], right[1] * 1.1))
+    with pytest.raises(ExerciseError):
+        ch04.check_fc_intensity(k, n, (1, 256), None)

@@ -134,3 +134,43 @@ def check_requantize(acc: int, m: int, shift: int, z_out: int, answer, relu: boo
                             f"got {answer!r}.", hint)
     return passed(f"acc = {acc} → {acc}·{m}·2^({shift}−31) = {real:.4f} → code {expected} "
                   f"(with z_out = {z_out}).")
+
+
+def fc_intensity(in_features: int, out_features: int, batch: int, value_bytes: int = 1) -> float:
+    """Arithmetic intensity (operations per byte) of a fully connected layer ``[N, K]`` at batch ``b``:
+    ``2·b·N·K / (w·N·K + w·b·K + w·b·N)`` with ``w = value_bytes`` per weight and per activation."""
+    n, k, b = int(out_features), int(in_features), int(batch)
+    return 2 * b * n * k / (value_bytes * (n * k + b * k + b * n))
+
+
+def check_fc_intensity(in_features: int, out_features: int, batches, answer) -> str:
+    """Exercise: the arithmetic intensity of an int8 fully connected layer at each batch size.
+
+    Expected: ``ops = 2·b·N·K`` (a multiply-add is two operations), ``bytes = N·K + b·K + b·N`` (int8
+    weights, uint8 inputs and outputs, one byte each), one intensity ``ops / bytes`` per batch size.
+    """
+    expect_answered("answer", answer)
+    batches = tuple(int(b) for b in batches)
+    got = np.asarray(answer, dtype=float) if np.ndim(answer) else None
+    if got is None or got.shape != (len(batches),):
+        raise ExerciseError(f"`answer` must hold one intensity per batch size {batches}, got {answer!r}.",
+                            "a pair (I at the first batch size, I at the second).")
+    expected = np.array([fc_intensity(in_features, out_features, b) for b in batches])
+    if np.allclose(got, expected, rtol=1e-6):
+        return passed("I = " + ", ".join(f"{v:.1f} op/byte at batch {b}" for v, b in zip(expected, batches))
+                      + ": the same weights, reused b times.")
+    n, k = int(out_features), int(in_features)
+    known = {
+        "count a multiply-add as two operations (one multiply, one add): ops = 2·b·N·K.":
+            expected / 2,
+        "the weights are int8 and the activations uint8: one byte per value, not four.":
+            np.array([fc_intensity(k, n, b, 4) for b in batches]),
+        "count the activations too: the inputs b·K and the outputs b·N are read and written as well.":
+            np.array([2 * b * n * k / (n * k) for b in batches]),
+        "the weights are moved once per batch, not once per image: bytes = N·K + b·K + b·N.":
+            np.array([2 * b * n * k / (b * (n * k + k + n)) for b in batches]),
+    }
+    hint = next((h for h, value in known.items() if np.allclose(got, value, rtol=1e-6)),
+                "I = 2·b·N·K / (N·K + b·K + b·N) for int8 weights and uint8 activations.")
+    raise ExerciseError(f"expected intensities of about {', '.join(f'{v:.2f}' for v in expected)} op/byte "
+                        f"at batch {batches}; got {', '.join(f'{v:.2f}' for v in got)}.", hint)
