@@ -20,7 +20,7 @@ from torch import nn
 
 from labkit.prune.criteria import CRITERIA, magnitude_scores, random_scores
 from labkit.prune.masks import PRUNABLE_TYPES, apply_mask, effective_weight, is_pruned, prunable_layers
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_int, require_module
 
 
 def _check_amount(amount, name: str = "amount") -> float:
@@ -28,8 +28,7 @@ def _check_amount(amount, name: str = "amount") -> float:
 
 
 def _check_layer(module) -> nn.Module:
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    require_module("module", module)
     if not isinstance(module, PRUNABLE_TYPES):
         raise TypeError(f"module must be an nn.Linear or nn.Conv2d (unstructured pruning of its weight), "
                         f"got unsupported module type {type(module).__name__}")
@@ -113,8 +112,7 @@ def global_threshold(model: nn.Module, amount: float) -> float:
 
 
 def _check_model(model) -> dict[str, nn.Module]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)  # a meta-device model has shapes but no weights to rank
     layers = prunable_layers(model)
     if not layers:
         raise ValueError("model has no nn.Linear or nn.Conv2d layer to prune")

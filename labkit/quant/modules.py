@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from labkit.quant.affine import (QParams, _check_bits, _check_bool, _fake_quantize, dequantize, qparams_from_range,
                                  quantize, quantized_nbytes, tensor_range)
+from labkit.validate import require_module
 
 __all__ = [
     "LAYER_TYPES", "GRID_PRESERVING", "quantizable_layers", "swap_layers", "replace_modules",
@@ -44,10 +45,10 @@ _SUPPORTED_TEXT = ("nn.Conv2d and nn.Linear (quantized), nn.BatchNorm1d/nn.Batch
 
 
 def check_model(model) -> nn.Module:
-    """``TypeError`` unless ``model`` is an ``nn.Module`` made only of supported modules (see
-    ``unsupported_layers``); ``ValueError`` if it has no Conv2d/Linear."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    """``TypeError`` unless ``model`` is a float32 ``nn.Module`` made only of supported modules (see
+    ``unsupported_layers``); ``ValueError`` if it has no Conv2d/Linear or is on the meta device.
+    Quantization starts from float32: a float64/float16 model is named (convert it with ``.float()``)."""
+    require_module("model", model, dtypes=(torch.float32,))
     _require_supported(model)
     if not any(isinstance(m, LAYER_TYPES) for m in model.modules()):
         raise ValueError(f"model must contain at least one nn.Conv2d or nn.Linear layer to quantize; "

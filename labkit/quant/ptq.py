@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from labkit.quant.affine import _check_bits, _check_bool
 from labkit.quant.modules import (DynamicQuantLinear, ObservedLayer, check_model, replace_modules, swap_layers)
 from labkit.quant.observers import OBSERVERS, make_observer
-from labkit.validate import require_choice, require_int
+from labkit.validate import require_choice, require_int, require_module
 
 __all__ = ["fold_batchnorm", "conv_bn_pairs", "iter_inputs", "calibrate", "quantize_static", "quantize_dynamic"]
 
@@ -216,8 +216,7 @@ def quantize_dynamic(model: nn.Module, bits: int = 8, reduce_range: bool = False
     ``bits=8, reduce_range=True`` on x86 (fbgemm drops one activation bit). Other layers stay float.
     ``ValueError`` if the model has no ``nn.Linear``. Explained in notebooks/03_post_training_quantization.ipynb.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model, dtypes=(torch.float32,))  # float64 layers around float32 outputs would fail
     if not any(isinstance(m, nn.Linear) for m in model.modules()):
         raise ValueError(f"model must contain at least one nn.Linear layer; {type(model).__name__} has none")
     bits = _check_bits(bits)
