@@ -277,3 +277,33 @@ def test_browser_tests_cannot_be_skipped_in_ci():
     rc, output = collect_browser_tests(LABKIT_SKIP_BROWSER="1", CI="true")
     assert rc == pytest.ExitCode.USAGE_ERROR, output
     assert "browser tests must run in CI" in output
+
+
+def test_set_refuses_values_the_slider_would_clamp_or_truncate():
+    class Knobs(Explorer):
+        name = "knobs"
+
+        def build_controls(self):
+            return {"sparsity": slider(self.name, "sparsity", value=0.5, min=0.0, max=0.99, step=0.01),
+                    "bits": int_slider(self.name, "bits", value=4, min=1, max=8)}
+
+        def build_figure(self):
+            import plotly.graph_objects as go
+            return go.FigureWidget(data=[go.Scatter(x=[], y=[])])
+
+        def draw(self, values):
+            self.stats = dict(values)
+
+    explorer = Knobs()
+    for bad in (1.5, -3, float("nan")):  # before: 1.5 → 0.99 and -3 → 0.0, silently
+        with pytest.raises(ValueError, match=r"^sparsity must be in \[0.0, 0.99\] \(the slider's range\)"):
+            explorer.set(sparsity=bad)
+    with pytest.raises(ValueError, match=r"^bits must be in \[1, 8\]"):
+        explorer.set(bits=9)
+    with pytest.raises(TypeError, match=r"^bits must be an integer in \[1, 8\], got 2.5"):
+        explorer.set(bits=2.5)  # before: truncated to 2
+    with pytest.raises(ValueError, match="^sparsity='half' is not accepted by this control"):
+        explorer.set(sparsity="half")
+    assert explorer.update_count == 1 and explorer.values == {"sparsity": 0.5, "bits": 4}  # nothing changed
+    explorer.set(sparsity=0.99, bits=8.0)
+    assert explorer.stats == {"sparsity": 0.99, "bits": 8}

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import time
 from contextlib import contextmanager
+from numbers import Real
 
 import ipywidgets as W
 import plotly.graph_objects as go
@@ -74,6 +75,22 @@ def checkbox(explorer: str, control: str, **options) -> W.Checkbox:
     """A ``Checkbox`` classed ``labkit-<explorer>-<control>`` (``indent=False`` so it sits in a row)."""
     options.setdefault("indent", False)
     return _control(W.Checkbox, explorer, control, **options)
+
+
+def _check_in_range(name: str, control, value) -> None:
+    """Refuse what a slider would clamp or truncate: a number outside ``[min, max]`` (a log slider's
+    bounds are ``base**min`` and ``base**max``), NaN, or a non-integer for an integer slider."""
+    if not isinstance(control, (W.FloatSlider, W.IntSlider, W.FloatLogSlider)):
+        return
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return  # not a number at all: the control itself refuses it (a ValueError naming it, below)
+    if isinstance(control, W.IntSlider) and not float(value).is_integer():
+        raise TypeError(f"{name} must be an integer in [{control.min}, {control.max}], got {value!r}")
+    low, high = control.min, control.max
+    if isinstance(control, W.FloatLogSlider):
+        low, high = control.base ** low, control.base ** high
+    if not low <= value <= high:  # also False for NaN
+        raise ValueError(f"{name} must be in [{low}, {high}] (the slider's range), got {value!r}")
 
 
 class Explorer:
@@ -126,10 +143,18 @@ class Explorer:
         return {name: control.value for name, control in self.controls.items()}
 
     def set(self, **values) -> "Explorer":
-        """Set several controls as a learner would (``set(layer=..., log=True)``) and redraw once."""
+        """Set several controls as a learner would (``set(layer=..., log=True)``) and redraw once.
+
+        A value a learner could not reach with the control raises before anything changes:
+        ``ValueError`` naming the control and its range for a number outside a slider's
+        ``[min, max]`` (ipywidgets would silently clamp ``sparsity=1.5`` to the maximum),
+        ``TypeError`` for a fraction given to an integer slider (it would be truncated); a value of
+        the wrong kind (a string for a slider) is a ``ValueError`` naming the control."""
         unknown = sorted(set(values) - set(self.controls))
         if unknown:
             raise ValueError(f"unknown control(s) {unknown}; this explorer has {sorted(self.controls)}")
+        for name, value in values.items():
+            _check_in_range(name, self.controls[name], value)
         with self._hold():
             for name, value in values.items():
                 try:
