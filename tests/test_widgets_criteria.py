@@ -1,6 +1,7 @@
 """The criteria explorer (labkit.widgets.criteria) without a browser: numbers, controls, redraws, cache."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -43,6 +44,7 @@ def test_explorer_matches_labkit_prune():
     assert s["kept"] + s["pruned"] == 32 * 144 and s["pruned"] == int((masks["3"] == 0).sum())
     kept, pruned = explorer.figure.data[-2], explorer.figure.data[-1]
     assert len(kept.x) + len(pruned.x) == min(3000, 32 * 144) and len(pruned.x) > 0
+    assert not [k for t in explorer.figure.data for k, v in t.to_plotly_json().items() if isinstance(v, np.ndarray)]
     assert len(s["curve"]) == len(LEVELS) and s["curve"][0] == pytest.approx(s["dense_accuracy"])
     assert not prune.is_pruned(model[3])                                   # the model is never modified
 
@@ -62,9 +64,10 @@ def test_controls_redraw_and_cache():
     explorer.set(sparsity=0.9)
     assert explorer.update_count == count + 1
     assert "0.90" in explorer.figure.layout.title.text
-    assert len(explorer.figure.data[0].x) == len(LEVELS)                  # magnitude curve drawn
-    assert len(explorer.figure.data[2].x) == 0                            # taylor not visited yet
+    assert all(len(explorer.figure.data[i].x) == len(LEVELS) for i in range(4))   # every curve drawn at once
+    cached = len(explorer._cache)
     explorer.set(criterion="taylor")
+    assert len(explorer._cache) == cached                                 # 0.9 is on every precomputed curve
     assert len(explorer.figure.data[2].x) == len(LEVELS) and explorer.stats["criterion"] == "taylor"
     assert explorer.stats["jaccard_magnitude"] < 1.0
     explorer.set(criterion="random")

@@ -1,4 +1,5 @@
 """The pruning explorer (labkit.widgets.pruning) without a browser: numbers, controls, redraws, cache."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -16,6 +17,12 @@ def small_model():
 def eval_data():
     g = torch.Generator().manual_seed(1)
     return torch.rand(64, 1, 8, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
+
+
+def numpy_properties(figure) -> list[str]:
+    """Trace properties holding numpy arrays (the browser must get plain lists)."""
+    return [f"data[{i}].{k}" for i, t in enumerate(figure.data) for k, v in t.to_plotly_json().items()
+            if isinstance(v, np.ndarray)]
 
 
 def test_explorer_matches_labkit_prune_and_measure():
@@ -37,6 +44,12 @@ def test_explorer_matches_labkit_prune_and_measure():
     assert s["bytes_bitmask"] < s["bytes_csr"] < s["bytes_fp32"]
     assert s["kept"] + s["pruned"] == 32 * 144
     assert sum(explorer.figure.data[2].y) == s["pruned"] and sum(explorer.figure.data[1].y) == s["kept"]
+    assert s["accuracy_low"] <= s["accuracy"] <= s["accuracy_high"] and s["eval_images"] == 64
+    sizes = explorer.figure.data[3]
+    assert list(sizes.x) == ["fp32 (dense)", "bitmask", "CSR"] and sizes.name == "bytes on disk"
+    assert list(sizes.y) == pytest.approx([s[f"bytes_{f}"] / 1000 for f in ("fp32", "bitmask", "csr")])
+    assert explorer.figure.layout.xaxis2.type == "category" and explorer.figure.layout.xaxis2.title.text
+    assert not numpy_properties(explorer.figure)
     assert torch.equal(model[3].weight, small_model()[3].weight) and not prune.is_pruned(model[3])
 
 
@@ -50,6 +63,7 @@ def test_controls_redraw_and_cache():
     assert "0.90" in explorer.figure.layout.title.text
     explorer.set(criterion="random")
     assert explorer.stats["threshold"] is None and len(explorer.figure.data[0].x) == 0
+    assert not numpy_properties(explorer.figure)
     assert explorer.stats["global_sparsity"] == pytest.approx(0.9, abs=1e-3)
     explorer.set(layer="5")
     assert explorer.stats["kept"] + explorer.stats["pruned"] == 96

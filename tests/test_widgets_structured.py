@@ -1,4 +1,5 @@
 """The channel-pruning explorer (labkit.widgets.structured) without a browser: numbers, redraws, cache."""
+import numpy as np
 import pytest
 import torch
 
@@ -16,9 +17,15 @@ def eval_data():
     return torch.rand(32, 1, 28, 28, generator=g), torch.randint(0, 10, (32,), generator=g)
 
 
+def numpy_properties(figure) -> list[str]:
+    """Trace properties holding numpy arrays (the browser must get plain lists)."""
+    return [f"data[{i}].{k}" for i, t in enumerate(figure.data) for k, v in t.to_plotly_json().items()
+            if isinstance(v, np.ndarray)]
+
+
 def test_explorer_matches_labkit_prune_and_measure():
     model, data = vgg(), eval_data()
-    explorer = ChannelPruningExplorer(model, data, ratio=0.5, latency_repeats=1)
+    explorer = ChannelPruningExplorer(model, data, ratio=0.5, latency_rounds=2, latency_repeats=1)
     s = explorer.stats
     assert s["layer"] == "conv6" and s["criterion"] == "l1" and explorer.criteria == ("l1", "l2", "bn", "random")
     small, keep = prune.structured_prune(vgg(), 0.5, "l1")
@@ -26,21 +33,33 @@ def test_explorer_matches_labkit_prune_and_measure():
     assert s["macs"] == measure.total_macs(small, (1, 28, 28)) < s["dense_macs"]
     assert s["bytes"] == measure.size_on_disk(small, "fp32") < s["dense_bytes"]
     assert s["accuracy"] == pytest.approx(train.evaluate(small, data))
+    assert s["accuracy_low"] <= s["accuracy"] <= s["accuracy_high"] and s["eval_images"] == 32
     assert s["kept"] == 32 and s["removed"] == 32
-    assert s["latency_ratio"] == pytest.approx(s["latency_ms"] / s["dense_latency_ms"]) and s["latency_ms"] > 0
-    kept_bar, removed_bar = explorer.figure.data
-    assert sorted(int(c) for c in kept_bar.x) == keep["conv6"].tolist()
-    assert max(removed_bar.y) <= min(kept_bar.y)                     # the lowest l1 norms were removed
-    assert "× " in explorer.readout.value and "latency" in explorer.readout.value
+    kept, removed, cut = explorer.figure.data
+    assert [t.name for t in explorer.figure.data] == ["kept channels", "removed channels", "cut"]
+    assert sorted(kept.customdata) == keep["conv6"].tolist() and len(removed.customdata) == 32
+    assert sorted(kept.x + removed.x) == list(range(64))                  # ranks, lowest score first
+    assert max(removed.y) <= s["cut"] <= min(kept.y)                      # the lowest l1 norms were removed
+    norms = prune.filter_norms(model.conv6.weight, 1)
+    assert kept.y[0] == pytest.approx(float(norms[kept.customdata[0]]))
+    assert not numpy_properties(explorer.figure)
+    assert s["latency_ratio"] is None and "time it" in explorer.readout.value
+    timing = explorer.measure_latency()
+    s = explorer.stats
+    assert set(timing) == {"dense", "pruned"} and timing["pruned"]["calls"] == 2
+    assert s["latency_ratio"] == pytest.approx(1 / timing["pruned"]["speedup"])
+    assert s["latency_ratio_p10"] <= s["latency_ratio"] <= s["latency_ratio_p90"] and s["latency_ms"] > 0
+    assert "×0.26" in explorer.readout.value and "measured together" in explorer.readout.value  # MACs ×0.26
     assert torch.equal(model.conv6.weight, vgg().conv6.weight)           # the model is not modified
 
 
 def test_controls_redraw_and_cache():
-    explorer = ChannelPruningExplorer(vgg(), eval_data(), ratio=0.25, latency_repeats=1)
+    explorer = ChannelPruningExplorer(vgg(), eval_data(), ratio=0.25)
     count, params = explorer.update_count, explorer.stats["params"]
     explorer.set(ratio=0.75)
     assert explorer.update_count == count + 1 and explorer.stats["params"] < params
     assert explorer.stats["kept"] == 16 and len(explorer.figure.data[1].x) == 48
+    assert not numpy_properties(explorer.figure)
     explorer.set(criterion="bn", layer="conv1")
     assert explorer.stats["kept"] == 4 and "bn scores of conv1" in explorer.figure.layout.title.text
     cached = len(explorer._cache)
@@ -49,7 +68,7 @@ def test_controls_redraw_and_cache():
 
 
 def test_lenet5_has_no_bn_option_and_bad_arguments():
-    explorer = ChannelPruningExplorer(models.build("lenet5"), eval_data(), latency_repeats=1)
+    explorer = ChannelPruningExplorer(models.build("lenet5"), eval_data())
     assert explorer.criteria == ("l1", "l2", "random") and explorer.stats["layer"] == "conv2"
     with pytest.raises(ValueError, match="criterion must be one of"):
         ChannelPruningExplorer(models.build("lenet5"), eval_data(), criterion="bn")
@@ -61,3 +80,6 @@ def test_lenet5_has_no_bn_option_and_bad_arguments():
         ChannelPruningExplorer("vgg", eval_data())
     for control in ("ratio", "criterion", "layer"):
         assert f"labkit-channels-{control}" in explorer.controls[control]._dom_classes
+    assert "labkit-channels-time" in explorer.time_button._dom_classes
+    with pytest.raises(ValueError, match="latency_rounds"):
+        ChannelPruningExplorer(vgg(), eval_data(), latency_rounds=1)

@@ -29,6 +29,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from labkit.prune.sparse_training import soft_threshold
 from labkit.prune.surgery import ChannelGroup, channel_groups, prune_channels
 from labkit.validate import require_choice, require_float, require_float_tensor, require_int
 
@@ -177,14 +178,39 @@ def bn_l1_penalty(model: nn.Module, lam: float) -> torch.Tensor:
 
     Explained in notebooks/09_structured_pruning.ipynb.
     """
+    gammas = _bn_scales(model)
+    lam = require_float("lam", lam, 0.0, 1.0)
+    return lam * sum(g.abs().sum() for g in gammas)
+
+
+def bn_l1_proximal(threshold: float) -> Callable[[nn.Module], None]:
+    """An ``after_step`` callable: soft-threshold every BatchNorm scale, ``γ ← sign(γ)·max(|γ| − t, 0)``.
+
+    The proximal step of ``t·Σ|γ|`` (chapter 08's ``soft_threshold`` applied to γ only): unlike the
+    subgradient ``λ·sign(γ)``, which Adam rescales and which only makes small γ hop around 0, it lands
+    the γ the data does not defend *exactly* on 0 — channels that then output the constant ``β``
+    (``prune_channels(..., fold=True)`` removes them without changing the function). Use
+    ``train.fit(..., after_step=bn_l1_proximal(t))``; ``threshold`` ≥ 0 per step.
+    Explained in notebooks/09_structured_pruning.ipynb.
+    """
+    threshold = require_float("threshold", threshold, 0.0)
+
+    @torch.no_grad()
+    def step(model: nn.Module) -> None:
+        for gamma in _bn_scales(model):
+            gamma.copy_(soft_threshold(gamma.detach(), threshold))
+
+    return step
+
+
+def _bn_scales(model: nn.Module) -> list:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    lam = require_float("lam", lam, 0.0, 1.0)
     gammas = [m.weight for m in model.modules()
               if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.weight is not None]
     if not gammas:
         raise ValueError("model has no affine BatchNorm layer whose scale γ could be regularised")
-    return lam * sum(g.abs().sum() for g in gammas)
+    return gammas
 
 
 def bn_l1_regularizer(lam: float) -> Callable[[nn.Module], torch.Tensor]:
@@ -196,6 +222,6 @@ def bn_l1_regularizer(lam: float) -> Callable[[nn.Module], torch.Tensor]:
     return lambda model: bn_l1_penalty(model, lam)
 
 
-__all__ = ["CHANNEL_CRITERIA", "ChannelGroup", "bn_l1_penalty", "bn_l1_regularizer", "bn_scale_scores",
+__all__ = ["CHANNEL_CRITERIA", "ChannelGroup", "bn_l1_penalty", "bn_l1_proximal", "bn_l1_regularizer", "bn_scale_scores",
            "channel_groups", "channel_scores", "correlation_scores", "filter_norms", "geometric_median_scores",
            "keep_indices", "prune_channels", "structured_prune"]

@@ -3,8 +3,8 @@
 The model is pruned globally (one ranking over every Linear/Conv2d weight, ``labkit.prune.global_prune``
 with precomputed ``scores=``) to the slider's sparsity under the chosen criterion — magnitude, random,
 or data-driven scores computed beforehand with ``labkit.prune`` (``taylor_scores``, ``obd_scores``).
-The left plot is accuracy against sparsity for every criterion visited so far (each curve computed
-once, cached), with the current setting marked by a circle on a dotted vertical line. The right
+The left plot is accuracy against sparsity for every criterion (all curves computed once, when the
+explorer is built), with the current setting marked by a circle on a dotted vertical line. The right
 plot is one layer's weights, ``|w|`` against the chosen score (log-log, at most ``max_points`` of
 them): kept weights in blue, pruned in red — a vertical cut for magnitude, a tilted one for Taylor.
 The readout gives the accuracy and the Jaccard overlap of the pruned set with magnitude pruning's
@@ -74,6 +74,8 @@ class CriteriaExplorer(Explorer):
         self._cache: dict = {}
         self._curves: dict = {}
         self._samples: dict = {}
+        for name in self.scores:   # every curve now, so that switching criteria later only redraws
+            self.curve(name)
         super().__init__()
 
     # --- controls and figure ----------------------------------------------------------------
@@ -142,18 +144,17 @@ class CriteriaExplorer(Explorer):
         jaccard = mask_jaccard(result["masks"], self.setting(s, "magnitude")["masks"])
         curve = self.curve(criterion)
         for trace, name in zip(self.figure.data, self.scores):
-            if name in self._curves:
-                trace.x, trace.y = list(LEVELS), [100 * a for a in self._curves[name]]
+            trace.x, trace.y = list(LEVELS), [100 * a for a in self._curves[name]]
             trace.line.width = 4 if name == criterion else 1.5
         cursor, current, kept_trace, pruned_trace = self.figure.data[len(self.scores):]
-        cursor.x, cursor.y = [s, s], [0, 100]
+        cursor.x, cursor.y = [s, s], [0.0, 100.0]
         current.x, current.y = [s], [100 * result["accuracy"]]
         idx = self._sample(layer)
         w = self.layers[layer].weight.detach().abs().reshape(-1).double().numpy()[idx]
         score = self.scores[criterion][layer].detach().reshape(-1).double().numpy()[idx]
         keep = result["masks"][layer].reshape(-1).numpy()[idx] == 1
-        kept_trace.x, kept_trace.y = w[keep], score[keep]
-        pruned_trace.x, pruned_trace.y = w[~keep], score[~keep]
+        kept_trace.x, kept_trace.y = w[keep].tolist(), score[keep].tolist()         # plain lists, never numpy
+        pruned_trace.x, pruned_trace.y = w[~keep].tolist(), score[~keep].tolist()
         full_keep = result["masks"][layer]
         self.figure.layout.title.text = (f"{criterion} pruning at global sparsity {s:.2f}: {layer} "
                                          f"{list(self.layers[layer].weight.shape)}")
@@ -189,7 +190,7 @@ def _readout_html(stats: dict) -> str:
             ("overlap with magnitude (Jaccard)", f"{stats['jaccard_magnitude']:.2f}"),
             ("global sparsity", f"{stats['global_sparsity']:.1%}"),
             (f"{stats['layer']} sparsity", f"{stats['layer_sparsity']:.1%}")]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right;white-space:nowrap'>"
+                   f"<b>{html.escape(v)}</b></td></tr>" for k, v in rows)
     return (f"<b>{html.escape(stats['criterion'])}</b> pruning, target {stats['sparsity']:.2f}"
             f"<table style='font-size:90%'>{body}</table>")

@@ -5,7 +5,7 @@ to the slider's sparsity with the chosen criterion. The left plot is the chosen 
 histogram: kept weights in blue, pruned ones in red, the band ``|w| ≤ threshold`` shaded for the
 magnitude criterion. The right plot and the readout show the bytes on disk of the pruned model in
 fp32, bitmask and CSR (``labkit.measure.size_on_disk``) and its accuracy on a fixed evaluation
-subset. Each (sparsity, criterion) setting is computed once and cached, so returning to a setting
+subset with its 95 % Wilson interval (``labkit.stats``). Each (sparsity, criterion) setting is computed once and cached, so returning to a setting
 is instant. Explained in notebooks/07_unstructured_pruning.ipynb.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from labkit import measure, train
+from labkit.stats import accuracy_interval
 from labkit.prune import CRITERIA, global_prune, prunable_layers
 from labkit.prune import sparsity as weight_sparsity
 from labkit.validate import require_choice, require_float, require_int
@@ -27,6 +28,7 @@ from labkit.widgets.base import Explorer, css_class, dropdown, slider
 
 SPARSITY_MAX, SPARSITY_STEP = 0.99, 0.01
 FORMATS = ("fp32", "bitmask", "csr")
+FORMAT_LABELS = ("fp32 (dense)", "bitmask", "CSR")
 
 
 class PruningExplorer(Explorer):
@@ -37,8 +39,8 @@ class PruningExplorer(Explorer):
     Dataset or ``(x, y)`` pair (use ``data.eval_subset`` to keep it fast). Controls: ``sparsity``
     (FloatSlider 0–0.99, on release), ``criterion`` (ToggleButtons magnitude/random), ``layer``
     (Dropdown; the histogram shown). ``stats``: ``layer``, ``sparsity``, ``criterion``,
-    ``global_sparsity``, ``layer_sparsity``, ``threshold`` (None for random), ``accuracy``,
-    ``dense_accuracy``, ``bytes_fp32``, ``bytes_bitmask``, ``bytes_csr``, ``kept``, ``pruned``
+    ``global_sparsity``, ``layer_sparsity``, ``threshold`` (None for random), ``accuracy`` (with
+    ``accuracy_low``/``accuracy_high``, its 95 % interval on ``eval_images`` images), ``dense_accuracy``, ``bytes_fp32``, ``bytes_bitmask``, ``bytes_csr``, ``kept``, ``pruned``
     (counts in the layer). Explained in notebooks/07_unstructured_pruning.ipynb.
     """
 
@@ -87,14 +89,17 @@ class PruningExplorer(Explorer):
                              hovertemplate="w ≈ %{x:.4f}<br>kept %{y}<extra></extra>"), 1, 1)
         fig.add_trace(go.Bar(x=[], y=[], marker_color="#d62728", marker_line_width=0, name="pruned",
                              hovertemplate="w ≈ %{x:.4f}<br>pruned %{y}<extra></extra>"), 1, 1)
-        fig.add_trace(go.Bar(x=list(FORMATS), y=[0, 0, 0], marker_color=["#7f7f7f", "#2ca02c", "#ff7f0e"],
-                             showlegend=False, text=["", "", ""], textposition="outside",
+        fig.add_trace(go.Bar(x=list(FORMAT_LABELS), y=[0.0, 0.0, 0.0], name="bytes on disk",
+                             marker_color=["#7f7f7f", "#2ca02c", "#ff7f0e"], showlegend=False,
+                             text=["", "", ""], textposition="outside", cliponaxis=False,
                              hovertemplate="%{x}: %{y:.1f} kB<extra></extra>"), 1, 2)
         fig.update_layout(height=400, margin=dict(l=50, r=20, t=95, b=50), bargap=0, barmode="stack",
                           template="plotly_white", legend=dict(orientation="h", x=0.0, y=-0.18))
         fig.update_xaxes(title_text="weight value", row=1, col=1)
-        fig.update_yaxes(title_text="count", row=1, col=1)
-        fig.update_yaxes(title_text="kB", row=1, col=2)
+        fig.update_yaxes(title_text="number of weights", row=1, col=1)
+        fig.update_xaxes(title_text="storage format", type="category", categoryorder="array",
+                         categoryarray=list(FORMAT_LABELS), row=1, col=2)
+        fig.update_yaxes(title_text="file size (kB)", rangemode="tozero", row=1, col=2)
         return go.FigureWidget(fig)
 
     # --- the numbers (all from labkit.prune / labkit.measure / labkit.train) --------------------
@@ -107,7 +112,7 @@ class PruningExplorer(Explorer):
             self._cache[key] = {
                 "masks": {name: m.bool().numpy() for name, m in masks.items()},
                 "sparsity": weight_sparsity(model),
-                "accuracy": train.evaluate(model, self.eval_data),
+                "accuracy": accuracy_interval(train.correct(model, self.eval_data)),
                 "bytes": {fmt: measure.size_on_disk(model, fmt) for fmt in FORMATS},
                 "threshold": self._largest_pruned(masks) if criterion == "magnitude" else None,
             }
@@ -131,21 +136,23 @@ class PruningExplorer(Explorer):
         edges = self._layer_edges(layer, w)
         kept_counts, _ = np.histogram(w[keep], bins=edges)
         pruned_counts, _ = np.histogram(w[~keep], bins=edges)
-        centres, width = (edges[:-1] + edges[1:]) / 2, float(edges[1] - edges[0])
+        centres, width = ((edges[:-1] + edges[1:]) / 2).tolist(), float(edges[1] - edges[0])
         band, kept, pruned, sizes = self.figure.data
-        kept.x, kept.y, kept.width = centres, kept_counts, width
-        pruned.x, pruned.y, pruned.width = centres, pruned_counts, width
+        kept.x, kept.y, kept.width = centres, kept_counts.tolist(), width      # plain lists, never numpy
+        pruned.x, pruned.y, pruned.width = centres, pruned_counts.tolist(), width
         top = float((kept_counts + pruned_counts).max())
         t = result["threshold"]
-        band.x, band.y = ([-t, t, t, -t, -t], [0, 0, top, top, 0]) if t else ([], [])
+        band.x, band.y = ([-t, t, t, -t, -t], [0.0, 0.0, top, top, 0.0]) if t else ([], [])
         kb = [result["bytes"][fmt] / 1000 for fmt in FORMATS]
-        sizes.y, sizes.text = kb, [f"{v:.1f}" for v in kb]
+        sizes.y, sizes.text = kb, [f"{v:,.1f} kB" for v in kb]
         self.figure.layout.title.text = (f"{criterion} pruning at global sparsity {s:.2f}: {layer} "
                                          f"{list(self.layers[layer].weight.shape)}")
         self.stats = {"layer": layer, "sparsity": s, "criterion": criterion,
                       "global_sparsity": result["sparsity"]["global"],
                       "layer_sparsity": result["sparsity"]["layers"][layer], "threshold": t,
-                      "accuracy": result["accuracy"], "dense_accuracy": self.dense_accuracy,
+                      "accuracy": result["accuracy"].value, "accuracy_low": result["accuracy"].low,
+                      "accuracy_high": result["accuracy"].high, "eval_images": result["accuracy"].n,
+                      "dense_accuracy": self.dense_accuracy,
                       **{f"bytes_{fmt}": result["bytes"][fmt] for fmt in FORMATS},
                       "kept": int(keep.sum()), "pruned": int((~keep).sum())}
         self.readout.value = _readout_html(self.stats)
@@ -153,15 +160,16 @@ class PruningExplorer(Explorer):
 
 def _readout_html(stats: dict) -> str:
     threshold = "—" if stats["threshold"] is None else f"{stats['threshold']:.4g}"
+    interval = f"[{100 * stats['accuracy_low']:.1f}, {100 * stats['accuracy_high']:.1f}]"
     rows = [("global sparsity", f"{stats['global_sparsity']:.1%}"),
             (f"{stats['layer']} sparsity", f"{stats['layer_sparsity']:.1%}"),
             ("threshold |w|", threshold),
-            ("accuracy (eval subset)", f"{stats['accuracy']:.1%}"),
+            (f"accuracy ({stats['eval_images']:,} test images)", f"{stats['accuracy']:.1%} {interval}"),
             ("dense accuracy", f"{stats['dense_accuracy']:.1%}"),
             ("bytes fp32", f"{stats['bytes_fp32']:,}"),
             ("bytes bitmask", f"{stats['bytes_bitmask']:,}"),
             ("bytes CSR", f"{stats['bytes_csr']:,}")]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right;white-space:nowrap'>"
+                   f"<b>{html.escape(v)}</b></td></tr>" for k, v in rows)
     return (f"<b>{html.escape(stats['criterion'])}</b> pruning, target {stats['sparsity']:.2f}"
             f"<table style='font-size:90%'>{body}</table>")
