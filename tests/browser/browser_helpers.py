@@ -1,14 +1,24 @@
-"""Drive JupyterLab 4 in a real Chromium through Playwright (sync API): open, run, wait, inspect.
+"""Drive JupyterLab 4 in a real Chromium through Playwright (sync API): start, open, run, wait, inspect.
 
-Every helper takes a Playwright ``page`` already pointed at the lab started by ``conftest.py``.
-Selectors rely on JupyterLab 4's stable class names and on the CSS classes labkit puts on each
-widget control (``labkit-<explorer>-<control>``, see ``labkit/widgets/base.py``).
+Every page helper takes a Playwright ``page`` already pointed at a lab started by ``start_lab`` (the
+``lab_server`` fixture of ``conftest.py``, or ``benchmarks/widget_latency.py``). Selectors rely on
+JupyterLab 4's stable class names and on the CSS classes labkit puts on each widget control
+(``labkit-<explorer>-<control>``, see ``labkit/widgets/base.py``). What a learner would see as wrong
+(a warning under a cell, an error in the log console, the news pop-up) has a helper here; what is
+wrong in a widget is checked by ``widget_checks.py``.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -19,6 +29,12 @@ STATUS_BAR = "#jp-main-statusbar"
 KERNEL_STATES = ("Idle", "Busy", "Starting", "Restarting", "Connecting", "Initializing", "Unknown",
                  "Dead", "Terminating", "Autorestarting", "Reconnecting", "Disconnected", "No Kernel")
 ERROR_PATTERN = re.compile(r"Traceback|\b[A-Za-z]*Error\b")
+# A warning a learner sees under a cell: Python's ``warnings`` (``UserWarning: ...``) or a stderr stream.
+WARNING_PATTERN = re.compile(r"\b[A-Za-z]*Warning\b")
+STDERR_MIME = "application/vnd.jupyter.stderr"
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_.]*(Error|Exception|Warning)\b:?")
+NEWS_POPUP = "official Jupyter news"
+SERVER_START_TIMEOUT_S = 120
 
 # Lines printed at the end of the pytest run (latencies etc.), filled by `report`.
 REPORT: list[str] = []
@@ -32,16 +48,117 @@ def report(line: str) -> None:
 
 @dataclass
 class LabServer:
-    """A running ``jupyter lab``: where it listens, its token, and the folder it serves."""
+    """A running ``jupyter lab``: where it listens, its token, the folder it serves, its log, the
+    folder holding its kernels' connection files, and its process."""
 
     url: str
     token: str
     root: Path
     log: Path
+    runtime: Path | None = None
+    process: subprocess.Popen | None = None
 
     def notebook_url(self, name: str, workspace: str) -> str:
         # A fresh workspace per test: JupyterLab restores no tabs from an earlier test.
         return f"{self.url}/lab/workspaces/{workspace}/tree/{name}?token={self.token}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _write_lab_home(home: Path, user_settings: dict, overrides: Path | None) -> tuple[dict, list[str]]:
+    """Temporary Jupyter folders, a python3 kernelspec running this interpreter, the user settings and
+    the lab's own ``overrides.json`` (as ``make lab`` installs it); returns the env and extra flags."""
+    kernel = home / "path" / "kernels" / "python3"
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (ipykernel)", "language": "python"}))
+    for name, values in user_settings.items():
+        target = home / "settings" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values))
+    flags = []
+    if overrides is not None:
+        (home / "app-settings").mkdir()
+        shutil.copy(overrides, home / "app-settings" / "overrides.json")
+        flags.append(f"--LabApp.app_settings_dir={home / 'app-settings'}")
+    env = dict(os.environ)
+    env.update({
+        "JUPYTER_PATH": str(home / "path"), "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "IPYTHONDIR": str(home / "ipython"), "MPLCONFIGDIR": str(home / "matplotlib"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.pop("JUPYTER_PREFER_ENV_PATH", None)
+    return env, flags
+
+
+def _wait_until_up(server: LabServer) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited with {server.process.returncode}:\n{server.log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/api/status?token={server.token}", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"jupyter lab did not answer in {SERVER_START_TIMEOUT_S} s:\n{server.log.read_text()[-4000:]}")
+
+
+def start_lab(base: Path, notebooks: Path, *, fixtures: Path | None = None, user_settings: dict | None = None,
+              overrides: Path | None = None) -> LabServer:
+    """``python -m jupyterlab`` from this interpreter on 127.0.0.1, a free port and a random token,
+    serving a temporary copy of ``notebooks`` (plus ``fixtures`` as ``_browser_fixtures/``) under
+    ``base``, so the repository is never written. Config, data, runtime, settings and workspace
+    folders live under ``base`` too. Returns once the server answers; stop it with ``stop_lab``."""
+    root = base / "notebooks"
+    shutil.copytree(notebooks, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    if fixtures is not None and fixtures.is_dir():
+        shutil.copytree(fixtures, root / "_browser_fixtures")
+    env, flags = _write_lab_home(base / "home", user_settings or {}, overrides)
+    port, token = _free_port(), secrets.token_hex(16)
+    log = base / "jupyterlab.log"
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+               f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root}", *flags]
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    server = LabServer(url=f"http://127.0.0.1:{port}", token=token, root=root, log=log,
+                       runtime=base / "home" / "runtime", process=process)
+    try:
+        _wait_until_up(server)
+    except BaseException:
+        stop_lab(server)
+        raise
+    return server
+
+
+def stop_lab(server: LabServer) -> None:
+    """Shut down every kernel, then the server's whole process group (SIGTERM, then SIGKILL)."""
+    try:
+        shutdown_kernels(server)
+    except OSError:
+        pass
+    process = server.process
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def open_notebook(page, server: LabServer, name: str, timeout: float = 120.0) -> None:
@@ -124,6 +241,69 @@ def assert_no_errors(page) -> None:
     assert not bad, "cell outputs contain errors:\n" + "\n---\n".join(text[:2000] for text in bad)
 
 
+def visible_warnings(page) -> list[str]:
+    """Every output a learner sees as a warning: a stderr stream (the pink box) or text naming a
+    ``...Warning``, as ``"cell N: <text>"``. (tqdm draws its bars as widgets, not on stderr.)"""
+    outputs = page.eval_on_selector_all(
+        f"{NOTEBOOK} .jp-Cell", """cells => cells.flatMap((cell, i) =>
+            Array.from(cell.querySelectorAll('.jp-OutputArea-output')).map(o =>
+                ({cell: i, mime: o.getAttribute('data-mime-type') || '', text: o.innerText})))""")
+    return [f"cell {o['cell']}: {o['text'][:500]}" for o in outputs
+            if o["mime"] == STDERR_MIME or WARNING_PATTERN.search(o["text"])]
+
+
+def assert_no_warnings(page) -> None:
+    bad = visible_warnings(page)
+    assert not bad, "warnings are visible under cells:\n" + "\n---\n".join(bad)
+
+
+def news_popups(page) -> list[str]:
+    """The text of any notification asking about Jupyter news (the lab's settings must disable it)."""
+    texts = page.eval_on_selector_all(".Toastify__toast, .jp-Notification-Toast, .jp-toast-message",
+                                      "els => els.map(e => e.innerText)")
+    return [text for text in texts if NEWS_POPUP.lower() in text.lower()]
+
+
+def _toggle_log_console(page) -> None:
+    page.click(".lm-MenuBar-item:has(.lm-MenuBar-itemLabel:text-is('View'))")
+    page.click(".lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Show Log Console'))")
+
+
+def log_console_messages(page) -> list[str]:
+    """What JupyterLab's log console holds for the current notebook: output that no cell shows, e.g.
+    a traceback raised in a widget callback (plotly, ipywidgets) after a slider moved. Opens the
+    console (View → Show Log Console), reads every entry of level warning and above (its default
+    filter), and closes it again. Entries are ``"<level>: <text>"``, a traceback shortened to its
+    exception line and the last frame that names a file."""
+    _toggle_log_console(page)
+    try:
+        page.wait_for_selector(".jp-LogConsolePanel", state="visible", timeout=10_000)
+        page.wait_for_timeout(300)
+        entries = page.eval_on_selector_all(
+            ".jp-LogConsolePanel .jp-Scrolling:not(.lm-mod-hidden) .jp-OutputArea-child",
+            """els => els.map(e => {
+                const prompt = e.querySelector('[data-log-level]');
+                const body = e.querySelector('.jp-OutputArea-output');
+                return [prompt ? prompt.getAttribute('data-log-level') : '?', (body || e).innerText]; })""")
+    finally:
+        _toggle_log_console(page)
+    return [f"{level}: {_short_traceback(text)}" for level, text in entries]
+
+
+def _short_traceback(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    exception = [line for line in lines if EXCEPTION_LINE.match(line)]
+    frames = [line for line in lines if line.startswith("File ")]
+    if not exception:
+        return text[:600]
+    return exception[-1][:400] + (f" (last frame: {frames[-1][:200]})" if frames else "")
+
+
+def assert_no_log_console_messages(page) -> None:
+    messages = log_console_messages(page)
+    assert not messages, "JupyterLab's log console shows:\n" + "\n---\n".join(messages)
+
+
 def explorer(page, name: str, index: int = 0):
     """The root element of the ``index``-th explorer named ``name`` (CSS class ``labkit-<name>``)."""
     locator = page.locator(f"{NOTEBOOK} .labkit-{name}").nth(index)
@@ -204,6 +384,54 @@ def shutdown_kernels(server: LabServer) -> None:
         call("DELETE", f"/api/sessions/{session['id']}")
     for kernel in call("GET", "/api/kernels") or []:
         call("DELETE", f"/api/kernels/{kernel['id']}")
+
+
+def notebook_kernel_id(server: LabServer, name: str) -> str:
+    """The id of the kernel running notebook ``name`` (path relative to the server root)."""
+    url = f"{server.url}/api/sessions?token={server.token}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        sessions = json.loads(response.read())
+    ids = [s["kernel"]["id"] for s in sessions if s.get("path") == name and s.get("kernel")]
+    if len(ids) != 1:
+        raise RuntimeError(f"expected one kernel for {name}, the server has sessions {sessions}")
+    return ids[0]
+
+
+class KernelProbe:
+    """A second client of a notebook's kernel (like ``jupyter console --existing``) that evaluates
+    expressions silently: as ``user_expressions`` of an empty, silent execute request, so nothing
+    reaches a cell, the history or the log console. Used to read the Python side of a widget."""
+
+    def __init__(self, server: LabServer, name: str):
+        from jupyter_client import BlockingKernelClient
+
+        connection = server.runtime / f"kernel-{notebook_kernel_id(server, name)}.json"
+        self.client = BlockingKernelClient()
+        self.client.load_connection_file(str(connection))
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def eval(self, expression: str, timeout: float = 60.0):
+        """The value of ``expression`` in the notebook's namespace; it must evaluate to a ``repr``
+        that ``ast.literal_eval`` reads back (numbers, strings, lists, dicts)."""
+        msg_id = self.client.execute("", silent=True, store_history=False, user_expressions={"value": expression})
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.client.get_shell_msg(timeout=max(deadline - time.monotonic(), 0.1))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        result = reply["content"]["user_expressions"]["value"]
+        if result["status"] != "ok":
+            raise RuntimeError(f"{expression[:200]} raised {result.get('ename')}: {result.get('evalue')}")
+        return ast.literal_eval(result["data"]["text/plain"])
+
+    def run(self, source: str, result: str = "result"):
+        """Execute ``source`` in a fresh namespace (the notebook's stays untouched) and return the
+        value it leaves in ``result``."""
+        return self.eval(f"(lambda ns: (exec({source!r}, ns), ns[{result!r}])[1])({{}})")
+
+    def close(self) -> None:
+        self.client.stop_channels()
 
 
 def screenshot(page, name: str) -> Path | None:
