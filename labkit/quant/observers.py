@@ -366,21 +366,29 @@ class EntropyObserver(HistogramObserver):
     def _batch_range(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.zeros(()), x.max()  # the histogram of |x| always starts at 0
 
-    def range(self) -> tuple[torch.Tensor, torch.Tensor]:
-        negative = bool(self.signed_min < 0)
-        levels = 2 ** (self.bits - 1) if negative else 2 ** self.bits
+    def kl_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """The search that ``range`` runs, as data: ``(thresholds, kl)``, two float64 arrays ``[n]``
+        with ``kl[k] = KL(P ‖ Q)`` for the candidate threshold ``thresholds[k]`` (the edges of bins
+        ``max(start_bin, levels) … bins``; ``inf`` where ``P`` has mass that ``Q`` lacks), computed on
+        the histogram with bin 0 replaced by bin 1. Explained in notebooks/03_post_training_quantization.ipynb.
+        """
+        levels = 2 ** (self.bits - 1) if bool(self.signed_min < 0) else 2 ** self.bits
         hist = self.histogram.double().numpy().copy()  # bins over [0, max|x|]
         if len(hist) > 1:
             hist[0] = hist[1]
         first = min(max(self.start_bin, levels), self.bins)
         kl = _kl_per_threshold(hist, levels, first)  # kl[k]: threshold after first + k bins
-        best_i = self.bins
+        return np.arange(first, self.bins + 1) * (self.max_val.item() / self.bins), kl
+
+    def range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        thresholds, kl = self.kl_curve()
+        best_k = len(kl) - 1
         if np.isfinite(kl).any():
             # ties go to the larger T; "tie" allows for the last-digit noise of the prefix sums
             best = kl.min()
-            best_i = first + int(np.flatnonzero(kl <= best + 1e-9 * max(1.0, abs(best)))[-1])
-        t = torch.tensor(best_i * self.max_val.item() / self.bins, dtype=torch.float32)
-        return (-t if negative else torch.zeros(())), t
+            best_k = int(np.flatnonzero(kl <= best + 1e-9 * max(1.0, abs(best)))[-1])
+        t = torch.tensor(thresholds[best_k], dtype=torch.float32)
+        return (-t if bool(self.signed_min < 0) else torch.zeros(())), t
 
 
 def _kl_after_merge(head: np.ndarray, clipped: float, levels: int) -> float:

@@ -218,3 +218,16 @@ def test_vectorised_kl_equals_the_per_threshold_definition(levels, bins, first):
     assert np.array_equal(np.isinf(got), np.isinf(expected))
     finite = np.isfinite(expected)
     np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-9, atol=1e-12)
+
+
+def test_entropy_kl_curve_is_the_search_that_range_runs():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.relu(torch.randn(20_000, generator=gen)) * 3
+    obs = lab.EntropyObserver(bits=6)
+    obs(x)
+    thresholds, kl = obs.kl_curve()
+    assert thresholds.shape == kl.shape and len(kl) == obs.bins - 128 + 1     # bins 128..2048 at 6 bits
+    assert np.all(np.diff(thresholds) > 0) and thresholds[-1] == pytest.approx(x.max().item())
+    lo, hi = obs.range()
+    assert lo.item() == 0.0
+    assert hi.item() == pytest.approx(thresholds[np.flatnonzero(kl == kl.min())[-1]], rel=1e-6)
