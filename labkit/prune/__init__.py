@@ -1,17 +1,25 @@
 """Pruning: masks as a re-parametrisation, importance criteria, unstructured pruning, schedules,
-per-layer sensitivity, sparse training and structured (channel) pruning with surgery — written from scratch after ``torch.nn.utils.prune``.
+per-layer sensitivity, sparse training and structured (channel) pruning with surgery — written from scratch after ``torch.nn.utils.prune``;
+budgeted per-layer allocations, NetAdapt and the lottery ticket (chapter 10).
 
 Import direction: ``prune`` uses ``data``, ``models``, ``train``, ``measure`` and ``validate`` only.
 Explained in notebooks/07_unstructured_pruning.ipynb and notebooks/08_importance_criteria.ipynb
-and notebooks/09_structured_pruning.ipynb (structured, surgery).
+and notebooks/09_structured_pruning.ipynb (structured, surgery) and
+notebooks/10_pruning_schedules_automation.ipynb (AGPSchedule, prune_on_schedule, allocation, netadapt, lottery).
 """
+from labkit.prune.allocation import (apply_allocation, check_budget, global_allocation, global_channel_keep,
+                                     measured_bytes, measured_latency, scale_allocation, sensitivity_allocation,
+                                     uniform_allocation)
 from labkit.prune.criteria import (ALL_CRITERIA, CRITERIA, DATA_CRITERIA, batch_gradients, fisher_diagonal,
                                    gradient_scores, magnitude_scores, mask_jaccard, obd_scores, random_scores,
                                    rank_correlation, saliency, taylor_scores)
 from labkit.prune.masks import (apply_mask, get_mask, is_pruned, prunable_layers, reapply_masks, remove,
                                 remove_all, sparsity)
-from labkit.prune.schedules import (agp_schedule, agp_sparsity, iterative_schedule, one_shot_schedule,
-                                    prune_and_finetune)
+from labkit.prune.lottery import (lottery_ticket, prune_remaining, remaining_after, rewind,
+                                  train_with_early_stopping, validation_loss, weights_snapshot)
+from labkit.prune.netadapt import netadapt
+from labkit.prune.schedules import (AGPSchedule, agp_schedule, agp_sparsity, iterative_schedule, one_shot_schedule,
+                                    plan_rounds, prune_and_finetune, prune_on_schedule, training_steps)
 from labkit.prune.sensitivity import sensitivity_scan
 from labkit.prune.sparse_training import (group_lasso_penalty, group_lasso_regularizer, group_norms, l1_penalty,
                                           l1_proximal, l1_regularizer, near_zero_report, soft_threshold)
@@ -22,7 +30,11 @@ from labkit.prune.surgery import ChannelGroup, channel_groups, prune_channels, z
 from labkit.prune.unstructured import (global_magnitude_prune, global_prune, global_threshold, layerwise_prune,
                                        prune_layer)
 
-__all__ = ["ALL_CRITERIA", "CHANNEL_CRITERIA", "ChannelGroup", "bn_l1_penalty", "bn_l1_regularizer",
+__all__ = ["AGPSchedule", "apply_allocation", "check_budget", "global_allocation", "global_channel_keep",
+           "lottery_ticket", "measured_bytes", "measured_latency", "netadapt", "plan_rounds", "prune_on_schedule",
+           "prune_remaining", "remaining_after", "rewind", "scale_allocation", "sensitivity_allocation",
+           "train_with_early_stopping", "training_steps", "uniform_allocation", "validation_loss",
+           "weights_snapshot", "ALL_CRITERIA", "CHANNEL_CRITERIA", "ChannelGroup", "bn_l1_penalty", "bn_l1_regularizer",
            "bn_scale_scores", "channel_groups", "channel_scores", "correlation_scores", "filter_norms",
            "geometric_median_scores", "keep_indices", "prune_channels", "structured_prune", "zero_channels",
            "CRITERIA", "DATA_CRITERIA", "agp_schedule", "agp_sparsity", "apply_mask",
