@@ -2,6 +2,7 @@
 
 The conventions every explorer follows are written in ``labkit.widgets.base``.
 """
+from labkit.widgets.agp import AGPExplorer
 from labkit.widgets.attention import AttentionExplorer
 from labkit.widgets.base import Explorer, checkbox, css_class, dropdown, int_slider, slider
 from labkit.widgets.budget import BudgetExplorer
@@ -15,7 +16,7 @@ from labkit.widgets.quant_grid import QuantGridExplorer, valid_group_sizes
 from labkit.widgets.ste import QuantizerGradientExplorer, quantizer_response
 from labkit.widgets.structured import ChannelPruningExplorer
 
-__all__ = ["AttentionExplorer", "BudgetExplorer", "CalibrationExplorer", "ChannelPruningExplorer",
+__all__ = ["AGPExplorer", "AttentionExplorer", "BudgetExplorer", "CalibrationExplorer", "ChannelPruningExplorer",
            "CriteriaExplorer", "Explorer", "PruningExplorer", "QuantGridExplorer",
            "QuantizerGradientExplorer", "RankExplorer", "TemperatureExplorer", "WeightHistogramExplorer",
            "activation_taps", "checkbox", "css_class", "dropdown", "int_slider", "quantizer_response",

@@ -1,0 +1,165 @@
+"""AGP explorer: shape Zhu & Gupta's gradual pruning schedule and prune a real model to any step of it.
+
+Five controls define ``prune.AGPSchedule`` — initial and final sparsity, start step t₀, duration
+(``end = start + duration``) and frequency Δt — over a training run of ``total_steps`` steps. The top
+plot draws the sparsity the model has after each step (a staircase: it changes only at the pruning
+steps) over the continuous cubic; the bottom plot its derivative ``ds/dt`` (per 1,000 steps): steep
+at the start, flat at the end. A sixth control picks a training step ``t``: the trained model is
+pruned (global magnitude, no fine-tuning) to ``s(t)`` and evaluated on a fixed subset — the cost of
+the schedule's cut at that point *before* any recovery. Each sparsity is evaluated once and cached.
+A schedule labkit refuses (initial above final, an end after the training run) is shown as the
+error message ``prune.AGPSchedule`` raises, in the readout, and the figure keeps the last valid one.
+Explained in notebooks/10_pruning_schedules_automation.ipynb.
+"""
+from __future__ import annotations
+
+import copy
+import html
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from torch import nn
+
+from labkit import train
+from labkit.prune import AGPSchedule, global_prune, prunable_layers
+from labkit.validate import require_float, require_int
+from labkit.widgets.base import Explorer, int_slider, slider
+
+PER = 1000  # the derivative is shown per 1,000 steps
+
+
+class AGPExplorer(Explorer):
+    """``AGPExplorer(model, eval_data, total_steps, final=0.9, initial=0.0, start=0, duration=None,
+    frequency=None, step=None)``: ``model`` is a trained ``nn.Module`` with Linear/Conv2d layers
+    (copied, never modified), ``eval_data`` a labelled Dataset or ``(x, y)`` pair (keep it small:
+    ``data.eval_subset``), ``total_steps`` the length of the training run in optimizer steps.
+    Controls: ``initial``, ``final`` (FloatSliders), ``start``, ``duration``, ``frequency``,
+    ``step`` (IntSliders). ``stats``: ``initial``, ``final``, ``start``, ``end``, ``frequency``,
+    ``step``, ``sparsity`` (at ``step``), ``rate_per_1000`` (ds/dt there), ``prunes`` (number of
+    pruning steps), ``accuracy`` (model pruned to ``sparsity``), ``dense_accuracy``, ``error`` (the
+    refused schedule's message, else None). Explained in notebooks/10_pruning_schedules_automation.ipynb.
+    """
+
+    name = "agp"
+
+    def __init__(self, model: nn.Module, eval_data, total_steps: int, *, final: float = 0.9, initial: float = 0.0,
+                 start: int = 0, duration: int | None = None, frequency: int | None = None, step: int | None = None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not prunable_layers(model):
+            raise ValueError("model has no nn.Linear or nn.Conv2d layer to prune")
+        self.total_steps = require_int("total_steps", total_steps, 2)
+        self._base = copy.deepcopy(model).eval()
+        self.eval_data = eval_data
+        duration = self.total_steps // 2 if duration is None else duration
+        self._initial_values = {
+            "initial": require_float("initial", initial, 0.0, 0.95), "final": require_float("final", final, 0.05, 0.99),
+            "start": require_int("start", start, 0, self.total_steps - 1),
+            "duration": require_int("duration", duration, 1, self.total_steps),
+            "frequency": require_int("frequency", frequency or max(1, self.total_steps // 50), 1, self.total_steps),
+            "step": require_int("step", self.total_steps if step is None else step, 0, self.total_steps)}
+        self.dense_accuracy = train.evaluate(self._base, eval_data)
+        self._cache: dict[float, float] = {}
+        self.schedule: AGPSchedule | None = None
+        super().__init__()
+
+    # --- controls and figure ----------------------------------------------------------------
+    def build_controls(self) -> dict:
+        v, t = self._initial_values, self.total_steps
+        return {
+            "initial": slider(self.name, "initial", value=v["initial"], min=0.0, max=0.95, step=0.05,
+                              readout_format=".2f", description="initial sparsity s_i"),
+            "final": slider(self.name, "final", value=v["final"], min=0.05, max=0.99, step=0.01,
+                            readout_format=".2f", description="final sparsity s_f"),
+            "start": int_slider(self.name, "start", value=v["start"], min=0, max=t - 1, description="start t₀"),
+            "duration": int_slider(self.name, "duration", value=v["duration"], min=1, max=t,
+                                   description="duration (steps)"),
+            "frequency": int_slider(self.name, "frequency", value=v["frequency"], min=1, max=max(1, t // 4),
+                                    description="frequency Δt"),
+            "step": int_slider(self.name, "step", value=v["step"], min=0, max=t, description="prune the model at step t"),
+        }
+
+    def build_figure(self) -> go.FigureWidget:
+        fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, row_heights=[0.62, 0.38],
+                            subplot_titles=("sparsity after each training step", "slope ds/dt of the cubic"))
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#4C72B0", width=2, shape="hv"),
+                                 name="sparsity s(t) (pruning steps)"), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#7f7f7f", dash="dot"),
+                                 name="continuous cubic"), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(color="#d62728", size=11, symbol="diamond"),
+                                 name="step t picked"), 1, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#2ca02c", width=2),
+                                 name="ds/dt (% per 1,000 steps)"), 2, 1)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(color="#d62728", size=9),
+                                 showlegend=False, name="slope at t"), 2, 1)
+        fig.update_layout(height=460, margin=dict(l=60, r=20, t=80, b=50), template="plotly_white",
+                          legend=dict(orientation="h", x=0.0, y=-0.16))
+        fig.update_yaxes(title_text="sparsity (%)", range=[0, 100], row=1, col=1)
+        fig.update_yaxes(title_text="% per 1,000 steps", row=2, col=1)
+        fig.update_xaxes(title_text="training step", row=2, col=1)
+        return go.FigureWidget(fig)
+
+    # --- the numbers (labkit.prune.AGPSchedule, global_prune, train.evaluate) -----------------
+    def accuracy_at(self, sparsity: float) -> float:
+        """Accuracy on ``eval_data`` of the trained model globally pruned to ``sparsity`` (cached)."""
+        key = round(float(sparsity), 4)
+        if key not in self._cache:
+            model = copy.deepcopy(self._base)
+            if key > 0:
+                global_prune(model, key)
+            self._cache[key] = train.evaluate(model, self.eval_data)
+        return self._cache[key]
+
+    def _schedule(self, values: dict) -> tuple[AGPSchedule | None, str | None]:
+        try:
+            schedule = AGPSchedule(values["final"], end=values["start"] + values["duration"],
+                                   initial=values["initial"], start=values["start"], frequency=values["frequency"])
+        except (TypeError, ValueError) as error:
+            return None, str(error)
+        if schedule.end > self.total_steps:
+            return None, (f"the schedule ends at step {schedule.end}, after the end of training "
+                          f"({self.total_steps} steps): shorten the duration or start earlier")
+        return schedule, None
+
+    def draw(self, values: dict) -> None:
+        schedule, error = self._schedule(values)
+        self.schedule = schedule or self.schedule
+        s = self.schedule
+        if s is None:                                   # refused from the start: nothing valid to draw yet
+            self.stats = {"error": error}
+            self.readout.value = _error_html(error)
+            return
+        t = min(values["step"], self.total_steps)
+        ts = list(range(0, self.total_steps + 1, max(1, self.total_steps // 400))) + [self.total_steps]
+        ts = sorted(set(ts) | set(s.steps()) | {t})
+        stairs, cubic, marker, slope, slope_marker = self.figure.data
+        stairs.x, stairs.y = ts, [100 * s.sparsity(x) for x in ts]
+        cubic.x, cubic.y = ts, [100 * s.curve(x) if x >= s.start else None for x in ts]
+        slope.x, slope.y = ts, [100 * PER * s.rate(x) for x in ts]
+        sparsity, rate = s.sparsity(t), s.rate(t)
+        marker.x, marker.y = [t], [100 * sparsity]
+        slope_marker.x, slope_marker.y = [t], [100 * PER * rate]
+        self.figure.layout.title.text = (f"AGP: {s.initial:.0%} → {s.final:.0%} from step {s.start} to {s.end}, "
+                                         f"every {s.frequency} steps ({len(s.steps())} pruning steps)")
+        self.stats = {"initial": s.initial, "final": s.final, "start": s.start, "end": s.end,
+                      "frequency": s.frequency, "step": t, "sparsity": sparsity, "rate_per_1000": PER * rate,
+                      "prunes": len(s.steps()), "accuracy": self.accuracy_at(sparsity),
+                      "dense_accuracy": self.dense_accuracy, "error": error}
+        self.readout.value = _readout_html(self.stats)
+
+
+def _error_html(error: str) -> str:
+    return f"<div style='color:#b00020'><b>schedule refused</b>: {html.escape(error)}</div>"
+
+
+def _readout_html(stats: dict) -> str:
+    rows = [("sparsity at step t", f"{stats['sparsity']:.1%}"),
+            ("slope ds/dt at t", f"{100 * stats['rate_per_1000']:.2f} % per 1,000 steps"),
+            ("pruning steps", f"{stats['prunes']}"),
+            ("accuracy, pruned to s(t)", f"{stats['accuracy']:.1%}"),
+            ("dense accuracy", f"{stats['dense_accuracy']:.1%}")]
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
+                   for k, v in rows)
+    note = "" if stats["error"] is None else _error_html(stats["error"]) + "<i>showing the last valid schedule</i>"
+    return (f"{note}<b>step t = {stats['step']:,}</b> (no fine-tuning: the cut's raw cost)"
+            f"<table style='font-size:90%'>{body}</table>")
