@@ -14,6 +14,13 @@ atomically, read back with ``torch.load(weights_only=True)`` (which refuses to r
 and its weights are hashed again and compared before they are used: a flipped byte, a truncated or
 an empty file raises ``CheckpointError`` naming the file and what to do, never a silently different
 model. Rebuild the shipped checkpoints with ``python -m labkit.zoo ship --dataset mnist``.
+
+``save_checkpoint`` takes every model the lab makes — pruned with masks or for good, shrunk by
+surgery, fake-quantized for QAT, quantized (PTQ, QAT-converted, dynamic), factorised, integer-only,
+a distillation student — because it also writes ``architecture``: the module tree as plain data
+(``labkit.architecture``), with its own ``architecture_sha256``. Before writing, it rebuilds the model
+from what it is about to write and checks the outputs are bit-identical; a model it cannot save
+that way is refused with the reason, and nothing is written.
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from labkit import data, models, train
+from labkit import architecture, data, models, train
 from labkit.validate import require_choice
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -116,7 +123,7 @@ def checkpoint_info(name: str, dataset: str = "mnist") -> dict:
     """
     dataset = data.dataset_name(dataset, "dataset")
     pretrained(name, dataset, progress=False)
-    return {k: v for k, v in _LOADED[(name, dataset)].items() if k != "state_dict"}
+    return {k: v for k, v in _LOADED[(name, dataset)].items() if k not in ("state_dict", "architecture")}
 
 
 def _find_or_train(name: str, dataset: str, train_if_missing: bool, progress: bool) -> dict:
@@ -168,21 +175,30 @@ def train_model(name: str, dataset: str = "mnist", recipe: Recipe | None = None,
     return model, meta
 
 
-def save_checkpoint(model: nn.Module, path, **meta) -> Path:
-    """Write ``model`` (built by ``models.build``) and ``meta`` to ``path`` atomically.
+RESERVED_KEYS = ("architecture", "architecture_sha256", "state_dict", "weights_sha256")
 
-    The file holds ``model.config()`` (``model``, ``in_channels``, ``num_classes``,
-    ``image_size``), the ``state_dict`` (tensors copied to CPU) and the keyword arguments (plain
-    strings, numbers, lists and dicts, e.g. ``dataset``, ``test_accuracy``). It is written to a
-    temporary file in the same folder and moved into place with ``os.replace``, so a crash never
-    leaves a half-written checkpoint. Returns the path. Explained in notebooks/00_why_compress.ipynb.
+
+def save_checkpoint(model, path, **meta) -> Path:
+    """Write ``model`` — any model the lab makes — and ``meta`` to ``path`` atomically, or refuse it.
+
+    The file holds the ``architecture`` (``labkit.architecture.describe``: the module tree as plain
+    data) and its ``architecture_sha256``, the ``state_dict`` (tensors on the CPU) and its
+    ``weights_sha256``, ``model.config()`` for labkit's models (``model``, ``in_channels``,
+    ``num_classes``, ``image_size``), and the keyword arguments: plain strings, numbers, booleans,
+    None, lists and dicts (e.g. ``dataset``, ``test_accuracy``). Before anything is written the model
+    is rebuilt from that content and must give bit-identical outputs (``architecture.round_trip``):
+    a module of a kind that has no saved form, a forward hook, or ``meta`` that is not plain data
+    raises ``TypeError`` with the reason. The file goes to a temporary file in the same folder, then
+    ``os.replace``, so a crash never leaves a half-written checkpoint. Returns the path.
+    Explained in notebooks/00_why_compress.ipynb.
     """
-    if not hasattr(model, "config"):
-        raise TypeError(f"model must be built by labkit.models.build, got {type(model).__name__}")
+    _check_meta(meta)
+    tree, state = architecture.round_trip(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    checkpoint = {**meta, **model.config(), "state_dict": state, "weights_sha256": weights_digest(state)}
+    config = model.config() if callable(getattr(model, "config", None)) else {}
+    checkpoint = {**meta, **config, "architecture": tree, "architecture_sha256": architecture.digest(tree),
+                  "state_dict": state, "weights_sha256": weights_digest(state)}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -197,14 +213,33 @@ def save_checkpoint(model: nn.Module, path, **meta) -> Path:
     return path
 
 
-def load_checkpoint(path) -> nn.Module:
+def load_checkpoint(path):
     """Rebuild the model saved at ``path`` (read with ``torch.load(weights_only=True)``), in eval mode.
 
-    The weights are hashed and compared with the ``weights_sha256`` written by ``save_checkpoint``;
-    a damaged, truncated, empty or foreign file raises ``CheckpointError`` naming the file.
+    The weights and the architecture are hashed and compared with the ``weights_sha256`` and
+    ``architecture_sha256`` written by ``save_checkpoint``; a damaged, truncated, empty or foreign
+    file raises ``CheckpointError`` naming the file. Returns an ``nn.Module`` (or, for an integer-only
+    model, a ``labkit.quant.integer.IntegerModel``) computing exactly what the saved model computed.
     Explained in notebooks/00_why_compress.ipynb.
     """
-    return _rebuild(_read(Path(path)))
+    path = Path(path)
+    return _rebuild(_read(path), path)
+
+
+def _check_meta(meta: dict, where: str = "meta") -> None:
+    """Keyword arguments must be plain data that ``torch.load(weights_only=True)`` reads back."""
+    for key, value in meta.items():
+        if where == "meta" and key in RESERVED_KEYS:
+            raise TypeError(f"meta key {key!r} is reserved for the checkpoint itself ({', '.join(RESERVED_KEYS)})")
+        if isinstance(value, dict):
+            _check_meta(value, f"{where}[{key!r}]")
+            if not all(isinstance(k, str) for k in value):
+                raise TypeError(f"{where}[{key!r}] must have string keys")
+        elif isinstance(value, (list, tuple)):
+            _check_meta(dict(enumerate(value)), f"{where}[{key!r}]")
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            raise TypeError(f"{where}[{key!r}] must be plain data (str, number, bool, None, list, dict), "
+                            f"got {type(value).__name__}: it could not be read back with weights_only=True")
 
 
 class CheckpointError(ValueError):
@@ -239,10 +274,12 @@ def _read(path: Path, fix: str = "delete it and save or train it again") -> dict
     except _UNREADABLE as exc:
         raise CheckpointError(f"checkpoint {path} is damaged or truncated ({path.stat().st_size} bytes; "
                               f"torch.load said: {str(exc).splitlines()[0][:200]}): {fix}") from exc
-    missing = {"model", "in_channels", "num_classes", "image_size", "state_dict"} - set(
-        checkpoint if isinstance(checkpoint, dict) else ())
+    keys = set(checkpoint if isinstance(checkpoint, dict) else ())
+    required = {"state_dict"} | ({"architecture_sha256"} if "architecture" in keys else
+                                 {"model", "in_channels", "num_classes", "image_size"})  # before architectures
+    missing = sorted(required - keys)
     if missing:
-        raise CheckpointError(f"{path} is not a labkit checkpoint: it lacks {sorted(missing)}")
+        raise CheckpointError(f"{path} is not a labkit checkpoint: it lacks {missing}")
     expected = checkpoint.get("weights_sha256")
     if expected is None:
         raise CheckpointError(f"checkpoint {path} has no weights_sha256 (written by an older labkit), so "
@@ -250,13 +287,25 @@ def _read(path: Path, fix: str = "delete it and save or train it again") -> dict
     if weights_digest(checkpoint["state_dict"]) != expected:
         raise CheckpointError(f"checkpoint {path} fails its checksum: its weights changed after it was "
                               f"written (a damaged file): {fix}")
+    if "architecture" in checkpoint and architecture.digest(checkpoint["architecture"]) != checkpoint[
+            "architecture_sha256"]:
+        raise CheckpointError(f"checkpoint {path} fails its architecture checksum: its module tree changed "
+                              f"after it was written (a damaged file): {fix}")
     return checkpoint
 
 
-def _rebuild(checkpoint: dict) -> nn.Module:
-    model = models.build(checkpoint["model"], in_channels=checkpoint["in_channels"],
-                         num_classes=checkpoint["num_classes"], image_size=checkpoint["image_size"])
-    model.load_state_dict(checkpoint["state_dict"])  # copies: the cached tensors stay untouched
+def _rebuild(checkpoint: dict, path=None):
+    """The model of a verified checkpoint; its tensors are copied, so the cached ones stay untouched."""
+    try:
+        if "architecture" in checkpoint:
+            return architecture.build(checkpoint["architecture"], checkpoint["state_dict"])
+        model = models.build(checkpoint["model"], in_channels=checkpoint["in_channels"],
+                             num_classes=checkpoint["num_classes"], image_size=checkpoint["image_size"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except (ValueError, TypeError, RuntimeError, KeyError) as error:
+        raise CheckpointError(f"checkpoint {path or checkpoint.get('model')} passes its checksums but cannot be "
+                              f"rebuilt ({str(error).splitlines()[0][:300]}): it was written by another "
+                              "version of labkit, or by hand") from error
     return model.eval()
 
 

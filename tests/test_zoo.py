@@ -51,8 +51,15 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch)
 
 
 def test_save_rejects_foreign_models(tmp_path):
-    with pytest.raises(TypeError, match="model"):
-        zoo.save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+    lstm = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LSTM(2, 2))
+    with pytest.raises(TypeError, match=r"^model cannot be saved: model.1 is a torch.nn.modules.rnn.LSTM, "
+                                        r"which has no saved form"):
+        zoo.save_checkpoint(lstm, tmp_path / "x.pt")
+    with pytest.raises(TypeError, match=r"^meta\['note'\] must be plain data.*got Linear"):
+        zoo.save_checkpoint(models.build("lenet5"), tmp_path / "x.pt", note=torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="^meta key 'state_dict' is reserved"):
+        zoo.save_checkpoint(models.build("lenet5"), tmp_path / "x.pt", state_dict={})
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_load_rejects_non_checkpoints(tmp_path):
@@ -150,7 +157,7 @@ def test_pretrained_trains_caches_and_reloads(empty_zoo, monkeypatch):
     model = zoo.pretrained("lenet300", "digits", progress=False)
     cached = zoo.cache_path("lenet300", "digits")
     assert cached.is_file() and cached.parent == empty_zoo / "cache" / "zoo"
-    assert zoo.checkpoint_info("lenet300")["recipe"]["epochs"] == 1
+    assert zoo.checkpoint_info("lenet300", "digits")["recipe"]["epochs"] == 1  # not MNIST, the default
     monkeypatch.setattr(zoo, "_LOADED", {})  # a new process: found in the cache, not retrained
     monkeypatch.setattr(zoo, "train_model", lambda *a, **k: pytest.fail("retrained"))
     again = zoo.pretrained("lenet300", "digits", train_if_missing=False)
@@ -186,11 +193,11 @@ def test_cached_checkpoint_from_an_older_recipe_is_retrained(empty_zoo, monkeypa
     zoo.pretrained("lenet300", "digits", progress=False)
     monkeypatch.setattr(zoo, "_LOADED", {})
     monkeypatch.setitem(zoo.RECIPES, ("lenet300", "digits"), zoo.Recipe(epochs=2, batch_size=256))
-    stale = zoo.pretrained("lenet300", train_if_missing=False)  # stale but allowed: the cached weights
+    stale = zoo.pretrained("lenet300", "digits", train_if_missing=False)  # stale but allowed: the cached weights
     cached = torch.load(zoo.cache_path("lenet300", "digits"), weights_only=True)
     assert all(torch.equal(stale.state_dict()[k], v) for k, v in cached["state_dict"].items())
-    assert zoo.checkpoint_info("lenet300")["recipe"]["epochs"] == 1
+    assert zoo.checkpoint_info("lenet300", "digits")["recipe"]["epochs"] == 1  # not MNIST, the default
     monkeypatch.setattr(zoo, "_LOADED", {})
     zoo.pretrained("lenet300", "digits", progress=False)
-    assert zoo.checkpoint_info("lenet300")["recipe"]["epochs"] == 2
+    assert zoo.checkpoint_info("lenet300", "digits")["recipe"]["epochs"] == 2
     assert torch.load(zoo.cache_path("lenet300", "digits"), weights_only=True)["recipe"]["epochs"] == 2

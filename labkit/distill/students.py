@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from labkit import architecture
 from labkit.models import IMAGE_SIZES, IN_CHANNELS
 from labkit.validate import require_choice, require_int
 
@@ -46,3 +47,11 @@ class MLPStudent(nn.Sequential):
         """The arguments that rebuild this student (and the input size ``measure.report`` reads)."""
         return {"model": self.arch, "hidden": list(self.hidden), "in_channels": self.in_channels,
                 "num_classes": self.num_classes, "image_size": self.image_size}
+
+
+def _build_student(args, children) -> MLPStudent:
+    return architecture.with_children(MLPStudent(**args), children)
+
+
+architecture.register_module(MLPStudent, lambda m: {k: v for k, v in m.config().items() if k != "model"},
+                             _build_student)  # saveable with labkit.zoo.save_checkpoint

@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from labkit import architecture
+
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
 
 
@@ -211,3 +213,17 @@ def sparsity(model) -> dict:
         per_layer[name] = z / w.numel()
         zeros, total = zeros + z, total + w.numel()
     return {"layers": per_layer, "global": zeros / total, "zeros": zeros, "total": total}
+
+
+# --------------------------------------------------------------------------- saving (labkit.architecture)
+def _reattach_mask(module: nn.Module, args: dict) -> None:
+    """Put back the hook of a saved pruned module, whose ``<name>_orig`` and ``<name>_mask`` are loaded."""
+    name = args["name"]
+    if not is_pruned(module, name):
+        raise ValueError(f"a saved mask hook names {name!r}, but the module has no {name}_orig / {name}_mask")
+    module.register_forward_pre_hook(MaskHook(name))
+    with torch.no_grad():
+        setattr(module, name, masked_weight(module, name))
+
+
+architecture.register_hook(MaskHook, lambda hook: {"name": hook.name}, _reattach_mask)

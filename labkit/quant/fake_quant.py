@@ -29,6 +29,7 @@ import math
 import torch
 from torch import nn
 
+from labkit import architecture
 from labkit.quant.affine import QParams, _apply, _check_axis, _check_bits, _check_bool, _check_qparams, qrange
 from labkit.quant.observers import MovingAverageMinMaxObserver, Observer
 from labkit.validate import require_choice, require_float, require_float_tensor, require_int
@@ -306,3 +307,20 @@ class PACTQuantizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, alpha={self.alpha.item():.4g}"
+
+
+# --------------------------------------------------------------------------- saving (labkit.architecture)
+def _build_fake_quantize(args, children) -> FakeQuantize:
+    module = FakeQuantize(children["observer"], args["ste"], args["always_observe"])
+    module.observer_enabled, module.fake_quant_enabled = args["observer_enabled"], args["fake_quant_enabled"]
+    return module
+
+
+architecture.register_module(
+    FakeQuantize, lambda m: {"ste": m.ste, "always_observe": m.always_observe, "observer_enabled": m.observer_enabled,
+                             "fake_quant_enabled": m.fake_quant_enabled}, _build_fake_quantize)
+# the step (LSQ) and α (PACT) are parameters, "initialized" a buffer: all in the state dict
+architecture.register_module(
+    LSQQuantizer, lambda m: {"bits": m.bits, "signed": m.signed, "axis": m.axis, "is_activation": m.is_activation},
+    lambda args, children: LSQQuantizer(**args))
+architecture.register_module(PACTQuantizer, lambda m: {"bits": m.bits}, lambda args, children: PACTQuantizer(**args))

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit import kernels
+from labkit import architecture, kernels
 from labkit.quant.modules import QuantizedConv2d, QuantizedLinear
 from labkit.quant.ptq import fold_batchnorm, iter_inputs, quantize_static
 from labkit.validate import require_int
@@ -258,13 +258,12 @@ def convert_to_integer(model: nn.Module, calib_data, num_batches: int | None = 4
             if is_conv:
                 stride, padding = tuple(module.stride), tuple(module.padding)
                 layer.params = {"stride": stride, "padding": padding}
-                layer.packed = kernels.PackedConv2d(codes, bias, stride, padding)
                 kh, kw = codes.shape[2:]
                 shape = (codes.shape[0], (shape[1] + 2 * padding[0] - kh) // stride[0] + 1,
                          (shape[2] + 2 * padding[1] - kw) // stride[1] + 1)
             else:
-                layer.packed = kernels.PackedLinear(codes, bias)
                 shape = (codes.shape[0],)
+            layer.packed = _pack(layer)
             if last:
                 layer.kind = "logits"
                 layer.row_sums = codes.astype(np.int32).sum(axis=1).astype(np.int32)
@@ -296,6 +295,13 @@ def convert_to_integer(model: nn.Module, calib_data, num_batches: int | None = 4
     return IntegerModel(layers, getattr(model, "arch", type(model).__name__))
 
 
+def _pack(layer: IntegerLayer):
+    """The weights of a conv / linear / logits layer packed once for the int8 kernels."""
+    if layer.kind == "conv":
+        return kernels.PackedConv2d(layer.weight, layer.bias, layer.params["stride"], layer.params["padding"])
+    return kernels.PackedLinear(layer.weight, layer.bias)
+
+
 def evaluate_integer(model: IntegerModel, data, batch_size: int = 512) -> float:
     """Top-1 accuracy (fraction) of an ``IntegerModel`` on a Dataset / ``(x, y)`` pair of float pixels,
     ``batch_size`` ≥ 1 images at a time; labels must be class indices of the model's logits.
@@ -321,3 +327,38 @@ def evaluate_integer(model: IntegerModel, data, batch_size: int = 512) -> float:
         pred = model.forward_uint8(pixels[start:start + batch_size]).argmax(axis=1)
         correct += int((pred == y[start:start + batch_size]).sum())
     return correct / len(pixels)
+
+
+# --------------------------------------------------------------------------- saving (labkit.zoo)
+_LAYER_FIELDS = ("name", "kind", "in_scale", "in_zero_point", "out_scale", "out_zero_point", "relu", "params",
+                 "in_shape", "out_shape")
+_LAYER_ARRAYS = ("weight", "weight_scale", "bias", "multiplier", "shift", "row_sums")
+
+
+def _to_plain(model: IntegerModel) -> tuple[dict, dict]:
+    """``({"name", "layers": [plain fields per layer]}, {"layers.i.<array>": tensor})``; the packed
+    kernels are not saved: ``_from_plain`` packs the same codes again."""
+    layers, tensors = [], {}
+    for i, layer in enumerate(model.layers):
+        layers.append({name: getattr(layer, name) for name in _LAYER_FIELDS})
+        for name in _LAYER_ARRAYS:
+            if getattr(layer, name) is not None:
+                tensors[f"layers.{i}.{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(layer, name)))
+    return {"name": model.name, "layers": layers}, tensors
+
+
+def _from_plain(args: dict, tensors: dict) -> IntegerModel:
+    layers = []
+    for i, fields in enumerate(args["layers"]):
+        arrays = {name: tensors.pop(f"layers.{i}.{name}").numpy() for name in _LAYER_ARRAYS
+                  if f"layers.{i}.{name}" in tensors}
+        layer = IntegerLayer(**fields, **arrays)
+        if layer.weight is not None:
+            layer.packed = _pack(layer)
+        layers.append(layer)
+    if tensors:
+        raise ValueError(f"the state dict holds arrays no layer uses: {sorted(tensors)[:5]}")
+    return IntegerModel(layers, args["name"])
+
+
+architecture.register_object(IntegerModel, _to_plain, _from_plain)  # zoo.save_checkpoint(integer_model, path)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from labkit import architecture
 from labkit.quant.affine import (QParams, _check_bits, _check_bool, _fake_quantize, dequantize, qparams_from_range,
                                  quantize, quantized_nbytes, tensor_range)
 from labkit.validate import require_module
@@ -416,3 +417,51 @@ class DynamicQuantLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bits={self.bits}, "
                 f"reduce_range={self.reduce_range}, weight={self.weight_qparams.granularity}")
+
+
+# --------------------------------------------------------------------------- saving (labkit.architecture)
+def _describe_quantized(module: QuantizedLayer) -> dict:
+    """The float layer's constructor arguments (its shape), the fused ReLU and the three QParams specs;
+    the codes, scales, zero points and bias are buffers, saved in the state dict."""
+    if isinstance(module, QuantizedLinear):
+        shape = {"in_features": module.in_features, "out_features": module.out_features}
+    else:
+        out_channels, in_per_group, *kernel = module.weight_codes.shape
+        shape = {"in_channels": in_per_group * module.groups, "out_channels": out_channels,
+                 "kernel_size": tuple(kernel), "stride": module.stride, "padding": module.padding,
+                 "dilation": module.dilation, "groups": module.groups}
+    return {**shape, "bias": module.bias is not None, "relu": module.relu, "weight_spec": module.weight_spec,
+            "input_spec": module.input_spec, "output_spec": module.output_spec}
+
+
+def _quantized_builder(cls: type) -> Callable:
+    def build(args, children):
+        specs = ("weight_spec", "input_spec", "output_spec")
+        layer = cls.float_type(**{k: v for k, v in args.items() if k not in specs and k != "relu"})
+        module = cls(layer, weight_qparams(layer.weight), relu=args["relu"])
+        for name in specs:
+            setattr(module, name, None if args[name] is None else tuple(args[name]))
+        return module
+    return build
+
+
+def _describe_dynamic(module: DynamicQuantLinear) -> dict:
+    return {"in_features": module.in_features, "out_features": module.out_features, "bias": module.bias is not None,
+            "bits": module.bits, "reduce_range": module.reduce_range,
+            "per_channel": module.weight_spec[3] is not None}
+
+
+def _build_dynamic(args, children) -> DynamicQuantLinear:
+    layer = nn.Linear(args["in_features"], args["out_features"], bias=args["bias"])
+    return DynamicQuantLinear(layer, args["bits"], args["reduce_range"], args["per_channel"])
+
+
+def _build_qat(args, children) -> QATLayer:
+    return QATLayer(children["layer"], children["weight_quant"], children.get("input_quant"),
+                    children.get("output_quant"), args["relu"])
+
+
+for _cls in (QuantizedLinear, QuantizedConv2d):
+    architecture.register_module(_cls, _describe_quantized, _quantized_builder(_cls))
+architecture.register_module(DynamicQuantLinear, _describe_dynamic, _build_dynamic)
+architecture.register_module(QATLayer, lambda module: {"relu": module.relu}, _build_qat)

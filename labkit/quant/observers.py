@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from labkit import architecture
 from labkit.quant.affine import (QParams, _check_axis, _check_bits, _check_bool, _check_tensor, qparams_from_range,
                                  fake_quantize)
 from labkit.validate import require_choice, require_float, require_int
@@ -463,3 +464,12 @@ def make_observer(name: str, bits: int = 8, symmetric: bool = False, signed: boo
     percentile, mse, entropy); ``kwargs`` go to its constructor. Explained in notebooks/03_post_training_quantization.ipynb."""
     require_choice("observer", name, tuple(OBSERVERS))
     return OBSERVERS[name](bits=bits, symmetric=symmetric, signed=signed, **kwargs)
+
+
+# --------------------------------------------------------------------------- saving (labkit.architecture)
+# Every observer keeps its constructor arguments in attributes of the same name, and what it has
+# seen (ranges, histograms) in buffers, which the state dict holds.
+for _cls in (MinMaxObserver, PerChannelMinMaxObserver, MovingAverageMinMaxObserver, HistogramObserver,
+             PercentileObserver, MSEObserver, EntropyObserver):
+    architecture.register_module(_cls, architecture.constructor_arguments,
+                                 lambda args, children, cls=_cls: cls(**args))
