@@ -2,6 +2,7 @@
 comes back computing bit-identical outputs — or is refused at save time with the reason, and no file
 is written. The file always loads with ``torch.load(weights_only=True)`` (no pickled code)."""
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -189,6 +190,11 @@ def test_state_the_saved_form_does_not_describe_is_refused(tmp_path):
     model.relu1 = Doubled()
     with pytest.raises(TypeError, match=r"model.relu1 is a .*Doubled, which has no saved form"):
         zoo.save_checkpoint(model, tmp_path / "bad.pt")
+    model = fake_quantized("ste")()
+    quantizer = model.fc1.output_quant  # frozen: it quantizes with its cached parameters from now on
+    quantizer._qparams = dataclasses.replace(quantizer.qparams(), scale=quantizer.qparams().scale * 2)
+    with pytest.raises(TypeError, match=r"^model cannot be saved faithfully: .* computes different outputs"):
+        zoo.save_checkpoint(model, tmp_path / "bad.pt")  # caught by the rebuild-and-compare check
     assert [p.name for p in tmp_path.iterdir()] == ["ok.pt"]
 
 
