@@ -5,13 +5,13 @@ soft-thresholding (the proximal step).
 Every expected value is computed here from first principles in NumPy, never with ``labkit.prune``
 and never from the learner's answer; the tests check that these independent values agree with
 labkit. A wrong answer raises ``ExerciseError`` with a hint aimed at the most likely mistake; a
-right one returns a ``✅`` line.
+right one returns a ``✓`` line.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from labkit.exercises import ExerciseError, expect_answered, expect_close, passed, whole_number
+from labkit.exercises import ExerciseError, checker, expect_answered, expect_close, passed, whole_number
 
 # Exercise 1: six weights and the gradient of the loss with respect to each (one batch).
 W = (0.8, -0.05, 0.3, -0.6, 0.02, 1.2)
@@ -56,6 +56,7 @@ def proximal_reference(w=W_L1, lr: float = LR, lam: float = LAM) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- exercise 1
+@checker
 def check_taylor_saliency(taylor, first_pruned) -> str:
     """Exercise: ``taylor`` — the first-order Taylor saliency of each of the six weights ``W`` with
     gradients ``G``; ``first_pruned`` — the (0-based) index of the weight that criterion prunes first.
@@ -71,7 +72,8 @@ def check_taylor_saliency(taylor, first_pruned) -> str:
             if _same(got, np.abs(w)) else
             "that is the gradient |g| alone; a weight with a big gradient but a tiny value changes little."
             if _same(got, np.abs(g)) else
-            "that is seed 001's w²·g, a garbled second-order term; the first-order saliency is |w·g|."
+            "that is seed 001's w²·g with a first derivative for g — the seed's g is a second derivative "
+            "(OBD without its ½); the first-order saliency is |w·g|."
             if _same(got, w ** 2 * g) or _same(got, np.abs(w ** 2 * g)) else
             "that is a second-order (OBD-style) form; the first-order Taylor saliency is |w·g|."
             if _same(got, 0.5 * (w * g) ** 2) or _same(got, (w * g) ** 2) else
@@ -96,6 +98,7 @@ def check_taylor_saliency(taylor, first_pruned) -> str:
 
 
 # ----------------------------------------------------------------------------- exercise 2
+@checker
 def check_l1_step(subgradient_step, proximal_step) -> str:
     """Exercise: one step of size ``LR`` on the penalty ``LAM·Σ|w|`` alone, from the weights ``W_L1``:
     ``subgradient_step`` = ``w − η·λ·sign(w)``, ``proximal_step`` = soft-thresholding by ``η·λ``.

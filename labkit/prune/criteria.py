@@ -12,8 +12,10 @@ a model at once (``{layer name: score tensor of the weight's shape}``). Removing
 
     ΔL ≈ −g_i·w_i + ½·h_ii·w_i²        (g = ∂L/∂w, h_ii = ∂²L/∂w_i², cross terms ignored)
 
-* ``taylor_scores`` — the first-order term ``|w·g|`` (Molchanov et al. 2017, "Pruning CNNs for
-  resource efficient inference"), averaged over batches.
+* ``taylor_scores`` — the first-order term ``|w·g|`` per weight, averaged over batches (Molchanov
+  et al. 2019, "Importance Estimation for Neural Network Pruning", score ``(g·w)²``, the same ranking
+  for one batch; their 2017 paper, "Pruning Convolutional Neural Networks for Resource Efficient
+  Inference", applies the first-order idea to whole feature maps instead).
 * ``obd_scores`` — the second-order term ``½·h_ii·w²`` of Optimal Brain Damage (LeCun et al. 1990),
   whose diagonal Hessian is approximated by the empirical Fisher ``mean_b g_b²``.
 * ``gradient_scores`` — ``mean_b |g_b|``: how strongly the loss pulls on a weight, ignoring its size.
@@ -123,7 +125,7 @@ def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def taylor_scores(model: nn.Module, data, *, batches: int = 4, batch_size: int = 64, seed: int = 0,
                   loss_fn: Callable | None = None) -> dict[str, torch.Tensor]:
-    """First-order Taylor saliency ``mean_b |w ⊙ g_b|`` of every prunable weight (Molchanov et al. 2017).
+    """First-order Taylor saliency ``mean_b |w ⊙ g_b|`` of every prunable weight (Molchanov et al. 2019).
 
     Setting ``w_i`` to 0 changes the loss by ``ΔL ≈ −g_i·w_i`` to first order, so ``|g_i·w_i|``
     estimates the damage. The absolute value is taken *per batch* and then averaged over the

@@ -96,17 +96,21 @@ def geometric_median_scores(weight: torch.Tensor) -> torch.Tensor:
     return torch.cdist(rows, rows).sum(dim=1)
 
 
-def channel_scores(model: nn.Module, criterion: str = "l1", *, layers=None, seed: int = 0) -> dict:
+def channel_scores(model: nn.Module, criterion: str = "l1", *, layers=None, seed: int = 0,
+                   linear: bool = False) -> dict:
     """``{group name: float64 [C_out]}`` scores of every prunable channel group of ``model``.
 
     ``criterion`` is one of ``CHANNEL_CRITERIA``; ``layers`` (default: every group of
-    ``channel_groups(model)``) restricts the groups. ``bn`` needs a BatchNorm after each scored layer;
-    ``random`` draws from ``torch.Generator().manual_seed(seed + i)`` for the i-th group.
-    Explained in notebooks/09_structured_pruning.ipynb.
+    ``channel_groups(model, linear=linear)``; ``linear=True`` adds the hidden neurons of Linear layers,
+    whose "filters" are weight rows) restricts the groups. ``bn`` needs a BatchNorm after each scored
+    layer; ``random`` draws from ``torch.Generator().manual_seed(seed + i)`` for the i-th group.
+    Explained in notebooks/09_structured_pruning.ipynb and notebooks/08_importance_criteria.ipynb.
     """
     require_choice("criterion", criterion, CHANNEL_CRITERIA)
     seed = require_int("seed", seed, 0, 2**62)
-    groups = _select(channel_groups(model), layers)
+    if not isinstance(linear, bool):
+        raise TypeError(f"linear must be True or False, got {linear!r}")
+    groups = _select(channel_groups(model, linear=linear), layers)
     scores = {}
     for i, (name, group) in enumerate(groups.items()):
         weight = model.get_submodule(group.layer).weight
@@ -156,18 +160,19 @@ def keep_indices(scores: torch.Tensor, amount: float) -> torch.Tensor:
 
 
 def structured_prune(model: nn.Module, amount: float, criterion: str = "l1", *, layers=None, seed: int = 0,
-                     scores: dict | None = None, fold: bool = False) -> tuple[nn.Module, dict]:
+                     scores: dict | None = None, fold: bool = False, linear: bool = False) -> tuple[nn.Module, dict]:
     """Remove ``round(amount·C_out)`` channels from every group (``layers``) and return
     ``(smaller model, {group: kept indices})``; ``model`` itself is not modified.
 
     Channels are ranked per layer by ``channel_scores(model, criterion)`` (or the precomputed
     ``scores``); ``amount`` in [0, 1). The result is a dense ``nn.Module`` of the same class with
     thinner layers (``prune_channels``; ``fold=True`` folds each removed channel's constant
-    ``relu(β_c)`` into the next layer). Explained in notebooks/09_structured_pruning.ipynb.
+    ``relu(β_c)`` into the next layer; ``linear=True`` also prunes hidden Linear neurons).
+    Explained in notebooks/09_structured_pruning.ipynb.
     """
     require_float("amount", amount, 0.0, 1.0, high_open=True)
     if scores is None:
-        scores = channel_scores(model, criterion, layers=layers, seed=seed)
+        scores = channel_scores(model, criterion, layers=layers, seed=seed, linear=linear)
     keep = {name: keep_indices(s, amount) for name, s in scores.items()}
     return prune_channels(model, keep, fold=fold), keep
 

@@ -250,6 +250,8 @@ def fold_removed_channels(model: nn.Module, keep: dict) -> nn.Module:
             group = groups[name]
             consumer = model.get_submodule(group.consumer)
             drop_inputs = _inputs(torch.nonzero(_dropped(group, idx)).reshape(-1), group.positions)
+            if drop_inputs.numel() == 0:          # this group keeps every channel: nothing to fold
+                continue
             constants = removed_constants(model, group, idx).to(consumer.weight.dtype)
             per_input = constants.repeat_interleave(group.positions)
             tap_sums = consumer.weight[:, drop_inputs].reshape(consumer.weight.shape[0], len(drop_inputs), -1).sum(2)

@@ -79,6 +79,15 @@ def test_linear_hidden_neurons_with_flag():
     assert list(groups) == ["conv1", "conv2", "fc1", "fc2"] and groups["conv2"].positions == 25
     small = prune.prune_channels(model, {"fc1": range(60)})
     assert small.fc1.weight.shape == (60, 400) and small.fc2.weight.shape == (84, 60)
+    mlp = models.build("lenet300")
+    with pytest.raises(ValueError, match="unsupported model type"):
+        prune.structured_prune(mlp, 0.5, "l2")                       # no conv: nothing without linear=True
+    small, keep = prune.structured_prune(mlp, 0.5, "l2", linear=True)
+    assert small.fc1.weight.shape == (150, 784) and small.fc2.weight.shape == (50, 150)
+    rows = mlp.fc1.weight.detach().norm(dim=1)
+    assert rows[keep["fc1"]].min() >= rows.sort().values[149]          # the 150 largest row norms stay
+    with pytest.raises(TypeError, match="linear must be True or False"):
+        prune.channel_scores(mlp, "l2", linear="yes")
 
 
 
@@ -146,6 +155,7 @@ def test_fold_by_hand_on_a_linear_chain():
     small = prune.prune_channels(model, {"0": [0]}, fold=True)            # relu(−1) = 0: nothing to fold
     assert small[2].bias.tolist() == pytest.approx([0.25, 0.0])
     assert prune.prune_channels(model, {"0": [1]})[2].bias.tolist() == pytest.approx([0.25, 0.0])
+    assert prune.prune_channels(model, {"0": [0, 1]}, fold=True)[2].bias.tolist() == pytest.approx([0.25, 0.0])
     with pytest.raises(TypeError, match="fold must be True or False"):
         prune.prune_channels(model, {"0": [1]}, fold=1)
 
