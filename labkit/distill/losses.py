@@ -251,6 +251,22 @@ def _check_embeddings(student, teacher) -> None:
                          f"{student.shape[0]} and {teacher.shape[0]}")
 
 
+def _gram_distances(embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(G, D)``: the Gram matrix ``G = e eᵀ`` of the batch-centred embeddings and the pairwise
+    distances ``D[i, j] = sqrt(G_ii + G_jj − 2 G_ij)`` (0 on the diagonal and, below the rounding error
+    of ``G``, for coinciding points), both ``[N, N]``. Through the
+    Gram matrix the cost is O(N²·D) with no ``[N, N, D]`` tensor; centring (distances and angles
+    ignore a shift) keeps the subtraction well conditioned."""
+    e = embeddings - embeddings.mean(dim=0, keepdim=True)
+    g = e @ e.T
+    sq = g.diagonal()
+    d2 = sq[:, None] + sq[None, :] - 2 * g
+    # below rounding error of the Gram entries two points coincide: distance exactly 0 (and no 0⁻½ gradient)
+    close = d2 <= 64 * torch.finfo(e.dtype).eps * sq.detach().max()
+    close |= torch.eye(len(e), dtype=torch.bool, device=e.device)
+    return g, torch.where(close, torch.zeros_like(d2), d2.masked_fill(close, 1.0).sqrt())
+
+
 def rkd_distance_matrix(embeddings: torch.Tensor) -> torch.Tensor:
     """``ψ_D[i, j] = ‖e_i − e_j‖₂ / μ`` with ``μ`` the mean distance over the N(N−1) pairs i ≠ j.
 
@@ -263,8 +279,7 @@ def rkd_distance_matrix(embeddings: torch.Tensor) -> torch.Tensor:
     n = embeddings.shape[0]
     if n < 2:
         raise ValueError(f"embeddings must hold at least N = 2 samples for a distance, got N = {n}")
-    diff = embeddings[:, None, :] - embeddings[None, :, :]
-    d = diff.pow(2).sum(-1).clamp_min(1e-12).sqrt() * (1 - torch.eye(n, dtype=embeddings.dtype))
+    d = _gram_distances(embeddings)[1]
     mu = d.sum() / (n * (n - 1))
     return d / mu.clamp_min(1e-12)
 
@@ -286,14 +301,21 @@ def rkd_distance_loss(student_embeddings: torch.Tensor, teacher_embeddings: torc
 
 
 def rkd_angle_matrix(embeddings: torch.Tensor) -> torch.Tensor:
-    """``ψ_A[i, j, k] = cos ∠(e_i, e_j, e_k) = ⟨(e_i − e_j)/‖·‖, (e_k − e_j)/‖·‖⟩``, float ``[N, N, N]``.
+    """``ψ_A[i, j, k] = cos ∠(e_i, e_j, e_k) = ⟨e_i − e_j, e_k − e_j⟩ / (‖e_i − e_j‖·‖e_k − e_j‖)``, ``[N, N, N]``.
 
-    The angle at vertex ``e_j``; blind to scale, rotation and translation. ``embeddings`` ``[N, D]``.
+    The angle at vertex ``e_j``, 0 for a degenerate triplet (i = j or k = j); blind to scale, rotation
+    and translation. ``embeddings`` float ``[N, D]``. The inner product is read off the Gram matrix,
+    ``⟨e_i − e_j, e_k − e_j⟩ = G_ik − G_ij − G_jk + G_jj``, so no ``[N, N, D]`` tensor of differences is
+    built (Park et al. 2019 normalise the differences explicitly; the result is the same).
     Explained in notebooks/12_distillation_features.ipynb.
     """
     check_features("embeddings", embeddings, dims=(2,))
-    unit = F.normalize(embeddings[:, None, :] - embeddings[None, :, :], p=2.0, dim=2)   # [i, j] = e_i − e_j
-    return torch.einsum("ijd,kjd->ijk", unit, unit)
+    g, d = _gram_distances(embeddings)
+    sq = g.diagonal()
+    inner = g[:, None, :] - g[:, :, None] - g[None, :, :] + sq[None, :, None]      # [i, j, k]
+    lengths = d[:, :, None] * d[None, :, :]                                        # ‖e_i − e_j‖·‖e_k − e_j‖
+    degenerate = lengths == 0
+    return torch.where(degenerate, torch.zeros_like(inner), inner / lengths.masked_fill(degenerate, 1.0))
 
 
 def rkd_angle_loss(student_embeddings: torch.Tensor, teacher_embeddings: torch.Tensor) -> torch.Tensor:

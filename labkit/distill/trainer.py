@@ -36,8 +36,14 @@ def _check_module(name: str, model) -> nn.Module:
     return model
 
 
-def _tensors(train_data) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` of a labelled dataset as two tensors (TensorDatasets are not copied)."""
+def _tensors(train_data, allow_unlabelled: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(x, y)`` of a labelled dataset as two tensors (TensorDatasets are not copied); ``(x, None)`` for
+    a bare image tensor ``[N, C, H, W]`` when ``allow_unlabelled``."""
+    if allow_unlabelled and isinstance(train_data, torch.Tensor):
+        if train_data.dim() != 4 or not len(train_data) or not train_data.is_floating_point():
+            raise ValueError(f"unlabelled train_data must be a float tensor of images [N, C, H, W] with N >= 1, "
+                             f"got {train_data.dtype} {tuple(train_data.shape)}")
+        return train_data, None
     dataset = train._as_dataset(train_data, "train_data", labelled=True)
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
         return dataset.tensors
@@ -61,31 +67,39 @@ def distill(student: nn.Module, teacher: nn.Module | None, train_data, *, T: flo
             lr_schedule: str = "constant") -> list[dict]:
     """Train ``student`` in place on ``α·T²·KL(p_t ‖ p_s) + (1 − α)·CE(s, y)``; return the history.
 
-    ``train_data`` yields ``x`` float32 ``[N, C, H, W]`` and ``y`` int64 ``[N]``. The teacher's logits
+    ``train_data`` yields ``x`` float32 ``[N, C, H, W]`` and ``y`` int64 ``[N]`` — or, with ``alpha = 1``
+    (soft labels only), it may be a bare image tensor ``x`` without labels: an *unlabelled* transfer
+    set; ``train_acc`` then counts agreement with the teacher's argmax. The teacher's logits
     come from ``cached_logits`` (float ``[N, classes]``, e.g. from ``teacher_logits``; ``teacher`` may
     then be None), else from ``teacher`` — computed once for all of ``train_data`` when ``cache``
-    (default), or per batch in the loop. ``T`` in (0, inf), ``alpha`` in [0, 1]; the other
-    arguments and the seeded batch order are ``train.fit``'s, so ``alpha = 0`` reproduces ``fit``
-    exactly. The teacher is never trained and its mode is restored. Returns one dict per epoch:
-    ``{"epoch", "loss", "train_acc", "val_acc"}``. Explained in notebooks/11_distillation_soft_labels.ipynb.
+    (default, and always for unlabelled data), or per batch in the loop. ``T`` in (0, inf), ``alpha``
+    in [0, 1]; the other arguments and the seeded batch order are ``train.fit``'s, so ``alpha = 0``
+    reproduces ``fit`` exactly. The teacher is never trained and its mode is restored. Returns one
+    dict per epoch: ``{"epoch", "loss", "train_acc", "val_acc"}``.
+    Explained in notebooks/11_distillation_soft_labels.ipynb.
     """
     _check_module("student", student)
     T, alpha = check_temperature(T), check_alpha(alpha)
     train._check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
     if teacher is student:
         raise ValueError("teacher and student must be two different models")
-    x, y = _tensors(train_data)
+    x, y = _tensors(train_data, allow_unlabelled=True)
+    if y is None and alpha != 1.0:
+        raise ValueError(f"unlabelled train_data (images without labels) needs alpha = 1 (soft labels only), "
+                         f"got alpha = {alpha:g}")
     if cached_logits is None:
         if teacher is None:
             raise ValueError("teacher must be a torch.nn.Module when cached_logits is None")
         _check_module("teacher", teacher)
-        if cache:
-            cached_logits = teacher_logits(teacher, (x, y))
+        if cache or y is None:
+            cached_logits = teacher_logits(teacher, x)
     elif not isinstance(cached_logits, torch.Tensor) or cached_logits.dim() != 2 or len(cached_logits) != len(x):
         raise ValueError(f"cached_logits must be a tensor [N, classes] with N = {len(x)} (one row per training "
                          f"image), got {getattr(cached_logits, 'shape', type(cached_logits).__name__)}")
     else:
         check_logits("cached_logits", cached_logits)                 # finite floats, fail before training
+    if y is None:
+        y = cached_logits.argmax(1)          # bookkeeping only: with alpha = 1 the loss never reads it
     if val_data is not None:
         val_data = train._as_dataset(val_data, "val_data", labelled=True)
     columns = (x, y) if cached_logits is None else (x, y, cached_logits.float())
@@ -162,7 +176,7 @@ def feature_distill(student: nn.Module, teacher: nn.Module | None, train_data, *
                     at_weight: float = 100.0, p: float = 2.0, relation=None, rkd_distance_weight: float = 25.0,
                     rkd_angle_weight: float = 50.0, epochs: int = 5, lr: float = 1e-3, batch_size: int = 64,
                     optimizer: str = "adam", weight_decay: float = 0.0, seed: int = 0, teacher_cache=None,
-                    val_data=None, progress: bool = True) -> list[dict]:
+                    val_data=None, progress: bool = True, lr_schedule: str = "constant") -> list[dict]:
     """Train ``student`` in place on CE + soft-label KD + feature losses; return the history.
 
     loss = (1 − α)·CE(s, y) + α·kd_loss(s, t, T) + hint_weight·hint_loss(r(S_h), T_h)
@@ -173,8 +187,8 @@ def feature_distill(student: nn.Module, teacher: nn.Module | None, train_data, *
     or linear, seeded) is trained with the student and discarded. The teacher's logits and layers
     come from ``teacher_cache`` (``features.layer_features(teacher, train_data, layers)``, computed
     once; ``teacher`` may then be None) or are computed here, in eval mode under no_grad. The other
-    arguments and the seeded batch order are ``train.fit``'s; with α = 0 and no feature term this is
-    ``distill(alpha=0)``. Returns one dict per epoch ``{"epoch", "loss", "train_acc", "val_acc"}``.
+    arguments (``lr_schedule`` included) and the seeded batch order are ``train.fit``'s; with α = 0 and
+    no feature term this is ``distill(alpha=0)``. Returns one dict per epoch ``{"epoch", "loss", "train_acc", "val_acc"}``.
     Explained in notebooks/12_distillation_features.ipynb.
     """
     _check_module("student", student)
@@ -184,7 +198,7 @@ def feature_distill(student: nn.Module, teacher: nn.Module | None, train_data, *
     weights = {name: require_float(name, value, 0.0, None) for name, value in
                (("hint_weight", hint_weight), ("at_weight", at_weight),
                 ("rkd_distance_weight", rkd_distance_weight), ("rkd_angle_weight", rkd_angle_weight))}
-    train._check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, "constant")
+    train._check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
     if teacher is student:
         raise ValueError("teacher and student must be two different models")
     x, y = _tensors(train_data)
@@ -206,7 +220,8 @@ def feature_distill(student: nn.Module, teacher: nn.Module | None, train_data, *
     trainable = nn.ModuleList([student] + ([regressor] if regressor is not None else []))
     loader = train._loader(TensorDataset(x, y, torch.arange(len(x))), batch_size, torch.Generator().manual_seed(seed))
     opt = train._make_optimizer(trainable, optimizer, lr, weight_decay)
-    config = dict(T=T, alpha=alpha, p=p, pairs=pairs, weights=weights, regressor=regressor)
+    sched = train._cosine(opt, epochs * len(loader)) if lr_schedule == "cosine" else None
+    config = dict(T=T, alpha=alpha, p=p, pairs=pairs, weights=weights, regressor=regressor, sched=sched)
     was_training, history = student.training, []
     with FeatureTap(student, s_layers or [_any_layer(student)]) as tap, \
             tqdm(total=epochs * len(loader), desc="distilling features", disable=not progress, leave=False) as bar:
@@ -270,4 +285,4 @@ def _feature_epoch(student, tap, cache, loader, opt, config, bar) -> tuple[float
         loss = distillation_loss(logits, cache["logits"][idx], y, config["T"], config["alpha"])
         return logits, loss + _feature_terms(tap, cache, idx, config), y
 
-    return _optimize_epoch(loader, step, opt, None, bar, "lower lr or the loss weights")
+    return _optimize_epoch(loader, step, opt, config["sched"], bar, "lower lr or the loss weights")

@@ -113,3 +113,19 @@ def test_gradients_flow_to_student_never_to_teacher_target():
 def test_bad_inputs(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_rkd_matrices_from_the_gram_matrix_equal_the_explicit_differences(dtype, tol):
+    """Park et al.'s definitions, written with an [N, N, D] tensor of differences, as the oracle."""
+    g = torch.Generator().manual_seed(3)
+    e = (torch.randn(9, 5, generator=g, dtype=dtype) * 3 + 5)             # far from the origin: centring matters
+    e[4] = e[2]                                                            # a repeated point: degenerate triplets
+    unit = F.normalize(e[:, None, :] - e[None, :, :], p=2.0, dim=2)
+    torch.testing.assert_close(distill.rkd_angle_matrix(e), torch.einsum("ijd,kjd->ijk", unit, unit),
+                               atol=tol, rtol=0)
+    d = torch.cdist(e, e)
+    torch.testing.assert_close(distill.rkd_distance_matrix(e), d / (d.sum() / (9 * 8)), atol=tol, rtol=0)
+    student = e.clone().requires_grad_(True)                               # coinciding points: finite gradients
+    (distill.rkd_distance_loss(student, e.flip(0)) + distill.rkd_angle_loss(student, e.flip(0))).backward()
+    assert torch.isfinite(student.grad).all() and student.grad.abs().sum() > 0

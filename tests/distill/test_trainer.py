@@ -130,8 +130,12 @@ def test_bad_arguments():
     nan_logits[3, 3] = float("nan")
     with pytest.raises(ValueError, match="cached_logits must contain only finite values"):
         distill(student, None, data, cached_logits=nan_logits, progress=False)
+    with pytest.raises(ValueError, match="unlabelled train_data .* needs alpha = 1"):
+        distill(student, teacher, data[0], alpha=0.9, progress=False)
+    with pytest.raises(ValueError, match=r"unlabelled train_data must be a float tensor of images \[N, C, H, W\]"):
+        distill(student, teacher, data[0][0], alpha=1.0, progress=False)
     with pytest.raises(TypeError, match="train_data must yield"):
-        distill(student, teacher, data[0], progress=False)
+        distill(student, teacher, torch.utils.data.TensorDataset(data[0]), progress=False)
     with pytest.raises(ValueError, match="hidden must be an integer in"):
         MLPStudent(hidden=0)
     with pytest.raises(TypeError, match="hidden must be an int or a tuple"):
