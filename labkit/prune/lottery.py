@@ -117,13 +117,18 @@ def remaining_after(rounds: int, rate: float) -> float:
 
 @torch.no_grad()
 def validation_loss(model: nn.Module, val_data) -> float:
-    """Mean cross-entropy of ``model`` on ``val_data`` (a labelled Dataset or ``(x, y)``), in eval mode.
+    """Mean cross-entropy of ``model`` on ``val_data`` (a labelled TensorDataset or ``(x, y)``), in eval mode.
 
     Explained in notebooks/10_pruning_schedules_automation.ipynb.
     """
+    return _validation(model, val_data)[0]
+
+
+def _validation(model: nn.Module, val_data) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) from one pass over ``val_data``."""
     logits = train.predict(model, val_data)
     labels = val_data[1] if isinstance(val_data, (tuple, list)) else val_data.tensors[1]
-    return float(F.cross_entropy(logits, labels))
+    return float(F.cross_entropy(logits, labels)), float((logits.argmax(1) == labels).float().mean())
 
 
 class _Tracker:
@@ -146,8 +151,8 @@ class _Tracker:
             raise _StopTraining
 
     def observe(self, model: nn.Module) -> None:
-        loss = validation_loss(model, self.val_data)
-        self.curve.append((self.iteration, loss))
+        loss, accuracy = _validation(model, self.val_data)
+        self.curve.append((self.iteration, loss, accuracy))
         if loss < self.best_loss:
             self.best_loss, self.best_iteration = loss, self.iteration
             self.best_state = copy.deepcopy(model.state_dict())
@@ -161,7 +166,7 @@ def train_with_early_stopping(model: nn.Module, train_data, val_data, *, iterati
     Every ``eval_every`` iterations (and at the last) the validation loss is measured; the
     *early-stopping iteration* is the one with the lowest. The model ends with its *final* weights
     (IMP prunes those); ``best_state`` holds the weights at the early-stopping iteration. Returns
-    ``{"curve": [(iteration, val_loss)], "early_stop_iteration", "best_val_loss", "best_state"
+    ``{"curve": [(iteration, val_loss, val_accuracy)], "early_stop_iteration", "best_val_loss", "best_state"
     (a state_dict), "snapshot" (``weights_snapshot`` after iteration ``snapshot_at``, or None),
     "seconds"}``. Frankle & Carbin's LeNet-300-100: Adam, lr 1.2e-3, batches of 60, 50,000 iterations.
     Raises ``ValueError`` if ``start_iteration`` is not before ``iterations``.
@@ -198,7 +203,7 @@ def _summary(model: nn.Module, run: dict, test_data) -> dict:
     best.load_state_dict(run["best_state"])
     return {"remaining": 1.0 - sparsity(model)["global"], "early_stop_iteration": run["early_stop_iteration"],
             "test_accuracy": train.evaluate(best, test_data), "final_test_accuracy": train.evaluate(model, test_data),
-            "best_val_loss": run["best_val_loss"], "seconds": run["seconds"]}
+            "best_val_loss": run["best_val_loss"], "seconds": run["seconds"], "curve": run["curve"]}
 
 
 def lottery_ticket(build: Callable[[int], nn.Module], train_data, val_data, test_data, *, rounds: int,
@@ -216,7 +221,8 @@ def lottery_ticket(build: Callable[[int], nn.Module], train_data, val_data, test
     ``reinit_rounds`` the same mask is also trained from a *fresh random* initialisation
     (``build(seed + 1000 + r)``, all ``iterations``). Returns one dict per round: ``{"round",
     "remaining", "ticket": {"remaining", "early_stop_iteration", "test_accuracy" (at that
-    iteration), "final_test_accuracy", "best_val_loss", "seconds"}, "reinit": same or None}``.
+    iteration), "final_test_accuracy", "best_val_loss", "seconds", "curve" (validation loss and
+    accuracy every ``eval_every`` iterations)}, "reinit": same or None}``.
     Raises ``ValueError`` for ``rewind_iteration`` past the training length (≥ ``iterations``),
     a rate outside [0, 1) or a model without prunable layers.
     Explained in notebooks/10_pruning_schedules_automation.ipynb.

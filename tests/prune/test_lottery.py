@@ -57,7 +57,7 @@ def test_early_stopping_picks_the_lowest_validation_loss(blobs, model_factory):
     x, y = blobs
     run = prune.train_with_early_stopping(model, (x[:400], y[:400]), (x[400:], y[400:]), iterations=45,
                                           eval_every=10, batch_size=32, lr=3e-3, snapshot_at=7)
-    iterations, losses = zip(*run["curve"])
+    iterations, losses, accuracies = zip(*run["curve"])
     assert list(iterations) == [10, 20, 30, 40, 45]                        # every 10, and the last
     best = min(range(len(losses)), key=losses.__getitem__)
     assert run["early_stop_iteration"] == iterations[best] and run["best_val_loss"] == losses[best]
@@ -66,6 +66,7 @@ def test_early_stopping_picks_the_lowest_validation_loss(blobs, model_factory):
     logits = train.predict(at_best, x[400:])
     assert float(F.cross_entropy(logits, y[400:])) == pytest.approx(run["best_val_loss"], rel=1e-5)
     assert prune.validation_loss(model, (x[400:], y[400:])) == pytest.approx(losses[-1], rel=1e-5)
+    assert accuracies[-1] == pytest.approx(train.evaluate(model, (x[400:], y[400:])))
     assert set(run["snapshot"]) == set(prune.weights_snapshot(model))
 
 
