@@ -91,7 +91,8 @@ def test_allocation_and_accuracy_are_those_of_labkit(explorer, model, data, meth
         assert explorer.stats["allocation"] == expected
         assert explorer.stats["used_bytes"] == mixed.allocation_bytes(mixed.layer_sizes(model), expected) <= budget
         assert list(explorer.figure.data[0].y) == list(expected.values())
-        assert list(explorer.figure.layout.xaxis.ticktext) == list(expected)      # one bar per layer, named
+        assert list(explorer.figure.data[0].x) == list(expected)       # one bar per layer, named (category axis)
+        assert not isinstance(explorer.figure.data[0].x, np.ndarray)    # plain labels reach plotly.js as text
         accuracy = evaluate(mixed.apply_bit_allocation(model, expected), data)
         assert explorer.stats["accuracy"] == pytest.approx(accuracy)
         assert explorer.figure.data[4].y[0] == pytest.approx(100 * accuracy)
@@ -192,3 +193,21 @@ def test_set_rejects_unknown_controls_and_values(explorer):
         explorer.set(bits=3)
     with pytest.raises(ValueError):
         explorer.set(method="random")
+
+
+def test_readout_gives_the_accuracy_interval_and_every_axis_a_title(explorer, data):
+    """The evaluation set is small (here 96 images): the readout shows the 95 % Wilson interval of the
+    accuracy it reports, from labkit.stats, and every axis that carries data is titled."""
+    from labkit.stats import accuracy_interval
+
+    for kib in (explorer.min_kib, explorer.max_kib):
+        explorer.set(budget=kib)
+        s = explorer.stats
+        expected = accuracy_interval(round(s["accuracy"] * 96), 96)
+        assert (s["accuracy_low"], s["accuracy_high"]) == (expected.low, expected.high)
+        assert s["accuracy_low"] <= s["accuracy"] <= s["accuracy_high"]
+        assert f"[{100 * expected.low:.1f}, {100 * expected.high:.1f}] on 96 images" in explorer.readout.value
+    layout = explorer.figure.layout
+    for axis in ("xaxis", "yaxis", "xaxis2", "yaxis2"):
+        assert layout[axis].title.text, f"{axis} has no title"
+    assert layout.xaxis.type == "category"

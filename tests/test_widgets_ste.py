@@ -62,7 +62,7 @@ def test_explorer_redraws_for_every_quantizer():
     assert explorer.stats["param"] == "α" and explorer.stats["param_grad_max"] == 1.0
     assert list(explorer.figure.data[4].y[-3:]) == [1.0, 1.0, 1.0]
     explorer.set(quantizer="identity")
-    assert explorer.stats["pass_fraction"] == 1.0 and len(explorer.figure.data[4].x) == 0
+    assert explorer.stats["pass_fraction"] == 1.0 and explorer.figure.data[4].visible is False
     explorer.set(quantizer="lsq", bits=2, clip=1.0)
     assert explorer.stats["param_grad_min"] == pytest.approx(-2) and explorer.stats["param_grad_max"] == pytest.approx(1)
 
@@ -79,3 +79,20 @@ def test_explorer_css_classes_and_argument_checks():
         QuantizerGradientExplorer(bits=9)
     with pytest.raises(ValueError, match="clip"):
         QuantizerGradientExplorer(clip=3.0)
+
+
+def test_explorer_sends_plain_data_and_labels_every_axis():
+    """Issue 11: numpy arrays in trace properties reach plotly.js badly, and a move must be a small,
+    data-only update: x is sent once at build time, every axis that carries data has a title."""
+    explorer = QuantizerGradientExplorer("lsq", bits=2, clip=1.0)
+    xs = [trace.x for trace in explorer.figure.data]
+    for kind, bits, clip in (("pact", 3, 0.5), ("clipped", 8, 2.0), ("lsq", 1, 0.25)):
+        explorer.set(quantizer=kind, bits=bits, clip=clip)
+        for trace, before in zip(explorer.figure.data, xs):
+            assert not isinstance(trace.y, np.ndarray) and not isinstance(trace.x, np.ndarray)
+            assert trace.x == before, "x changed: the inputs are fixed and sent once"
+            assert trace.name and not trace.name.startswith("trace")
+    layout = explorer.figure.layout
+    for axis in ("xaxis", "xaxis2", "xaxis3", "yaxis", "yaxis2", "yaxis3"):
+        assert layout[axis].title.text, f"{axis} has no title"
+    assert "LSQ" in layout.title.text and "1 bits" in layout.title.text and explorer.figure.data[4].visible

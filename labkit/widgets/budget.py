@@ -26,6 +26,7 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from labkit.quant import mixed
+from labkit.stats import accuracy_interval
 from labkit.train import evaluate
 from labkit.validate import require_choice, require_float, require_int
 from labkit.widgets.base import Explorer, dropdown, slider
@@ -83,6 +84,7 @@ class BudgetExplorer(Explorer):
         self._cache: dict[tuple[int, ...], float] = {}
         self.evaluations = 0
         self.float_accuracy = evaluate(model, data)  # TypeError for data that is not a dataset
+        self.n_eval = len(data[1]) if isinstance(data, (tuple, list)) else len(data)
         if sensitivity is None:
             sensitivity = mixed.layer_sensitivity(model, data, bits=self.choices, per_channel=per_channel)
         self.sensitivity = sensitivity
@@ -117,8 +119,9 @@ class BudgetExplorer(Explorer):
                              subplot_titles=("bits per layer", "size vs accuracy (eval set)"))
         figure = go.FigureWidget(base)
         layers = list(self.sizes)
-        # numeric x positions with the layer names as tick labels (robust across plotly front ends)
-        figure.add_trace(go.Bar(x=list(range(len(layers))), y=[0] * len(layers), marker_color=_BAR_COLOR,
+        # a category axis of the layer names, sent as a plain list (a numpy array of strings would
+        # reach plotly.js as 0, 1, 2...)
+        figure.add_trace(go.Bar(x=layers, y=[0] * len(layers), marker_color=_BAR_COLOR,
                                 textposition="outside", name="bits", showlegend=False,
                                 hovertemplate="%{customdata}<extra></extra>"), row=1, col=1)
         uniform_kib = [self.uniform[b][0] / 1024 for b in self.choices]
@@ -143,8 +146,7 @@ class BudgetExplorer(Explorer):
                                     line=dict(color="#55A868", width=1), hoverinfo="skip"), row=1, col=2)
         figure.update_yaxes(title_text="bits", range=[0, self.choices[-1] * 1.25], tickvals=list(self.choices),
                             row=1, col=1)
-        figure.update_xaxes(tickvals=list(range(len(layers))), ticktext=layers, range=[-0.6, len(layers) - 0.4],
-                            row=1, col=1)
+        figure.update_xaxes(title_text="layer", type="category", row=1, col=1)
         pad = 0.08 * (self.max_bytes - self.min_bytes) / 1024
         figure.update_xaxes(title_text="weight codes (KiB)", row=1, col=2,
                             range=[self.min_bytes / 1024 - pad, self.max_bytes / 1024 + pad])
@@ -174,11 +176,13 @@ class BudgetExplorer(Explorer):
         data[4].update(x=[used / 1024], y=[100 * accuracy])
         self.figure.layout.title.text = (f"budget {budget_bytes / 1024:.2f} KiB → {used / 1024:.2f} KiB used, "
                                          f"accuracy {accuracy:.2%} ({values['method']})")
+        interval = accuracy_interval(round(accuracy * self.n_eval), self.n_eval)
         self.stats = {"budget_bytes": budget_bytes, "used_bytes": used, "fp32_bytes": fp32,
                       "compression": fp32 / used, "allocation": dict(allocation), "accuracy": accuracy,
                       "float_accuracy": self.float_accuracy, "predicted_drop": predicted,
                       "measured_drop": self.float_accuracy - accuracy, "cache_hit": cache_hit,
-                      "evaluations": self.evaluations, "method": values["method"]}
+                      "evaluations": self.evaluations, "method": values["method"],
+                      "accuracy_low": interval.low, "accuracy_high": interval.high}
         self.readout.value = self._readout_html()
 
     # --- helpers ------------------------------------------------------------------------------
@@ -202,7 +206,8 @@ class BudgetExplorer(Explorer):
         ms = "" if self.last_update_ms is None else f"<br>previous redraw: {self.last_update_ms:.0f} ms"
         return (f"<b>budget</b> {s['budget_bytes']:,} B<br><b>used</b> {s['used_bytes']:,} B "
                 f"({s['compression']:.1f}× smaller than fp32 {s['fp32_bytes']:,} B)<br>"
-                f"<b>accuracy</b> {s['accuracy']:.2%} (float {s['float_accuracy']:.2%})<br>"
+                f"<b>accuracy</b> {s['accuracy']:.2%} [{100 * s['accuracy_low']:.1f}, {100 * s['accuracy_high']:.1f}] "
+                f"on {self.n_eval:,} images (float {s['float_accuracy']:.2%})<br>"
                 f"predicted drop Σ sensitivity {100 * s['predicted_drop']:.2f} pts, "
                 f"measured {100 * s['measured_drop']:.2f} pts<br>"
                 f"<table style='margin-top:4px'><tr><th>layer</th><th>bits</th></tr>{rows}</table>"

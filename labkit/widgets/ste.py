@@ -122,39 +122,41 @@ class QuantizerGradientExplorer(Explorer):
         }
 
     def build_figure(self) -> go.FigureWidget:
-        fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07,
+        fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.09,
                             subplot_titles=("forward: x̂ = Q(x)", "backward: ∂x̂/∂x",
                                             "backward: ∂x̂/∂(learned parameter)"))
         grey = dict(color="#999999", dash="dot")
+        xs = self.x.tolist()                       # the inputs never change: sent once, plain floats
         fig.add_trace(go.Scatter(x=[X_MIN, X_MAX], y=[X_MIN, X_MAX], mode="lines", line=grey,
                                  name="identity x̂ = x", hoverinfo="skip"), 1, 1)
-        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#1f77b4", width=2),
+        fig.add_trace(go.Scatter(x=xs, y=[0.0] * len(xs), mode="lines", line=dict(color="#1f77b4", width=2),
                                  name="x̂ = Q(x)"), 1, 1)
         fig.add_trace(go.Scatter(x=[X_MIN, X_MAX], y=[0, 0], mode="lines", line=dict(color="#999999", width=4),
                                  name="true derivative (0 between jumps)", hoverinfo="skip"), 1, 2)
-        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#ff7f0e", width=2),
+        fig.add_trace(go.Scatter(x=xs, y=[0.0] * len(xs), mode="lines", line=dict(color="#ff7f0e", width=2),
                                  name="STE ∂x̂/∂x"), 1, 2)
-        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#2ca02c", width=2),
-                                 name="∂x̂/∂s or ∂x̂/∂α"), 1, 3)
-        fig.update_layout(height=380, margin=dict(l=40, r=20, t=80, b=40), template="plotly_white",
-                          legend=dict(orientation="h", x=0, y=-0.15))
+        fig.add_trace(go.Scatter(x=xs, y=[0.0] * len(xs), mode="lines", line=dict(color="#2ca02c", width=2),
+                                 name="∂x̂/∂s (LSQ) or ∂x̂/∂α (PACT)"), 1, 3)
+        fig.update_layout(height=400, margin=dict(l=50, r=20, t=80, b=40), template="plotly_white",
+                          title=dict(font=dict(size=14)), legend=dict(orientation="h", x=0, y=-0.22))
         for col in (1, 2, 3):
-            fig.update_xaxes(title_text="x", range=[X_MIN, X_MAX], row=1, col=col)
-        fig.update_yaxes(range=[-0.2, 1.2], row=1, col=2)
+            fig.update_xaxes(title_text="input x (real value)", range=[X_MIN, X_MAX], row=1, col=col)
+        fig.update_yaxes(title_text="x̂ (real value)", row=1, col=1)
+        fig.update_yaxes(title_text="∂x̂/∂x", range=[-0.2, 1.2], row=1, col=2)
+        fig.update_yaxes(title_text="∂x̂/∂s or ∂x̂/∂α", row=1, col=3)
         return go.FigureWidget(fig)
 
     def draw(self, values: dict) -> None:
         kind, bits, clip = values["quantizer"], int(values["bits"]), float(values["clip"])
         r = quantizer_response(kind, bits, clip, self.x)
         _, staircase, _, ste, learned = self.figure.data
-        staircase.x, staircase.y = r["x"], r["x_hat"]
-        ste.x, ste.y = r["x"], r["grad_x"]
+        # Data only, as plain lists (x never changes): one small restyle per move, no relayout.
+        staircase.y = r["x_hat"].tolist()
+        ste.y = r["grad_x"].tolist()
         if r["grad_param"] is None:
-            learned.x, learned.y = [], []
-            learned.name = "no learned parameter"
+            learned.visible = False
         else:
-            learned.x, learned.y = r["x"], r["grad_param"]
-            learned.name = f"∂x̂/∂{r['param']}"
+            learned.update(y=r["grad_param"].tolist(), visible=True)
         self.figure.layout.title.text = (f"{QUANTIZERS[kind]}, {bits} bits, "
                                          f"{'α' if kind == 'pact' else 'range'} {clip:.2f}")
         self.stats = {
