@@ -312,7 +312,7 @@ def _call_times(model: nn.Module, example_input: torch.Tensor, warmup: int, repe
                 start = time.perf_counter()
                 model(example_input)
                 times_ms.append((time.perf_counter() - start) * 1e3)
-    except RuntimeError as error:
+    except (RuntimeError, IndexError) as error:  # a shape or dtype the model's layers refuse
         raise ValueError(f"example_input (shape {list(example_input.shape)}, {example_input.dtype}) does not fit "
                          f"the model: {str(error).splitlines()[0]}") from error
     return times_ms

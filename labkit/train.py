@@ -168,6 +168,8 @@ def fit(model: nn.Module, train_data, *, epochs: int = 5, lr: float = 1e-3, batc
     """
     _check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
     require_module("model", model, dtypes=(torch.float32, torch.float64))
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"model has no trainable parameters ({type(model).__name__}): there is nothing to fit")
     dataset, loss_fn = _as_dataset(train_data, "train_data", labelled=True), loss_fn or F.cross_entropy
     if val_data is not None:
         val_data = _as_dataset(val_data, "val_data", labelled=True)  # fail now, not after an epoch
@@ -254,6 +256,8 @@ def correct(model: nn.Module, data, batch_size: int = 512, progress: bool = Fals
     """
     dataset = _as_dataset(data, labelled=True)
     logits = predict(model, dataset, batch_size, progress)
+    if logits.dim() != 2:
+        raise ValueError(f"model must output logits [N, classes] to be scored, got shape {list(logits.shape)}")
     labels = torch.cat([batch[1] for batch in _loader(dataset, 4096, None)])
     _check_labels(labels, logits.shape[-1], "data")  # a label 10 of a 10-class model is never "correct"
     return logits.argmax(1) == labels

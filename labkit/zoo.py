@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from labkit import architecture, data, models, train
-from labkit.validate import require_choice
+from labkit.validate import require_choice, require_module
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
 
@@ -193,8 +193,10 @@ def save_checkpoint(model, path, **meta) -> Path:
     Explained in notebooks/00_why_compress.ipynb.
     """
     _check_meta(meta)
+    path = _check_path(path)
+    if isinstance(model, nn.Module):
+        require_module("model", model)  # a meta-device model has no weights to write
     tree, state = architecture.round_trip(model)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     config = model.config() if callable(getattr(model, "config", None)) else {}
     checkpoint = {**meta, **config, "architecture": tree, "architecture_sha256": architecture.digest(tree),
@@ -222,8 +224,16 @@ def load_checkpoint(path):
     model, a ``labkit.quant.integer.IntegerModel``) computing exactly what the saved model computed.
     Explained in notebooks/00_why_compress.ipynb.
     """
-    path = Path(path)
+    path = _check_path(path)
     return _rebuild(_read(path), path)
+
+
+def _check_path(path) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike naming a checkpoint file, got {type(path).__name__}")
+    if str(path) == "" or Path(path).is_dir():
+        raise ValueError(f"path must name a file, got {str(path)!r} (a folder)")
+    return Path(path)
 
 
 def _check_meta(meta: dict, where: str = "meta") -> None:

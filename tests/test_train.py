@@ -289,3 +289,13 @@ def test_a_model_on_the_meta_device_is_named():
                  lambda: train.predict(meta, torch.rand(2, 1, 28, 28))):
         with pytest.raises(ValueError, match="^model is on the meta device"):
             call()  # before: NotImplementedError "Cannot copy out of meta tensor"
+
+
+def test_models_fit_and_evaluate_cannot_use_are_named():
+    with pytest.raises(ValueError, match="^model has no trainable parameters"):
+        train.fit(nn.ReLU(), toy_data(n=8), progress=False)  # before: "optimizer got an empty parameter list"
+    with pytest.raises(ValueError, match=r"^model must output logits \[N, classes\].*\[8, 1, 28, 28\]"):
+        train.evaluate(nn.ReLU(), toy_data(n=8))  # before: a RuntimeError comparing sizes
+    for junk in ("lenet5", None, 3):
+        with pytest.raises(TypeError, match="^model must be a torch.nn.Module"):
+            train.evaluate(junk, toy_data(n=8))  # before: AttributeError "'str' object has no attribute 'training'"

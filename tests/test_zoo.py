@@ -201,3 +201,13 @@ def test_cached_checkpoint_from_an_older_recipe_is_retrained(empty_zoo, monkeypa
     zoo.pretrained("lenet300", "digits", progress=False)
     assert zoo.checkpoint_info("lenet300", "digits")["recipe"]["epochs"] == 2
     assert torch.load(zoo.cache_path("lenet300", "digits"), weights_only=True)["recipe"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("path, error", [(None, TypeError), (3, TypeError), ("", ValueError), (".", ValueError)])
+def test_a_path_that_names_no_file_is_named(tmp_path, monkeypatch, path, error):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match="^path must"):
+        zoo.save_checkpoint(models.build("lenet5"), path)  # before: "" wrote a temporary file, then OSError
+    with pytest.raises(error, match="^path must"):
+        zoo.load_checkpoint(path)
+    assert list(tmp_path.iterdir()) == []

@@ -22,7 +22,7 @@ def _check_linear(layer) -> nn.Linear:
     if not isinstance(layer, nn.Linear):
         raise TypeError(f"layer must be an nn.Linear, got {type(layer).__name__}")
     # NaN/Inf would make torch's SVD fail "to converge"; a meta weight has no values to factorise
-    require_float_tensor("layer.weight", layer.weight.detach())
+    require_float_tensor("layer.weight", layer.weight.detach(), allow_empty=False)
     return layer
 
 

@@ -30,7 +30,7 @@ def check_conv(layer) -> nn.Conv2d:
         raise ValueError(f"dilated convolutions (dilation={tuple(layer.dilation)}) are not supported")
     if layer.padding_mode != "zeros":
         raise ValueError(f"padding_mode={layer.padding_mode!r} is not supported (only 'zeros')")
-    require_float_tensor("layer.weight", layer.weight.detach())  # NaN/Inf or meta: nothing to factorise
+    require_float_tensor("layer.weight", layer.weight.detach(), allow_empty=False)  # empty/NaN/meta: nothing to factorise
     return layer
 
 

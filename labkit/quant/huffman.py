@@ -239,5 +239,8 @@ def fixed_length_size_bytes(indices, bits: int | None = None) -> int:
     needed = max(1, int(arr.max()).bit_length())
     if bits is None:
         bits = needed
-    bits = require_int("bits", bits, needed, 64)      # the largest index needs `needed` bits
+    if isinstance(bits, int) and not isinstance(bits, bool) and bits < needed:
+        raise ValueError(f"bits must be an integer in [{needed}, 64]: the largest of indices, {int(arr.max())}, "
+                         f"needs {needed} bits; got {bits}")
+    bits = require_int("bits", bits, needed, 64)
     return math.ceil(arr.size * bits / 8)

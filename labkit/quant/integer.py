@@ -295,6 +295,22 @@ def convert_to_integer(model: nn.Module, calib_data, num_batches: int | None = 4
     return IntegerModel(layers, getattr(model, "arch", type(model).__name__))
 
 
+def _images_and_labels(data) -> tuple:
+    """``(x [N, ...], y [N])`` from an ``(x, y)`` pair, a TensorDataset or a Dataset of pairs."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(hasattr(t, "shape") for t in data):
+        x, y = data
+    elif isinstance(getattr(data, "tensors", None), tuple) and len(data.tensors) == 2:
+        x, y = data.tensors
+    elif isinstance(data, torch.utils.data.Dataset) and len(data) and isinstance(data[0], (tuple, list)):
+        x, y = torch.stack([d[0] for d in data]), torch.tensor([int(d[1]) for d in data])
+    else:
+        raise TypeError(f"data must be an (x, y) pair of arrays or tensors, or a Dataset of (image, label) pairs; "
+                        f"got {type(data).__name__}")
+    if len(x.shape) == 0 or len(x) == 0:
+        raise ValueError(f"data must hold at least one image [N, C, H, W], got x of shape {list(x.shape)}")
+    return x, y
+
+
 def _pack(layer: IntegerLayer):
     """The weights of a conv / linear / logits layer packed once for the int8 kernels."""
     if layer.kind == "conv":
@@ -309,18 +325,13 @@ def evaluate_integer(model: IntegerModel, data, batch_size: int = 512) -> float:
     if not isinstance(model, IntegerModel):
         raise TypeError(f"model must be an IntegerModel (from convert_to_integer), got {type(model).__name__}")
     batch_size = require_int("batch_size", batch_size, 1, None)  # -1 gave accuracy 0.0, silently
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = data
-    else:
-        x, y = data.tensors if hasattr(data, "tensors") else (torch.stack([d[0] for d in data]),
-                                                               torch.tensor([int(d[1]) for d in data]))
-    if len(x) == 0:
-        raise ValueError("data must hold at least one sample, got an empty dataset")
+    x, y = _images_and_labels(data)
     y = np.asarray(y)
     classes = int(model.layers[-1].weight.shape[0])
-    if len(y) != len(x) or y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= classes:
+    if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= classes:
         raise ValueError(f"data labels must be {len(x)} integer class indices in [0, {classes - 1}] (one per "
-                         f"image), got {len(y)} of dtype {y.dtype} in [{y.min()}, {y.max()}]")
+                         f"image), got shape {list(y.shape)} of dtype {y.dtype}"
+                         + (f" in [{y.min()}, {y.max()}]" if y.size else ""))
     pixels = to_pixels(x)
     correct = 0
     for start in range(0, len(pixels), batch_size):

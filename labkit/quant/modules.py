@@ -47,9 +47,14 @@ _SUPPORTED_TEXT = ("nn.Conv2d and nn.Linear (quantized), nn.BatchNorm1d/nn.Batch
 
 def check_model(model) -> nn.Module:
     """``TypeError`` unless ``model`` is a float32 ``nn.Module`` made only of supported modules (see
-    ``unsupported_layers``); ``ValueError`` if it has no Conv2d/Linear or is on the meta device.
+    ``unsupported_layers``); ``ValueError`` if it has no Conv2d/Linear, NaN/Inf weights, or is on the
+    meta device.
     Quantization starts from float32: a float64/float16 model is named (convert it with ``.float()``)."""
     require_module("model", model, dtypes=(torch.float32,))
+    broken = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if broken:
+        raise ValueError(f"model holds NaN or Inf in {', '.join(broken[:3])}: its quantization ranges would be "
+                         "NaN; find where training diverged (train.fit now stops there) and retrain")
     _require_supported(model)
     if not any(isinstance(m, LAYER_TYPES) for m in model.modules()):
         raise ValueError(f"model must contain at least one nn.Conv2d or nn.Linear layer to quantize; "

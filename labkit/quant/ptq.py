@@ -126,6 +126,8 @@ def iter_inputs(data, batch_size: int = 256) -> Iterator[torch.Tensor]:
     batches (a ``DataLoader``, a list of tensors or of ``(x, y)`` tuples)."""
     batch_size = require_int("batch_size", batch_size, 1, None)
     if isinstance(data, torch.Tensor):
+        if data.dim() == 0:
+            raise ValueError("data must be a batch of inputs [N, ...], got a 0-d tensor")
         yield from data.split(batch_size)
     elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data) \
             and not data[1].is_floating_point() and len(data[0]) == len(data[1]):
@@ -162,7 +164,11 @@ def calibrate(model: nn.Module, data, num_batches: int | None = None, batch_size
                 break
             if x.numel() == 0:
                 continue
-            model(x)
+            try:
+                model(x)
+            except (RuntimeError, IndexError) as error:  # a shape or dtype the model's layers refuse
+                raise ValueError(f"calib_data gives inputs of shape {list(x.shape)} that the model cannot take: "
+                                 f"{str(error).splitlines()[0]}") from error
             seen += 1
     finally:
         model.train(was_training)
