@@ -100,9 +100,13 @@ def _float_dtype(model: nn.Module) -> torch.dtype:
 
 
 def _inputs(x: torch.Tensor, model: nn.Module, name: str) -> torch.Tensor:
-    """``x`` on the model's device and in its float dtype, after checking that it holds no NaN or Inf
-    (a NaN image gives NaN logits: a made-up prediction, or NaN weights after one training step)."""
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    """``x`` on the model's device and in its float dtype, after checking that it is floating point
+    (raw uint8 pixels would be taken as values up to 255) and holds no NaN or Inf (a NaN image gives
+    NaN logits: a made-up prediction, or NaN weights after one training step)."""
+    if not x.is_floating_point():
+        raise TypeError(f"{name} images (x) must be floating point, pixels in [0, 1], got dtype {x.dtype}; "
+                        "divide uint8 pixels by 255 first")
+    if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} holds NaN or Inf values in its images (x); clean or drop those samples")
     return x.to(_device(model), _float_dtype(model))
 

@@ -258,6 +258,8 @@ def test_nan_images_are_refused_instead_of_training_every_weight_into_nan():
     assert same_weights(before, weights(model))
     with pytest.raises(ValueError, match="^data holds NaN or Inf"):
         train.evaluate(model, (x, y))
+    with pytest.raises(TypeError, match=r"^train_data images \(x\) must be floating point.*torch.uint8"):
+        train.fit(model, ((ds.tensors[0] * 255).to(torch.uint8), y), progress=False)  # before: trained on 0…255
 
 
 def test_a_loss_that_turns_nan_stops_training_before_the_weights_do():
