@@ -84,9 +84,8 @@ def test_range_and_numbers_match_labkit_quant(explorer, setup):
             assert s["scale"] == pytest.approx(qp.scale.item()) and s["zero_point"] == qp.zero_point.item()
             assert s["clipped"] == pytest.approx(((act > hi) | (act < lo)).float().mean().item())
             assert s["sqnr_db"] == pytest.approx(sqnr_db(act, fake_quantize(act, qp)))
-            # the red range trace draws two vertical lines at lo and hi
-            xs = [v for v in explorer.figure.data[1].x if v is not None]
-            assert xs == pytest.approx([lo, lo, hi, hi])
+            # the red range trace draws two vertical lines at lo and hi (3 points each, see vertical_lines)
+            assert list(explorer.figure.data[1].x) == pytest.approx([lo] * 3 + [hi] * 3)
             expected = evaluate(quantize_static(model, calib, weight_bits=bits, act_bits=bits, observer=name), eval_set)
             assert s["accuracy"] == pytest.approx(expected)
 
@@ -159,3 +158,17 @@ def test_arguments_are_validated(setup):
     explorer = CalibrationExplorer(model, calib, eval_set)
     with pytest.raises(ValueError, match="not accepted"):
         explorer.set(observer="kl")
+
+
+def test_a_bits_or_layer_move_sends_plain_lists_and_changes_no_axis(explorer):
+    """Only the `log` control changes an axis; every other move changes trace data and the title."""
+    layout = explorer.figure.layout.to_plotly_json()
+    explorer.set(bits=5)
+    explorer.set(layer="fc1")
+    for trace in explorer.figure.data:
+        assert isinstance(trace.x, (list, tuple)) and isinstance(trace.y, (list, tuple)), trace.name
+    after = explorer.figure.layout.to_plotly_json()
+    layout.pop("title"), after.pop("title")
+    assert after == layout
+    explorer.set(log=False)
+    assert explorer.figure.layout.yaxis.type == "linear" and explorer.figure.layout.yaxis.title.text == "count"

@@ -32,8 +32,8 @@ def lenet5():
 
 
 def grid_levels_drawn(explorer):
-    """x positions of the vertical grid lines (trace 2 holds triples v, v, NaN)."""
-    x = np.asarray(explorer.figure.data[2].x, dtype=float)
+    """x positions of the vertical grid lines (trace 1 holds 3 points per line, see vertical_lines)."""
+    x = np.asarray(explorer.figure.data[1].x, dtype=float)
     return x[0::3]
 
 
@@ -47,7 +47,7 @@ def test_changing_bits_changes_the_number_of_grid_lines(explorer):
         explorer.set(bits=bits)
         assert explorer.stats["grid_lines"] == explorer.stats["levels"] == 2 ** bits
         assert grid_levels_drawn(explorer).size == 2 ** bits
-        codes = np.asarray(explorer.figure.data[2].customdata)[0::3]   # hover text: the code of each line
+        codes = np.asarray(explorer.figure.data[1].customdata)[0::3]   # hover text: the code of each line
         assert codes.tolist() == list(range(-2 ** (bits - 1), 2 ** (bits - 1)))
 
 
@@ -71,19 +71,20 @@ def test_grid_is_the_dequantized_codes_of_labkit_quant(explorer):
     assert explorer.stats["sqnr_db"] == pytest.approx(sqnr_db(w, dequantize(codes, qp)))
     # 0.0 is a level (the zero point), and the red clipping lines are the two outermost levels
     assert np.min(np.abs(grid_levels_drawn(explorer))) == 0.0
-    clip = np.asarray(explorer.figure.data[3].x, dtype=float)[0::3]
+    clip = np.asarray(explorer.figure.data[2].x, dtype=float)[0::3]
     np.testing.assert_allclose(clip, expected[[0, -1]], rtol=1e-6)
 
 
 def test_histograms_count_every_shown_weight(explorer):
     explorer.set(bits=2, channel=7, show_quantized=True)
     w = explorer.weights["fc1.weight"]()[7]
-    assert sum(explorer.figure.data[0].y) == w.numel() == sum(explorer.figure.data[1].y)
+    assert sum(explorer.figure.data[0].y) == w.numel() == sum(explorer.figure.data[3].y)
     # at 2 bits the dequantized weights fall into at most 4 histogram bins
-    assert np.count_nonzero(explorer.figure.data[1].y) <= 4
+    assert np.count_nonzero(explorer.figure.data[3].y) <= 4
     explorer.set(channel=-1, show_quantized=False)
     assert sum(explorer.figure.data[0].y) == 120 * 400
-    assert explorer.figure.data[1].visible is False
+    assert explorer.figure.data[3].visible is False
+    assert explorer.figure.layout.yaxis3.visible is False
 
 
 def test_per_channel_grid_follows_the_channel_picker(explorer):
@@ -193,3 +194,27 @@ def test_bad_values_through_set_are_named(explorer):
         explorer.set(group_size=7)
     with pytest.raises(TypeError, match="torch.nn.Module"):
         QuantGridExplorer("lenet5")
+
+
+def test_figure_data_are_plain_lists_and_a_bits_move_changes_no_axis(explorer):
+    """What the browser receives: plain lists (never numpy arrays), and on a bits move only the
+    traces and the title change — no axis setting (each one would make plotly.js lay out again)."""
+    layout_before = explorer.figure.layout.to_plotly_json()
+    explorer.set(bits=2)
+    for trace in explorer.figure.data:
+        for key in ("x", "y", "customdata"):
+            value = getattr(trace, key, None)
+            assert value is None or isinstance(value, (list, tuple)), (trace.name, key, type(value))
+    layout_after = explorer.figure.layout.to_plotly_json()
+    layout_before.pop("title"), layout_after.pop("title")
+    assert layout_after == layout_before
+
+
+def test_x_hat_is_drawn_over_the_grid_lines():
+    """At 1 bit every x̂ sits on one of two levels: its histogram (right axis) is drawn after the grid
+    lines, so the red clipping line does not hide it (issue 11)."""
+    view = QuantGridExplorer(lenet5(), layer="fc1.weight", bits=1)
+    names = [t.name for t in view.figure.data]
+    assert names.index("dequantized x̂") > names.index("clipping points") > names.index("levels (k − z)·s")
+    assert view.figure.data[3].yaxis == "y3" and view.figure.layout.yaxis3.overlaying == "y"
+    assert np.count_nonzero(view.figure.data[3].y) <= 2 and sum(view.figure.data[3].y) == 120 * 400

@@ -307,3 +307,27 @@ def test_set_refuses_values_the_slider_would_clamp_or_truncate():
     assert explorer.update_count == 1 and explorer.values == {"sparsity": 0.5, "bits": 4}  # nothing changed
     explorer.set(sparsity=0.99, bits=8.0)
     assert explorer.stats == {"sparsity": 0.99, "bits": 8}
+
+
+# --- figure helpers shared by the explorers --------------------------------------------------------
+
+def test_step_histogram_counts_every_value_with_one_empty_bin_each_side():
+    from labkit.widgets.base import step_histogram
+    values = np.array([0.1, 0.2, 0.2, 0.9, 1.0])
+    counts, edges = np.histogram(values, bins=3)
+    x, y = step_histogram(counts, edges)
+    assert isinstance(x, list) and isinstance(y, list) and len(x) == len(y) == 3 + 3
+    assert sum(y) == 5 and y[0] == 0 and y[-2:] == [0, 0]
+    width = edges[1] - edges[0]
+    assert x[0] == pytest.approx(edges[0] - width) and x[-1] == pytest.approx(edges[-1] + width)
+    assert x[1:-1] == pytest.approx(list(edges)) and y[1:-2] == counts.tolist()
+
+
+def test_vertical_lines_zigzag_outside_the_unit_range():
+    from labkit.widgets.base import vertical_lines
+    x, y = vertical_lines(np.array([-0.5, 0.0, 2.0]))
+    assert x == [-0.5] * 3 + [0.0] * 3 + [2.0] * 3
+    assert y == [-1.0, 0.5, 2.0, 2.0, 0.5, -1.0, -1.0, 0.5, 2.0]
+    joins = [(y[i], y[i + 1]) for i in range(2, len(y) - 1, 3)]        # the segments between two lines
+    assert all(a == b and not 0.0 <= a <= 1.0 for a, b in joins)       # horizontal, outside [0, 1]
+    assert vertical_lines([]) == ([], [])

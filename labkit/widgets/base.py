@@ -77,6 +77,47 @@ def checkbox(explorer: str, control: str, **options) -> W.Checkbox:
     return _control(W.Checkbox, explorer, control, **options)
 
 
+_GRID = dict(gridcolor="#EBF0F8", linecolor="#EBF0F8", zerolinecolor="#EBF0F8", zerolinewidth=2, automargin=False)
+#: The look of plotly's ``plotly_white``, reduced to what labkit's figures use, with fixed margins.
+#: plotly.js merges the template into every trace and axis on each redraw (every control change);
+#: the built-in templates carry defaults for every trace type, and automatic margins lay the figure
+#: out again whenever a tick label changes width. Measured in Chromium, a redraw of the
+#: quantization-grid figure took about a third of the time with this template.
+FIGURE_TEMPLATE = go.layout.Template(layout=dict(
+    paper_bgcolor="white", plot_bgcolor="white", font=dict(color="#2a3f5f"), hovermode="closest",
+    colorway=["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880"],
+    xaxis=_GRID, yaxis=_GRID))
+
+
+def step_histogram(counts, edges) -> tuple[list, list]:
+    """``(x, y)`` of a histogram drawn as one step line (``line_shape="hv"``, ``fill="tozeroy"``).
+
+    ``counts`` ``[n]`` and bin ``edges`` ``[n + 1]`` as ``numpy.histogram`` returns them. One SVG
+    path instead of one bar per bin, which plotly.js redraws several times faster. Plain lists, with
+    an empty bin of padding on each side: nothing sits on the edge of the axis, and ``sum(y)`` is the
+    number of values counted.
+    """
+    width = float(edges[1] - edges[0])
+    x = [float(edges[0]) - width] + [float(e) for e in edges] + [float(edges[-1]) + width]
+    return x, [0] + [int(c) for c in counts] + [0, 0]
+
+
+def vertical_lines(positions, low: float = -1.0, high: float = 2.0) -> tuple[list, list]:
+    """``(x, y)`` of one scatter line that draws a vertical segment at each of ``positions``.
+
+    Plain lists (the rule for trace data), 3 points per position: the path runs ``low → 0.5 → high``
+    at one position and ``high → 0.5 → low`` at the next, so the segments joining two positions lie
+    at ``y = low`` or ``y = high``. On an axis fixed to ``range=[0, 1]`` plotly clips those joins away
+    and only the vertical lines remain: one trace, one SVG path, no ``None`` gaps in the data. The
+    mid-height points are where hovering shows a line's ``customdata`` (give each value 3 times).
+    """
+    xs, ys = [], []
+    for k, value in enumerate(float(v) for v in positions):
+        xs += [value, value, value]
+        ys += [low, 0.5, high] if k % 2 == 0 else [high, 0.5, low]
+    return xs, ys
+
+
 def _check_in_range(name: str, control, value) -> None:
     """Refuse what a slider would clamp or truncate: a number outside ``[min, max]`` (a log slider's
     bounds are ``base**min`` and ``base**max``), NaN, or a non-integer for an integer slider."""

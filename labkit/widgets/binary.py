@@ -21,7 +21,7 @@ from torch import nn
 
 from labkit.quant.binary import count_levels, ternarize, ternary_threshold
 from labkit.validate import require_float
-from labkit.widgets.base import Explorer, checkbox, dropdown, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, checkbox, dropdown, slider, step_histogram, vertical_lines
 
 FACTOR_MIN, FACTOR_MAX, FACTOR_STEP = 0.3, 1.2, 0.05
 
@@ -87,25 +87,30 @@ class TernaryThresholdExplorer(Explorer):
 
     def build_figure(self) -> go.FigureWidget:
         fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.1,
-                            subplot_titles=("weights: ±Δ red, ±α green", "error and sparsity vs factor"))
-        fig.add_trace(go.Bar(x=[], y=[], marker_color="#4C72B0", marker_line_width=0, name="weights",
-                             showlegend=False, hovertemplate="w ≈ %{x:.4f}<br>count %{y}<extra></extra>"), 1, 1)
+                            subplot_titles=("weights and the ternary thresholds", "error and sparsity vs factor"))
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name="weights", fill="tozeroy",
+                                 line=dict(color="#4C72B0", width=1, shape="hv"), fillcolor="rgba(76, 114, 176, 0.6)",
+                                 hovertemplate="w from %{x:.4f}<br>count %{y}<extra></extra>"), 1, 1)
+        # ±Δ and ±α: vertical lines on an invisible [0, 1] axis over the histogram (see vertical_lines);
+        # added without row/col, which would move them onto the histogram's own y axis
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#d62728", dash="dash"),
-                                 name="±Δ", showlegend=False, hoverinfo="skip"), 1, 1)
+                                 name="±Δ (threshold)", xaxis="x", yaxis="y3", hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#2ca02c", width=3),
-                                 name="±α", showlegend=False, hoverinfo="skip"), 1, 1)
+                                 name="±α (levels)", xaxis="x", yaxis="y3", hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name="relative error ‖W−Ŵ‖²/‖W‖²",
                                  line=dict(color="#9467bd")), 1, 2)
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name="sparsity (fraction zero)",
                                  line=dict(color="#ff7f0e")), 1, 2)
         fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(size=11, color="black"),
                                  name="current factor", showlegend=False), 1, 2)
-        fig.update_layout(height=400, margin=dict(l=50, r=20, t=95, b=50), bargap=0, template="plotly_white",
-                          legend=dict(orientation="h", x=0.55, y=-0.18))
+        fig.update_layout(height=420, margin=dict(l=60, r=20, t=95, b=90), template=FIGURE_TEMPLATE,
+                          yaxis3=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
+                          legend=dict(orientation="h", x=0.0, y=-0.2, yanchor="top", font=dict(size=10)))
         fig.update_xaxes(title_text="weight value", row=1, col=1)
-        fig.update_yaxes(title_text="count", row=1, col=1)
-        fig.update_xaxes(title_text="factor", range=[FACTOR_MIN - 0.03, FACTOR_MAX + 0.03], row=1, col=2)
-        fig.update_yaxes(range=[0, 1], row=1, col=2)
+        fig.update_yaxes(title_text="count (weights per bin)", row=1, col=1)
+        fig.update_xaxes(title_text="factor (Δ = factor · E|W|)", range=[FACTOR_MIN - 0.03, FACTOR_MAX + 0.03],
+                         row=1, col=2)
+        fig.update_yaxes(title_text="fraction (0–1)", range=[0, 1], row=1, col=2)
         return go.FigureWidget(fig)
 
     def _curve(self, layer: str, per_channel: bool) -> dict:
@@ -122,14 +127,13 @@ class TernaryThresholdExplorer(Explorer):
         now = ternary_error(w, factor, per_channel)
         curve = self._curve(layer, per_channel)
         counts, edges = np.histogram(w.double().reshape(-1).numpy(), bins=self._bins)
-        top = float(counts.max())
-        bars, thresholds, levels, err, sparse, marker = self.figure.data
-        bars.x, bars.y, bars.width = (edges[:-1] + edges[1:]) / 2, counts, float(edges[1] - edges[0])
+        weights, thresholds, levels, err, sparse, marker = self.figure.data
+        weights.x, weights.y = step_histogram(counts, edges)           # unchanged values are not re-sent
         d, a = now["delta"], now["alpha"]
-        thresholds.x, thresholds.y = [-d, -d, None, d, d], [0, top, None, 0, top]
-        levels.x, levels.y = [-a, -a, None, a, a], [0, 0.6 * top, None, 0, 0.6 * top]
-        err.x, err.y = self.factors, curve["rel_error"]
-        sparse.x, sparse.y = self.factors, curve["sparsity"]
+        thresholds.x, thresholds.y = vertical_lines([-d, d])
+        levels.x, levels.y = vertical_lines([-a, a])
+        err.x, err.y = self.factors.tolist(), curve["rel_error"].tolist()
+        sparse.x, sparse.y = self.factors.tolist(), curve["sparsity"].tolist()
         marker.x, marker.y = [factor, factor], [now["rel_error"], now["sparsity"]]
         mode = "per channel (mean Δ, α shown)" if per_channel else "per tensor"
         self.figure.layout.title.text = f"TWN on {layer} {list(w.shape)}, factor {factor:.2f}, {mode}"

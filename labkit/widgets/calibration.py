@@ -25,7 +25,7 @@ from labkit.quant import fake_quantize, fold_batchnorm, make_observer, quantize_
 from labkit.quant.observers import OBSERVERS
 from labkit.train import evaluate
 from labkit.validate import require_choice, require_int
-from labkit.widgets.base import Explorer, checkbox, dropdown, int_slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, checkbox, dropdown, int_slider, vertical_lines
 
 __all__ = ["CalibrationExplorer", "activation_taps"]
 
@@ -116,14 +116,18 @@ class CalibrationExplorer(Explorer):
 
     def build_figure(self) -> go.FigureWidget:
         figure = go.FigureWidget()
-        figure.add_trace(go.Bar(x=[], y=[], marker_color=_HIST_COLOR, name="activations",
+        figure.add_trace(go.Bar(x=[], y=[], marker_color=_HIST_COLOR, marker_line_width=0, name="activations",
                                 hovertemplate="%{x:.3f}: %{y:,} values<extra></extra>"))
-        figure.add_trace(go.Scatter(x=[], y=[], mode="lines", name="chosen range",
+        # the range's two ends and the largest value: vertical lines on an invisible [0, 1] axis
+        figure.add_trace(go.Scatter(x=[], y=[], mode="lines", name="chosen range", yaxis="y2", hoverinfo="skip",
                                     line=dict(color=_RANGE_COLOR, width=2.5)))
-        figure.add_trace(go.Scatter(x=[], y=[], mode="lines", name="largest value",
+        figure.add_trace(go.Scatter(x=[], y=[], mode="lines", name="largest value", yaxis="y2", hoverinfo="skip",
                                     line=dict(color=_MAX_COLOR, width=1, dash="dot")))
-        figure.update_layout(height=380, margin=dict(l=60, r=20, t=60, b=50), template="plotly_white",
-                             bargap=0, xaxis_title="activation value", yaxis_title="count",
+        figure.update_layout(height=380, margin=dict(l=70, r=20, t=60, b=50), template=FIGURE_TEMPLATE,
+                             bargap=0, xaxis_title="activation value",
+                             yaxis=dict(title="count (log)" if self._log else "count",
+                                        type="log" if self._log else "linear"),
+                             yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
                              legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0.0),
                              title=dict(font=dict(size=13), y=0.97))
         return figure
@@ -135,15 +139,15 @@ class CalibrationExplorer(Explorer):
         cache_hit = (name, bits) in self._accuracy
         accuracy = self._model_accuracy(name, bits)
         centres, counts = self._histogram(layer)
-        top = float(counts.max()) * (3.0 if values["log"] else 1.1)
-        bottom = 0.5 if values["log"] else 0.0
-        data = self.figure.data
-        data[0].update(x=centres, y=counts)
-        data[1].update(x=[lo, lo, None, hi, hi], y=[bottom, top, None, bottom, top])
+        histogram, chosen, largest_line = self.figure.data
+        histogram.x, histogram.y = centres, counts                     # plain lists, re-sent on a layer change only
+        chosen.x, chosen.y = vertical_lines([lo, hi])
         largest = float(act.max())
-        data[2].update(x=[largest, largest], y=[bottom, top])
-        self.figure.layout.yaxis.type = "log" if values["log"] else "linear"
-        self.figure.layout.yaxis.title.text = "count (log)" if values["log"] else "count"
+        largest_line.x, largest_line.y = vertical_lines([largest])
+        scale_type = "log" if values["log"] else "linear"
+        if self.figure.layout.yaxis.type != scale_type:               # an axis change only when `log` changes
+            self.figure.layout.yaxis.type = scale_type
+            self.figure.layout.yaxis.title.text = "count (log)" if values["log"] else "count"
         self.figure.layout.title.text = (f"{layer}: {name}, {bits} bits → range [{lo:.3g}, {hi:.3g}], "
                                          f"{clipped:.1%} clipped, accuracy {accuracy:.1%}")
         self.stats = {"layer": layer, "observer": name, "bits": bits, "numel": act.numel(), "lo": lo, "hi": hi,
@@ -192,12 +196,12 @@ class CalibrationExplorer(Explorer):
         return self._accuracy[name, bits]
 
     def _histogram(self, layer: str) -> tuple[list, list]:
+        """Bin centres and counts of ``layer``'s activations, as plain lists (cached per layer)."""
         if layer not in self._histograms:
             values = self.activations[layer].flatten().numpy()
             counts, edges = np.histogram(values, bins=self.bins)
             self._histograms[layer] = ((0.5 * (edges[:-1] + edges[1:])).tolist(), counts.tolist())
-        centres, counts = self._histograms[layer]
-        return centres, np.asarray(counts)
+        return self._histograms[layer]
 
     def _readout_html(self) -> str:
         s = self.stats

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from labkit.validate import require_float, require_int
-from labkit.widgets.base import Explorer, checkbox, dropdown, int_slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, checkbox, dropdown, int_slider
 
 
 def weight_statistics(tensor, near_zero: float = 0.01) -> dict:
@@ -120,10 +120,11 @@ class WeightHistogramExplorer(Explorer):
         }
 
     def build_figure(self) -> go.FigureWidget:
-        figure = go.FigureWidget(data=[go.Bar(x=[], y=[], marker_color="#4C72B0", marker_line_width=0,
+        # Bars, not a step line: on the log-scale count axis an empty bin simply has no bar.
+        figure = go.FigureWidget(data=[go.Bar(x=[], y=[], name="weights", marker_color="#4C72B0", marker_line_width=0,
                                               hovertemplate="w ≈ %{x:.4f}<br>count %{y}<extra></extra>")])
-        figure.update_layout(height=360, margin=dict(l=60, r=20, t=50, b=50), bargap=0,
-                             xaxis_title="weight value", yaxis_title="count", template="plotly_white")
+        figure.update_layout(height=360, margin=dict(l=70, r=20, t=50, b=50), bargap=0, template=FIGURE_TEMPLATE,
+                             xaxis_title="weight value", yaxis_title="count (weights per bin)")
         return figure
 
     def draw(self, values: dict) -> None:
@@ -133,10 +134,10 @@ class WeightHistogramExplorer(Explorer):
         counts, edges = np.histogram(flat, bins=values["bins"])
         stats = weight_statistics(weight)
         bar = self.figure.data[0]
-        bar.x = (edges[:-1] + edges[1:]) / 2
-        bar.y = counts
+        bar.x, bar.y = ((edges[:-1] + edges[1:]) / 2).tolist(), counts.tolist()     # plain lists, never numpy
         bar.width = float(edges[1] - edges[0])
-        self.figure.layout.yaxis.type = "log" if values["log"] else "linear"
+        if self.figure.layout.yaxis.type != ("log" if values["log"] else "linear"):
+            self.figure.layout.yaxis.type = "log" if values["log"] else "linear"
         self.figure.layout.title.text = (f"{values['layer']} — {_shape_text(stats['shape'])}, "
                                          f"{stats['numel']:,} weights")
         self.stats = {"layer": values["layer"], "bins": values["bins"], **stats}

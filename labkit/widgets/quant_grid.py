@@ -21,7 +21,8 @@ from torch import nn
 
 from labkit.quant.affine import quantize_weight
 from labkit.validate import require_choice, require_int
-from labkit.widgets.base import Explorer, checkbox, dropdown, int_slider
+from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, checkbox, dropdown, int_slider, step_histogram,
+                                 vertical_lines)
 from labkit.widgets.histogram import weight_tensors
 
 __all__ = ["QuantGridExplorer", "valid_group_sizes"]
@@ -32,7 +33,9 @@ ALL_CHANNELS = -1
 PREFERRED_GROUP_SIZE = 16
 
 _WEIGHT_COLOR = "#4C72B0"
-_QUANT_COLOR = "#DD8452"
+_WEIGHT_FILL = "rgba(76, 114, 176, 0.55)"
+_QUANT_EDGE = "#C8602A"
+_QUANT_FILL = "rgba(221, 132, 82, 0.55)"
 _GRID_COLOR = "rgba(40, 40, 40, 0.45)"
 _CLIP_COLOR = "#C44E52"
 
@@ -67,7 +70,10 @@ class QuantGridExplorer(Explorer):
     The grid lines are the levels ``(k - z)·s`` of the quantizer that covers the shown channel
     (channel 0 when the whole layer is shown with per-channel/per-group parameters; the first group
     of the channel for per-group); the two outermost levels — the clipping points — are red, and
-    hovering a line shows its integer code.
+    hovering a line shows its integer code. Both histograms are filled step lines (one path each);
+    the one of ``x̂`` (right axis) is drawn over the grid lines, so that at 1–2 bits, where every
+    ``x̂`` sits on a level, the lines do not hide it. A redraw assigns trace data only
+    (plain lists) and the title; the right axis changes only when ``show_quantized`` does.
     ``stats`` holds ``layer``, ``shape``, ``numel``, ``bits``, ``levels`` (``2^bits``),
     ``grid_lines`` (lines drawn), ``levels_used`` (distinct codes in the shown weights),
     ``num_qparams``, ``scale``/``zero_point`` (those of the drawn grid), ``scale_min``/``scale_max``,
@@ -128,22 +134,25 @@ class QuantGridExplorer(Explorer):
 
     def build_figure(self) -> go.FigureWidget:
         traces = [
-            go.Bar(x=[], y=[], name="weights w", marker_color=_WEIGHT_COLOR, marker_line_width=0, opacity=0.85,
-                   hovertemplate="w ≈ %{x:.4f}<br>count %{y}<extra></extra>"),
-            go.Bar(x=[], y=[], name="dequantized x̂", marker_color=_QUANT_COLOR, marker_line_width=0,
-                   opacity=0.55, yaxis="y2", hovertemplate="x̂ ≈ %{x:.4f}<br>count %{y}<extra></extra>"),
-            go.Scatter(x=[], y=[], mode="lines", name="levels (k − z)·s", yaxis="y3",
+            go.Scatter(x=[], y=[], name="weights w", mode="lines", line=dict(color=_WEIGHT_COLOR, width=1, shape="hv"),
+                       fill="tozeroy", fillcolor=_WEIGHT_FILL, hovertemplate="w from %{x:.4f}<br>count %{y}<extra></extra>"),
+            go.Scatter(x=[], y=[], mode="lines", name="levels (k − z)·s", yaxis="y2",
                        line=dict(color=_GRID_COLOR, width=1),
                        hovertemplate="code %{customdata} → x̂ = %{x:.4g}<extra></extra>"),
-            go.Scatter(x=[], y=[], mode="lines", name="clipping points", yaxis="y3", hoverinfo="skip",
+            go.Scatter(x=[], y=[], mode="lines", name="clipping points", yaxis="y2", hoverinfo="skip",
                        line=dict(color=_CLIP_COLOR, width=2, dash="dash")),
+            go.Scatter(x=[], y=[], name="dequantized x̂", mode="lines", yaxis="y3", fill="tozeroy",
+                       line=dict(color=_QUANT_EDGE, width=1.5, shape="hv"), fillcolor=_QUANT_FILL,
+                       hovertemplate="x̂ from %{x:.4f}<br>count %{y}<extra></extra>"),
         ]
         figure = go.FigureWidget(data=traces)
         figure.update_layout(
-            height=420, margin=dict(l=60, r=60, t=80, b=50), bargap=0, barmode="overlay",
-            template="plotly_white", xaxis_title="weight value", yaxis_title="count of w",
-            yaxis2=dict(title="count of x̂", overlaying="y", side="right", showgrid=False, rangemode="tozero"),
-            yaxis3=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
+            height=420, margin=dict(l=65, r=75, t=80, b=50), template=FIGURE_TEMPLATE,
+            xaxis_title="weight value", yaxis=dict(title="count of w", rangemode="tozero"),
+            yaxis2=dict(overlaying="y", range=[0, 1], visible=False, fixedrange=True),
+            yaxis3=dict(title="count of x̂", overlaying="y", side="right", showgrid=False, rangemode="tozero",
+                        tickmode="auto",
+                        visible=self._init["show_quantized"]),
             legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=10)),
             title=dict(font=dict(size=13), y=0.97))
         return figure
@@ -165,15 +174,16 @@ class QuantGridExplorer(Explorer):
         span = (lo, hi if hi > lo else lo + 1e-6)  # equal-width bins: numpy's fast path, no sort
         w_counts, edges = np.histogram(w_shown, bins=self._bins, range=span)
         q_counts, _ = np.histogram(x_hat_shown, bins=self._bins, range=span)
-        centres, width = (edges[:-1] + edges[1:]) / 2, float(edges[1] - edges[0])
-        data = self.figure.data
-        data[0].update(x=centres, y=w_counts, width=width)
-        data[1].update(x=centres, y=q_counts, width=width, visible=values["show_quantized"])
+        weights, grid, clip, quantized = self.figure.data
+        weights.x, weights.y = step_histogram(w_counts, edges)
         codes = np.arange(result.qparams.qmin, result.qparams.qmax + 1)
-        data[2].update(x=_vertical_lines(levels), y=_vertical_lines(np.zeros_like(levels), 1.0),
-                       customdata=np.repeat(codes, 3))  # hover on a line: its code and value
-        data[3].update(x=_vertical_lines(levels[[0, -1]]), y=_vertical_lines(np.zeros(2), 1.0))
-        self.figure.layout.yaxis2.visible = values["show_quantized"]
+        grid.x, grid.y = vertical_lines(levels)
+        grid.customdata = np.repeat(codes, 3).tolist()   # hover on a line: its code and value
+        clip.x, clip.y = vertical_lines(levels[[0, -1]])
+        quantized.x, quantized.y = step_histogram(q_counts, edges)
+        quantized.visible = values["show_quantized"]
+        if self.figure.layout.yaxis3.visible != values["show_quantized"]:
+            self.figure.layout.yaxis3.visible = values["show_quantized"]
         self.figure.layout.title.text = _title(values, result, weight.shape[0], grid_channel)
 
         self.stats = self._stats(values, weight, result, levels, scale, zero_point, shown)
@@ -243,17 +253,6 @@ def _drawn_grid(result, channel: int) -> tuple[np.ndarray, float, int]:
     qp, levels = result.qparams, result.levels
     index = () if qp.granularity == "tensor" else (channel,) if qp.granularity == "channel" else (channel, 0)
     return (levels[index].double().numpy(), float(qp.scale[index]), int(qp.zero_point[index]))
-
-
-def _vertical_lines(values: np.ndarray, top: float | None = None) -> np.ndarray:
-    """x (or, with ``top``, y) coordinates of vertical segments at ``values``: triples
-    ``(v, v, NaN)`` or ``(v, top, NaN)``; plotly breaks a line at NaN. A float array, which the
-    widget sends as one binary buffer instead of a list of Python numbers."""
-    values = np.asarray(values, dtype=float)
-    out = np.full((values.size, 3), np.nan)
-    out[:, 0] = values
-    out[:, 1] = values if top is None else top
-    return out.reshape(-1)
 
 
 def _shape_text(shape) -> str:
