@@ -3,9 +3,15 @@
 
     python scripts/strip_outputs.py notebooks/*.ipynb          # rewrite the ones that changed
     python scripts/strip_outputs.py --check notebooks/*.ipynb  # exit 1 if any would change
+    python scripts/strip_outputs.py --clean < nb.ipynb > out   # a git "clean" filter: stdin → stdout
 
 Idempotent: a notebook is rewritten only if stripping changes it. Cell tags (``parameters``,
 ``solution``) and the rest of the metadata are kept; only what execution adds is removed.
+
+The git filter (``make setup`` configures it in the checkout; ``.gitattributes`` applies it to
+``notebooks/*.ipynb``) means JupyterLab's autosave, which writes outputs into the notebook you have
+open, never shows up in ``git status``/``git diff`` and is never committed; the file on disk keeps
+its outputs. Text that is not a notebook passes through unchanged, so the filter cannot break git.
 """
 from __future__ import annotations
 
@@ -66,16 +72,39 @@ def strip_file(path: Path, check: bool = False) -> bool:
         return False
     if not check:
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(nbformat.writes(nb), encoding="utf-8")
+        tmp.write_text(notebook_text(nb), encoding="utf-8")
         tmp.replace(path)
     return True
 
 
+def notebook_text(nb) -> str:
+    """``nb`` as ``nbformat.write`` puts it in a file (ending in a newline, as JupyterLab saves it)."""
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def clean_text(text: str) -> str:
+    """The stripped notebook for git's clean filter: ``text`` itself when there is nothing to strip
+    (byte for byte, so git sees no change) or when it is not a readable notebook."""
+    try:
+        nb = nbformat.reads(text, as_version=nbformat.NO_CONVERT)
+    except Exception:   # a half-written file, or not a notebook at all: let git store it as it is
+        return text
+    return notebook_text(nb) if strip_notebook(nb) else text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--check", action="store_true", help="report, do not write; exit 1 if any is dirty")
+    parser.add_argument("--clean", action="store_true", help="git clean filter: read stdin, write stdout")
     args = parser.parse_args(argv)
+    if args.clean:
+        sys.stdout.reconfigure(encoding="utf-8", newline="")
+        sys.stdout.write(clean_text(sys.stdin.buffer.read().decode("utf-8")))
+        return 0
+    if not args.notebooks:
+        parser.error("give the notebooks to strip (or --clean for the git filter)")
     # An unmatched shell glob arrives literally (`notebooks/*.ipynb` when there are none yet).
     args.notebooks = [path for path in args.notebooks if not ("*" in str(path) and not path.exists())]
     changed = [path for path in args.notebooks if strip_file(path, check=args.check)]

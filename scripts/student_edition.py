@@ -6,17 +6,22 @@
 
 Each code cell tagged ``solution`` becomes
 
-    <the lines of the solution that end in "# keep", marker removed>
-    # YOUR CODE HERE
-    raise NotImplementedError("Exercise: <title>")
+    <the lines of the solution that end in "# keep", marker removed: the exercise's given data>
+    # YOUR CODE HERE (<title>)
+    # replace each ... with your answer
+    fp32_bytes = ...
 
-where the title is the nearest markdown heading above the solution (e.g. "Exercise 1 — ...").
-The checker cell that follows is left alone, so the learner's answer is checked as soon as the stub
-is filled in. Outputs, execution counts and widget state are stripped from every copy.
+with one ``name = ...`` line for every name the solution assigns and the checker cell after it
+reads; the title is the nearest markdown heading above the solution (e.g. "Exercise 1 — ...").
+The checker cell is left alone: a checker given ``...`` prints "Not attempted yet" instead of
+failing (``labkit.exercises.checker``), so Run All goes through the whole student notebook, and the
+learner's answer is checked as soon as the ``...`` is replaced. Outputs, execution counts and widget
+state are stripped from every copy.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 from pathlib import Path
@@ -29,6 +34,7 @@ from strip_outputs import strip_notebook  # noqa: E402  (a sibling script, not a
 SOLUTION_TAG = "solution"
 KEEP_MARKER = re.compile(r"\s*#\s*keep\s*$")
 STUB_LINE = "# YOUR CODE HERE"
+PLACEHOLDER = "..."
 
 
 def is_solution(cell) -> bool:
@@ -46,11 +52,60 @@ def exercise_title(cells, index: int) -> str:
     return f"cell {index}"
 
 
-def stub_source(source: str, title: str) -> str:
-    """The stub that replaces a solution: kept lines, the placeholder comment and the raise."""
-    kept = [KEEP_MARKER.sub("", line) for line in source.splitlines() if KEEP_MARKER.search(line)]
-    message = title if title.lower().startswith("exercise") else f"Exercise: {title}"
-    return "\n".join(kept + [STUB_LINE, f"raise NotImplementedError({message!r})"])
+def assigned_names(source: str) -> list[str]:
+    """Names a cell binds at its top level (assignments, ``def``, ``class``, ``for``/``with``
+    targets, imports), in order of first appearance; [] if the cell is not valid Python."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found = [statement.name]
+        elif isinstance(statement, (ast.Import, ast.ImportFrom)):
+            found = [(alias.asname or alias.name).split(".")[0] for alias in statement.names]
+        else:
+            found = [node.id for node in ast.walk(statement) if isinstance(node, ast.Name)
+                     and isinstance(node.ctx, ast.Store)]
+        names += [name for name in found if name not in names]
+    return names
+
+
+def read_names(source: str) -> list[str]:
+    """Names a cell reads, in order of first appearance; [] if the cell is not valid Python."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    loads = sorted((node.lineno, node.col_offset, node.id) for node in ast.walk(tree)
+                   if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load))
+    return list(dict.fromkeys(name for *_, name in loads))
+
+
+def kept_lines(source: str) -> list[str]:
+    return [KEEP_MARKER.sub("", line) for line in source.splitlines() if KEEP_MARKER.search(line)]
+
+
+def answer_names(source: str, checker_source: str) -> list[str]:
+    """The answers: names the solution assigns (not in its kept lines) that the checker cell reads,
+    in the order the checker reads them."""
+    given = set(assigned_names("\n".join(kept_lines(source))))
+    answers = set(assigned_names(source)) - given
+    return [name for name in read_names(checker_source) if name in answers]
+
+
+def stub_source(source: str, title: str, checker_source: str = "") -> str:
+    """The stub that replaces a solution: kept lines, the placeholder comment, ``name = ...`` lines."""
+    title = title if title.lower().startswith("exercise") else f"Exercise: {title}"
+    answers = [f"{name} = {PLACEHOLDER}" for name in answer_names(source, checker_source)]
+    header = [f"{STUB_LINE} ({title})"] + (["# replace each ... with your answer"] if answers else [])
+    return "\n".join(kept_lines(source) + header + answers)
+
+
+def checker_cell(cells, index: int):
+    """The first code cell after ``cells[index]`` (the exercise's checker), or None."""
+    return next((cell for cell in cells[index + 1:] if cell.cell_type == "code"), None)
 
 
 def make_student_notebook(nb) -> int:
@@ -58,7 +113,9 @@ def make_student_notebook(nb) -> int:
     count = 0
     for index, cell in enumerate(nb.cells):
         if is_solution(cell):
-            cell.source = stub_source(cell.source, exercise_title(nb.cells, index))
+            checker = checker_cell(nb.cells, index)
+            cell.source = stub_source(cell.source, exercise_title(nb.cells, index),
+                                      checker.source if checker is not None else "")
             count += 1
     strip_notebook(nb)
     return count

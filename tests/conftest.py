@@ -26,7 +26,11 @@ def pytest_terminal_summary(terminalreporter):
     measured = getattr(notebooks, "MEASURED", None)
     if not measured:
         return
-    terminalreporter.section("labkit notebook measurements (budget: 90 s, 1200 MB each)")
-    for name, (wall, rss) in sorted(measured.items()):
-        terminalreporter.write_line(f"{name:48s} {wall:6.1f} s  {rss:6.0f} MB")
-    terminalreporter.write_line(f"{'all notebooks':48s} {sum(w for w, _ in measured.values()):6.1f} s")
+    baseline = getattr(notebooks, "BASELINE", {}).get("torch")
+    terminalreporter.section("labkit notebook measurements (budget: 90 s, 1200 MB above a bare `import torch`)")
+    terminalreporter.write_line(f"{'notebook':48s} {'wall':>8s}  {'peak RSS':>9s}  {'above torch':>11s}")
+    for name, (wall, rss, above) in sorted(measured.items()):
+        terminalreporter.write_line(f"{name:48s} {wall:6.1f} s  {rss:6.0f} MB  {above:8.0f} MB")
+    terminalreporter.write_line(f"{'all notebooks':48s} {sum(m[0] for m in measured.values()):6.1f} s")
+    if baseline is not None:
+        terminalreporter.write_line(f"{'a kernel that only ran `import torch`':48s} {'':8s}  {baseline:6.0f} MB")

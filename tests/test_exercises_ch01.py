@@ -15,14 +15,14 @@ ZERO_POINTS = [85, 0, 204]
 
 
 def test_solutions_pass_in_every_form():
-    assert ch01.check_scale_zero_point(SCALE, ZERO_POINT).startswith("✅ s = 0.2, z = 4")
-    assert ch01.check_scale_zero_point(np.float32(0.2), 4.0).startswith("✅")          # whole float is fine
-    assert ch01.check_scale_zero_point(torch.tensor(0.2), torch.tensor(4)).startswith("✅")
-    assert ch01.check_quantized_vector(CODES, X_HAT).startswith("✅ x_q = [0, 2, 4, 7, 11, 15]")
-    assert ch01.check_quantized_vector(torch.tensor(CODES, dtype=torch.uint8), torch.tensor(X_HAT)).startswith("✅")
-    assert ch01.check_quantized_vector(np.array(CODES, dtype=float), np.array(X_HAT)).startswith("✅")
+    assert ch01.check_scale_zero_point(SCALE, ZERO_POINT).startswith("✓ s = 0.2, z = 4")
+    assert ch01.check_scale_zero_point(np.float32(0.2), 4.0).startswith("✓")          # whole float is fine
+    assert ch01.check_scale_zero_point(torch.tensor(0.2), torch.tensor(4)).startswith("✓")
+    assert ch01.check_quantized_vector(CODES, X_HAT).startswith("✓ x_q = [0, 2, 4, 7, 11, 15]")
+    assert ch01.check_quantized_vector(torch.tensor(CODES, dtype=torch.uint8), torch.tensor(X_HAT)).startswith("✓")
+    assert ch01.check_quantized_vector(np.array(CODES, dtype=float), np.array(X_HAT)).startswith("✓")
     assert "zero points [85, 0, 204]" in ch01.check_per_channel_qparams(SCALES, ZERO_POINTS)
-    assert ch01.check_per_channel_qparams(torch.tensor(SCALES), torch.tensor(ZERO_POINTS)).startswith("✅")
+    assert ch01.check_per_channel_qparams(torch.tensor(SCALES), torch.tensor(ZERO_POINTS)).startswith("✓")
 
 
 def test_reference_agrees_with_labkit_quant():
@@ -104,7 +104,7 @@ def test_per_channel_qparams_fails_on_wrong_answers(scales, zero_points, hint):
 
 @pytest.mark.parametrize("check", [ch01.check_scale_zero_point, ch01.check_quantized_vector,
                                    ch01.check_per_channel_qparams])
-@pytest.mark.parametrize("placeholder", [None, ...])
-def test_unanswered_exercises_say_so(check, placeholder):
+def test_unanswered_exercises_say_so(check):
     with pytest.raises(ExerciseError, match="no answer yet"):
-        check(placeholder, placeholder)
+        check(None, None)
+    assert check(..., ...).startswith("Not attempted yet")   # the student edition's stub: Run All goes on

@@ -22,8 +22,8 @@ FC1_TERNARY_BYTES = 120 * 400 * 2 // 8 + 4 + 120 * 4                       # 12,
 
 
 def test_solutions_pass():
-    assert ch02.check_twn(DELTA, ALPHA, W_TERNARY).startswith("✅ Δ = 0.7 · 0.5 = 0.35; 4 of 8")
-    assert ch02.check_xnor_alphas(XNOR_ALPHA, XNOR_ERROR).startswith("✅ α = [0.25, 0.75, 0.1]")
+    assert ch02.check_twn(DELTA, ALPHA, W_TERNARY).startswith("✓ Δ = 0.7 · 0.5 = 0.35; 4 of 8")
+    assert ch02.check_xnor_alphas(XNOR_ALPHA, XNOR_ERROR).startswith("✓ α = [0.25, 0.75, 0.1]")
     assert "12,484 B" in ch02.check_ternary_layer_bytes(FC1_TERNARY_BYTES)
 
 
@@ -32,11 +32,11 @@ def test_solutions_pass_as_float32_tensors_computed_with_torch():
     delta = 0.7 * W_TWN.abs().mean()
     keep = W_TWN.abs() > delta
     alpha = W_TWN.abs()[keep].mean()
-    assert ch02.check_twn(delta, alpha, alpha * torch.sign(W_TWN) * keep).startswith("✅")
+    assert ch02.check_twn(delta, alpha, alpha * torch.sign(W_TWN) * keep).startswith("✓")
     a = W_XNOR.abs().mean(dim=1, keepdim=True)
     err = ((W_XNOR - a * torch.where(W_XNOR >= 0, 1.0, -1.0)) ** 2).sum()
-    assert ch02.check_xnor_alphas(a, err).startswith("✅")
-    assert ch02.check_ternary_layer_bytes(np.int64(FC1_TERNARY_BYTES)).startswith("✅")
+    assert ch02.check_xnor_alphas(a, err).startswith("✓")
+    assert ch02.check_ternary_layer_bytes(np.int64(FC1_TERNARY_BYTES)).startswith("✓")
 
 
 def test_independent_references_agree_with_labkit():
@@ -88,9 +88,10 @@ def test_twn_wrong_tensor(wrong_w, hint):
 def test_twn_wrong_shape_and_placeholders():
     with pytest.raises(ExerciseError, match="should be a 2×4 array"):
         ch02.check_twn(DELTA, ALPHA, [0.85, 0.0, 0.85, 0.0])
-    for args in [(None, ALPHA, W_TERNARY), (DELTA, ..., W_TERNARY), (DELTA, ALPHA, None)]:
+    for args in [(None, ALPHA, W_TERNARY), (DELTA, ALPHA, None)]:
         with pytest.raises(ExerciseError, match="no answer yet"):
             ch02.check_twn(*args)
+    assert ch02.check_twn(DELTA, ..., W_TERNARY).startswith("Not attempted yet")
 
 
 @pytest.mark.parametrize("wrong_alpha, hint", [
@@ -129,8 +130,7 @@ def test_xnor_wrong_error(wrong_error, hint):
 def test_xnor_placeholders():
     with pytest.raises(ExerciseError, match="no answer yet"):
         ch02.check_xnor_alphas(None, XNOR_ERROR)
-    with pytest.raises(ExerciseError, match="no answer yet"):
-        ch02.check_xnor_alphas(XNOR_ALPHA, ...)
+    assert ch02.check_xnor_alphas(XNOR_ALPHA, ...).startswith("Not attempted yet")
 
 
 @pytest.mark.parametrize("wrong, hint", [

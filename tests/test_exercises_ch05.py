@@ -20,9 +20,9 @@ G_FC1, G_CONV1 = 1 / math.sqrt(400 * 7), 1 / math.sqrt(4704 * 15)
 
 
 def test_solutions_pass():
-    assert ch05.check_ste_mask(MASK, GRAD_X).startswith("✅ 6 of 9 inputs")
-    assert ch05.check_lsq_step_gradient(DVHAT_DS, GRAD_STEP).startswith("✅ ∂v̂/∂s = [-4.0, 0.2")
-    assert ch05.check_lsq_grad_scales(G_FC1, G_CONV1).startswith("✅ g = 1/√(400·7)")
+    assert ch05.check_ste_mask(MASK, GRAD_X).startswith("✓ 6 of 9 inputs")
+    assert ch05.check_lsq_step_gradient(DVHAT_DS, GRAD_STEP).startswith("✓ ∂v̂/∂s = [-4.0, 0.2")
+    assert ch05.check_lsq_grad_scales(G_FC1, G_CONV1).startswith("✓ g = 1/√(400·7)")
 
 
 def test_solutions_pass_as_torch_tensors_computed_in_float32():
@@ -30,13 +30,13 @@ def test_solutions_pass_as_torch_tensors_computed_in_float32():
     x = torch.tensor(ch05.STE_X)
     codes = torch.round(x / ch05.STE_SCALE) + ch05.STE_ZERO_POINT
     mask = (codes >= 0) & (codes <= 7)
-    assert ch05.check_ste_mask(mask, torch.tensor(ch05.STE_UPSTREAM) * mask).startswith("✅")
+    assert ch05.check_ste_mask(mask, torch.tensor(ch05.STE_UPSTREAM) * mask).startswith("✓")
     v = torch.tensor(ch05.LSQ_V)
     u = v / ch05.LSQ_STEP
     d = torch.where(u <= -4, torch.tensor(-4.0), torch.where(u >= 3, torch.tensor(3.0), -u + torch.round(u)))
     grad = (torch.tensor(ch05.LSQ_UPSTREAM) * d).sum() / torch.sqrt(torch.tensor(7.0 * 3))
-    assert ch05.check_lsq_step_gradient(d, grad).startswith("✅")
-    assert ch05.check_lsq_grad_scales(torch.tensor(G_FC1), np.float32(G_CONV1)).startswith("✅")
+    assert ch05.check_lsq_step_gradient(d, grad).startswith("✓")
+    assert ch05.check_lsq_grad_scales(torch.tensor(G_FC1), np.float32(G_CONV1)).startswith("✓")
 
 
 def test_ste_reference_agrees_with_labkit_and_torch():
@@ -92,8 +92,7 @@ def test_ste_wrong_length_and_placeholders():
         ch05.check_ste_mask(MASK[:5], GRAD_X)
     with pytest.raises(ExerciseError, match="no answer yet"):
         ch05.check_ste_mask(None, GRAD_X)
-    with pytest.raises(ExerciseError, match="no answer yet"):
-        ch05.check_ste_mask(MASK, ...)
+    assert ch05.check_ste_mask(MASK, ...).startswith("Not attempted yet")
 
 
 @pytest.mark.parametrize("wrong_d, hint", [

@@ -16,7 +16,7 @@ BREAK_EVEN = 1 / 32
 
 
 def test_solutions_pass():
-    assert ch07.check_global_prune(THRESHOLD, KEPT).startswith("✅ threshold |w| = 0.4: A keeps 3 of 8, B keeps 4")
+    assert ch07.check_global_prune(THRESHOLD, KEPT).startswith("✓ threshold |w| = 0.4: A keeps 3 of 8, B keeps 4")
     assert "141,724 B" in ch07.check_csr_layer(CSR_BYTES, BREAK_EVEN)
 
 
@@ -25,8 +25,8 @@ def test_solutions_pass_as_torch_and_numpy_values():
     threshold = w.sort().values[6]
     kept = torch.tensor([(torch.tensor(ch07.LAYER_A).abs() > threshold).sum(),
                          (torch.tensor(ch07.LAYER_B).abs() > threshold).sum()])
-    assert ch07.check_global_prune(threshold, kept).startswith("✅")
-    assert ch07.check_csr_layer(np.int64(CSR_BYTES), np.float32(1 / 32)).startswith("✅")
+    assert ch07.check_global_prune(threshold, kept).startswith("✓")
+    assert ch07.check_csr_layer(np.int64(CSR_BYTES), np.float32(1 / 32)).startswith("✓")
 
 
 def test_independent_references_agree_with_labkit():
@@ -106,5 +106,4 @@ def test_csr_wrong_break_even(wrong, hint):
 def test_unanswered():
     with pytest.raises(ExerciseError, match="no answer yet"):
         ch07.check_global_prune(None, KEPT)
-    with pytest.raises(ExerciseError, match="no answer yet"):
-        ch07.check_csr_layer(CSR_BYTES, ...)
+    assert ch07.check_csr_layer(CSR_BYTES, ...).startswith("Not attempted yet")

@@ -15,17 +15,17 @@ PROX = [0.25, 0.0, 0.02, -0.45, 0.0, 0.0]
 
 
 def test_solutions_pass():
-    assert ch08.check_taylor_saliency(TAYLOR, FIRST).startswith("✅ |w·g| = ")
+    assert ch08.check_taylor_saliency(TAYLOR, FIRST).startswith("✓ |w·g| = ")
     assert "3 exact zeros" in ch08.check_l1_step(SUB, PROX)
 
 
 def test_solutions_pass_as_torch_and_numpy_values():
     w, g = torch.tensor(ch08.W), torch.tensor(ch08.G)
     scores = (w * g).abs()
-    assert ch08.check_taylor_saliency(scores, scores.argmin()).startswith("✅")
+    assert ch08.check_taylor_saliency(scores, scores.argmin()).startswith("✓")
     wl = torch.tensor(ch08.W_L1)
-    assert ch08.check_l1_step(wl - 0.05 * wl.sign(), prune.soft_threshold(wl, 0.05).numpy()).startswith("✅")
-    assert ch08.check_taylor_saliency(np.array(TAYLOR), np.int64(5)).startswith("✅")
+    assert ch08.check_l1_step(wl - 0.05 * wl.sign(), prune.soft_threshold(wl, 0.05).numpy()).startswith("✓")
+    assert ch08.check_taylor_saliency(np.array(TAYLOR), np.int64(5)).startswith("✓")
 
 
 def test_independent_references_agree_with_labkit():
@@ -114,5 +114,4 @@ def test_l1_wrong_proximal(wrong, hint):
 def test_unanswered():
     with pytest.raises(ExerciseError, match="no answer yet"):
         ch08.check_taylor_saliency(None, FIRST)
-    with pytest.raises(ExerciseError, match="no answer yet"):
-        ch08.check_l1_step(SUB, ...)
+    assert ch08.check_l1_step(SUB, ...).startswith("Not attempted yet")

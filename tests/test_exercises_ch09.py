@@ -14,10 +14,10 @@ L1_FIRST, L2_FIRST = 1, 0
 
 
 def test_solutions_pass():
-    assert ch09.check_filter_removal(PARAMS_A, PARAMS_B, MACS).startswith("✅ A 3,456 + B 13,824")
-    assert ch09.check_first_removed(L1_FIRST, L2_FIRST).startswith("✅ L1 norms")
-    assert ch09.check_first_removed(np.int64(1), torch.tensor(0)).startswith("✅")
-    assert ch09.check_filter_removal(3456.0, np.int64(13_824), torch.tensor(MACS)).startswith("✅")
+    assert ch09.check_filter_removal(PARAMS_A, PARAMS_B, MACS).startswith("✓ A 3,456 + B 13,824")
+    assert ch09.check_first_removed(L1_FIRST, L2_FIRST).startswith("✓ L1 norms")
+    assert ch09.check_first_removed(np.int64(1), torch.tensor(0)).startswith("✓")
+    assert ch09.check_filter_removal(3456.0, np.int64(13_824), torch.tensor(MACS)).startswith("✓")
 
 
 def test_independent_references_agree_with_labkit():

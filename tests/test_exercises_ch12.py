@@ -12,17 +12,17 @@ E = torch.tensor(ch12.POINTS, dtype=torch.float64)
 
 def test_solutions_pass():
     amap = (F_.abs() ** 2).sum(0)
-    assert ch12.check_attention_map(amap).startswith("✅ attention map")
+    assert ch12.check_attention_map(amap).startswith("✓ attention map")
     q = amap.flatten() / amap.flatten().norm()
-    assert ch12.check_normalized_attention(q).startswith("✅ q̂ =")
+    assert ch12.check_normalized_attention(q).startswith("✓ q̂ =")
     d = torch.cdist(E, E)
-    assert ch12.check_rkd_distances(d / (d.sum() / 6)).startswith("✅ ψ_D")
+    assert ch12.check_rkd_distances(d / (d.sum() / 6)).startswith("✓ ψ_D")
 
 
 def test_solutions_pass_in_other_forms():
-    assert ch12.check_attention_map(distill.attention_map(F_[None].float(), 2)).startswith("✅")   # [1, 2, 2]
-    assert ch12.check_normalized_attention(distill.normalized_attention(F_[None], 2).tolist()).startswith("✅")
-    assert ch12.check_rkd_distances(distill.rkd_distance_matrix(E).numpy()).startswith("✅")
+    assert ch12.check_attention_map(distill.attention_map(F_[None].float(), 2)).startswith("✓")   # [1, 2, 2]
+    assert ch12.check_normalized_attention(distill.normalized_attention(F_[None], 2).tolist()).startswith("✓")
+    assert ch12.check_rkd_distances(distill.rkd_distance_matrix(E).numpy()).startswith("✓")
 
 
 def test_references_agree_with_labkit_distill():

@@ -15,9 +15,9 @@ STANDARD, SEPARABLE = 3_612_672, 457_856
 
 def test_solutions_pass():
     assert "34,988 parameters" in ch13.check_svd_cost(SVD_PARAMS, BREAK_EVEN)
-    assert ch13.check_separable_macs(STANDARD, SEPARABLE).startswith("✅ standard 3,612,672 MACs")
-    assert ch13.check_svd_cost(np.int64(SVD_PARAMS), torch.tensor(BREAK_EVEN)).startswith("✅")
-    assert ch13.check_separable_macs(float(STANDARD), np.int32(SEPARABLE)).startswith("✅")
+    assert ch13.check_separable_macs(STANDARD, SEPARABLE).startswith("✓ standard 3,612,672 MACs")
+    assert ch13.check_svd_cost(np.int64(SVD_PARAMS), torch.tensor(BREAK_EVEN)).startswith("✓")
+    assert ch13.check_separable_macs(float(STANDARD), np.int32(SEPARABLE)).startswith("✓")
 
 
 def test_independent_references_agree_with_labkit():
@@ -88,5 +88,4 @@ def test_separable_wrong_separable(wrong, hint):
 def test_unanswered():
     with pytest.raises(ExerciseError, match="no answer"):
         ch13.check_svd_cost(None, BREAK_EVEN)
-    with pytest.raises(ExerciseError, match="no answer"):
-        ch13.check_separable_macs(STANDARD, ...)
+    assert ch13.check_separable_macs(STANDARD, ...).startswith("Not attempted yet")

@@ -5,8 +5,13 @@ import torch
 from fractions import Fraction
 from numbers import Integral, Real
 
-from labkit.exercises import (ExerciseError, expect_answered, expect_close, expect_count, expect_equal,
-                              expect_shape, expect_type, passed, whole_number)
+import importlib
+import inspect
+import pkgutil
+
+import labkit.exercises
+from labkit.exercises import (PASS_MARK, ExerciseError, NotAttempted, checker, expect_answered, expect_close,
+                              expect_count, expect_equal, expect_shape, expect_type, passed, whole_number)
 
 
 def test_exercise_error_is_an_assertion_error_with_a_hint():
@@ -131,5 +136,52 @@ def test_expect_shape():
 
 def test_passed_prints_and_returns_a_success_line(capsys):
     line = passed("LeNet-300-100 needs 1,066,440 bytes in fp32.")
-    assert line == "✅ LeNet-300-100 needs 1,066,440 bytes in fp32."
+    assert line == "✓ LeNet-300-100 needs 1,066,440 bytes in fp32."
     assert capsys.readouterr().out == line + "\n"
+
+
+def test_the_pass_mark_is_plain_text_not_an_emoji():
+    # U+2713 CHECK MARK is in DejaVu Sans / Sans Mono; ✅ (U+2705) needs an emoji font and shows as a box
+    assert PASS_MARK == "\u2713" and ord(PASS_MARK) < 0x1F000
+
+
+@checker
+def check_bytes(answer, layer: str = "fc1") -> str:
+    """A checker as the chapters write them: 784·300 + 300 parameters, 4 bytes each."""
+    expect_count("answer", answer, (784 * 300 + 300) * 4)
+    return passed(f"{layer}: {answer:,} bytes")
+
+
+def test_checker_reports_a_placeholder_as_not_attempted_and_does_not_raise(capsys):
+    line = check_bytes(...)
+    assert isinstance(line, NotAttempted) and line.startswith("Not attempted yet")
+    assert "`...` for answer" in line and capsys.readouterr().out == line + "\n"
+    assert check_bytes(answer=..., layer="fc2").startswith("Not attempted yet")
+
+
+def test_checker_still_fails_wrong_and_empty_answers_and_passes_right_ones():
+    with pytest.raises(ExerciseError, match="expected 942,000"):
+        check_bytes(235_500)                      # forgot the 4 bytes per parameter
+    with pytest.raises(ExerciseError, match="no answer yet"):
+        check_bytes(None)                         # e.g. a function that forgot to `return`
+    assert check_bytes(942_000).startswith("✓ fc1: 942,000 bytes")
+    with pytest.raises(TypeError):
+        check_bytes()                             # a wrong call is still a wrong call
+    assert check_bytes.__name__ == "check_bytes" and "784·300" in check_bytes.__doc__
+
+
+def chapter_checkers():
+    for info in pkgutil.iter_modules(labkit.exercises.__path__):
+        module = importlib.import_module(f"labkit.exercises.{info.name}")
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if name.startswith("check_") and function.__module__ == module.__name__:
+                yield pytest.param(function, id=f"{info.name}.{name}")
+
+
+@pytest.mark.parametrize("check", list(chapter_checkers()))
+def test_every_chapter_checker_lets_a_students_run_all_go_on(check):
+    """The student edition's stubs leave ``...`` in every answer: each checker must say "not attempted
+    yet" instead of raising (wrong answers failing is tested in tests/test_exercises_chNN.py)."""
+    assert getattr(check, "is_checker", False), f"{check.__name__} is not decorated with @checker"
+    required = [p for p in inspect.signature(check).parameters.values() if p.default is inspect.Parameter.empty]
+    assert check(*[...] * len(required)).startswith("Not attempted yet")

@@ -3,21 +3,28 @@
 The convention, in every notebook:
 
 1. A code cell tagged ``solution`` holds the worked answer. The student edition
-   (``make student``, ``scripts/student_edition.py``) replaces its source by a stub that raises
-   ``NotImplementedError``; lines ending in ``# keep`` survive in the stub.
+   (``make student``, ``scripts/student_edition.py``) replaces its source by a stub that assigns the
+   placeholder ``...`` to every name the checker reads (``fp32_bytes = ...``); lines ending in
+   ``# keep`` (given data) survive in the stub.
 2. The next cell calls a checker from the chapter's module, for instance
    ``ch00.check_fp32_bytes(fp32_bytes)`` with ``from labkit.exercises import ch00``.
 
-A checker computes the expected answer *independently* — from labkit, from torch, or from first
-principles — never from the learner's value, and compares with the helpers below. On a wrong
-answer it raises :class:`ExerciseError` (an ``AssertionError``, so the cell fails loudly and a test
-runner counts it) whose message says what was expected, what was got, and a hint. On a right answer
-it returns (and prints) a line starting with ``✅``. Nothing here prints "failed" and carries on.
+A checker is a function decorated with :func:`checker`. It computes the expected answer
+*independently* — from labkit, from torch, or from first principles — never from the learner's value,
+and compares with the helpers below. On a wrong answer it raises :class:`ExerciseError` (an
+``AssertionError``, so the cell fails loudly and a test runner counts it) whose message says what
+was expected, what was got, and a hint. On a right answer it returns (and prints) a line starting
+with ``✓`` (U+2713, which DejaVu Sans has: an emoji such as ✅ shows as an empty box where no emoji
+font is installed). An answer still equal to the placeholder ``...`` is *not attempted*: the checker
+prints a line saying so and returns, so that Run All goes on through the rest of a student's notebook.
+Nothing here prints "failed" and carries on.
 
 Chapter modules are named ``labkit/exercises/chNN.py`` after ``notebooks/NN_….ipynb``.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from decimal import Decimal
 from numbers import Integral, Number, Real
@@ -25,7 +32,11 @@ from numbers import Integral, Number, Real
 import numpy as np
 
 __all__ = ["ExerciseError", "float_array", "expect_close_or_known_mistake", "expect_answered", "expect_type", "expect_equal", "expect_close",
-           "expect_count", "expect_shape", "passed", "Passed", "whole_number"]
+           "expect_count", "expect_shape", "passed", "Passed", "whole_number", "checker", "NotAttempted",
+           "PASS_MARK", "PLACEHOLDER"]
+
+PASS_MARK = "\u2713"   # ✓, in DejaVu Sans and DejaVu Sans Mono (JupyterLab's output font on Linux)
+PLACEHOLDER = ...      # what the student edition's stubs assign: the exercise is not attempted yet
 
 
 class ExerciseError(AssertionError):
@@ -198,10 +209,39 @@ def expect_close_or_known_mistake(name: str, got: np.ndarray, expected, mistakes
 
 
 def passed(message: str) -> Passed:
-    """Print the success line ``✅ message`` and return it (a ``str``)."""
-    line = Passed(f"✅ {message}")
+    """Print the success line ``✓ message`` and return it (a ``str``)."""
+    line = Passed(f"{PASS_MARK} {message}")
     print(line)
     return line
+
+
+class NotAttempted(str):
+    """The line a checker returns for an answer still equal to ``...``; printed once, like ``Passed``."""
+
+    def _ipython_display_(self):
+        pass
+
+
+def checker(function):
+    """Decorate a ``check_...`` function: if any argument is still the placeholder ``...`` (the
+    student edition's stub), print and return a ``NotAttempted`` line naming those arguments instead
+    of checking, so a student's Run All continues; any other answer goes to ``function``, which
+    passes it or raises ``ExerciseError``."""
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def check(*args, **kwargs):
+        arguments = signature.bind(*args, **kwargs).arguments
+        missing = [name for name, value in arguments.items() if value is PLACEHOLDER]
+        if not missing:
+            return function(*args, **kwargs)
+        line = NotAttempted(f"Not attempted yet: the cell above still gives `...` for {', '.join(missing)}. "
+                            "Replace each `...` with your answer and run both cells.")
+        print(line)
+        return line
+
+    check.is_checker = True
+    return check
 
 
 # -- internals ---------------------------------------------------------------------------------

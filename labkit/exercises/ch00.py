@@ -1,14 +1,14 @@
 """Checkers for notebooks/00_why_compress.ipynb: counting bytes and MACs by hand.
 
 Each checker rebuilds what it needs from ``labkit.models`` and torch (never from the learner's
-answer), raises ``ExerciseError`` with a hint on a wrong answer and returns a ``✅`` line otherwise.
+answer), raises ``ExerciseError`` with a hint on a wrong answer and returns a ``✓`` line otherwise.
 """
 from __future__ import annotations
 
 import torch
 
 from labkit import models
-from labkit.exercises import expect_answered, expect_count, passed, whole_number
+from labkit.exercises import checker, expect_answered, expect_count, passed, whole_number
 
 MNIST_SHAPE = (1, 28, 28)
 
@@ -17,6 +17,7 @@ def _lenet300_parameter_count() -> int:
     return sum(p.numel() for p in models.build("lenet300").parameters())
 
 
+@checker
 def check_fp32_bytes(answer) -> str:
     """Exercise: bytes that LeNet-300-100's parameters take in float32 (weights and biases).
 
@@ -38,6 +39,7 @@ def check_fp32_bytes(answer) -> str:
                   f"({expected / 2**20:.2f} MiB) in float32.")
 
 
+@checker
 def check_conv_macs(answer, layer: str = "conv2") -> str:
     """Exercise: multiply-accumulates of one LeNet-5 conv layer for one 1×28×28 image.
 
@@ -74,6 +76,7 @@ def check_conv_macs(answer, layer: str = "conv2") -> str:
     return passed(f"LeNet-5 {layer}: {c_out}·{h_out}·{w_out} outputs × {c_in}·{kh}·{kw} = {expected:,} MACs per image.")
 
 
+@checker
 def check_int4_bytes(answer) -> str:
     """Exercise: bytes of LeNet-300-100 with int4 weights, fp32 biases and an fp32 scale and zero
     point per weight matrix (no file headers) — the payload of ``measure``'s ``int4`` format.

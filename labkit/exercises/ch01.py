@@ -14,7 +14,7 @@ from numbers import Real
 
 import numpy as np
 
-from labkit.exercises import ExerciseError, expect_answered, expect_close, expect_equal, passed
+from labkit.exercises import ExerciseError, checker, expect_answered, expect_close, expect_equal, passed
 
 # Exercise 1: the float range [MIN, MAX] onto unsigned 4-bit codes [0, 15].
 EX1_MIN, EX1_MAX, EX1_BITS = -0.8, 2.2, 4
@@ -72,6 +72,7 @@ def _whole(name: str, array: np.ndarray, hint: str) -> np.ndarray:
 
 # --- exercise 1 ------------------------------------------------------------------------------------
 
+@checker
 def check_scale_zero_point(scale, zero_point) -> str:
     """Exercise 1: scale and zero point mapping ``[EX1_MIN, EX1_MAX]`` onto unsigned 4-bit codes.
 
@@ -108,6 +109,7 @@ def check_scale_zero_point(scale, zero_point) -> str:
 
 # --- exercise 2 ------------------------------------------------------------------------------------
 
+@checker
 def check_quantized_vector(x_q, x_hat) -> str:
     """Exercise 2: codes and dequantized values of ``EX2_VECTOR`` with exercise 1's ``(s, z)``.
 
@@ -146,6 +148,7 @@ def check_quantized_vector(x_q, x_hat) -> str:
 
 # --- exercise 3 ------------------------------------------------------------------------------------
 
+@checker
 def check_per_channel_qparams(scales, zero_points) -> str:
     """Exercise 3: one asymmetric unsigned 8-bit ``(s, z)`` per output channel (row) of ``EX3_WEIGHT``.
 

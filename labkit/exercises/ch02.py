@@ -4,7 +4,7 @@ the packed size of a ternary layer.
 Every expected value is computed here from first principles in float64 NumPy (the formulas of the
 notebook), never with ``labkit.quant.binary`` and never from the learner's answer; the tests check
 that these independent values agree with labkit. A wrong answer raises ``ExerciseError`` with a
-hint aimed at the most likely mistake; a right one returns a ``✅`` line.
+hint aimed at the most likely mistake; a right one returns a ``✓`` line.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from labkit import measure, models
-from labkit.exercises import ExerciseError, expect_answered, expect_close, expect_count, passed
+from labkit.exercises import ExerciseError, checker, expect_answered, expect_close, expect_count, passed
 
 # Exercise 1: a 2×4 weight to ternarize by hand (mean |W| = 0.5, so Δ = 0.35 and four weights survive).
 TWN_WEIGHT = ((1.2, -0.2, 0.6, 0.0),
@@ -78,6 +78,7 @@ def xnor_reference(weight) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- exercise 1
+@checker
 def check_twn(delta, alpha, w_ternary) -> str:
     """Exercise: TWN threshold ``delta``, scale ``alpha`` and ternary tensor ``w_ternary`` of ``TWN_WEIGHT``.
 
@@ -126,6 +127,7 @@ def check_twn(delta, alpha, w_ternary) -> str:
 
 
 # ----------------------------------------------------------------------------- exercise 2
+@checker
 def check_xnor_alphas(alpha, squared_error) -> str:
     """Exercise: per-output-channel XNOR scales ``alpha`` of ``XNOR_WEIGHT`` and ``squared_error``
     ``‖W − Ŵ‖²`` summed over all weights, where ``Ŵ_c = α_c · sign(W_c)`` (sign(0) = +1).
@@ -167,6 +169,7 @@ def check_xnor_alphas(alpha, squared_error) -> str:
 
 
 # ----------------------------------------------------------------------------- exercise 3
+@checker
 def check_ternary_layer_bytes(answer, layer: str = "fc1") -> str:
     """Exercise: bytes of one LeNet-5 layer stored as ternary weights — 2-bit codes packed with
     ``measure.pack_bits``, one fp32 α per tensor, biases in fp32 (no file headers).

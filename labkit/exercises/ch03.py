@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit.exercises import ExerciseError, expect_answered, expect_close, expect_equal, passed
+from labkit.exercises import ExerciseError, checker, expect_answered, expect_close, expect_equal, passed
 
 # Exercise 1: two calibration batches seen by a min/max and a moving-average observer (8-bit unsigned).
 EX1_BATCHES = ((-0.4, 0.0, 0.8, 1.9), (0.1, 0.5, 2.6, 3.1))
@@ -72,6 +72,7 @@ def _as_number(name: str, value, hint: str | None = None) -> float:
     return float(value)
 
 
+@checker
 def check_observer_qparams(minmax_scale, minmax_zero_point, ema_scale, ema_zero_point) -> str:
     """Exercise 1: scale and zero point (8-bit unsigned, asymmetric) that a min/max observer and a
     moving-average observer (``c = 0.5``) report after the two batches ``EX1_BATCHES``.
@@ -153,6 +154,7 @@ def _as_tensor(name: str, value, shape: tuple, hint: str) -> torch.Tensor:
     return tensor
 
 
+@checker
 def check_folded_bn(w_folded, b_folded) -> str:
     """Exercise 2: the weight ``[2, 1, 2, 2]`` and bias ``[2]`` of the single conv equal to
     ``bn(conv(x))`` in eval mode (``tiny_conv_bn``).
@@ -231,6 +233,7 @@ def observer_outcomes() -> dict[str, dict[str, float]]:
     return outcomes
 
 
+@checker
 def check_clipping_prediction(clips_more, lower_mse) -> str:
     """Exercise 3: on ``outlier_activations()`` at 4 bits, which of ``"minmax"`` and ``"percentile"``
     (99.9th) clips a larger fraction of the values, and which gives the lower mean squared error?"""

@@ -2,7 +2,7 @@
 
 Each checker recomputes the expected value with plain Python integers (never with
 ``labkit.kernels``, whose results the notebook is checking), raises ``ExerciseError`` with a hint on
-a wrong answer and returns a ``✅`` line otherwise.
+a wrong answer and returns a ``✓`` line otherwise.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from labkit.exercises import ExerciseError, expect_answered, expect_equal, passed
+from labkit.exercises import ExerciseError, checker, expect_answered, expect_equal, passed
 
 
 def _round_half_away(value: Fraction) -> int:
@@ -34,6 +34,7 @@ def expected_multiplier(real: float) -> tuple[int, int]:
     return m, shift
 
 
+@checker
 def check_quantize_multiplier(real: float, answer) -> str:
     """Exercise: the fixed-point form ``(m, shift)`` of a real multiplier ``M = m · 2^(shift−31)``.
 
@@ -59,6 +60,7 @@ def check_quantize_multiplier(real: float, answer) -> str:
     return passed(f"M = {real} ≈ {m} · 2^({shift}−31) = {m * 2.0 ** (shift - 31):.12g}.")
 
 
+@checker
 def check_zero_point_correction(x, x_zero_point: int, w, answer) -> str:
     """Exercise: the term subtracted from the raw product ``Σ_k x·w`` to undo the input zero point,
     one value per output row: ``x_zero_point · Σ_k w[n, k]`` (weights symmetric, z_w = 0).
@@ -107,6 +109,7 @@ def expected_requantize(acc: int, m: int, shift: int, z_out: int, relu: bool = F
     return max(int(z_out) if relu else 0, min(255, q))
 
 
+@checker
 def check_requantize(acc: int, m: int, shift: int, z_out: int, answer, relu: bool = False) -> str:
     """Exercise: the uint8 output code of one int32 accumulator ``acc`` with multiplier ``(m, shift)``
     and output zero point ``z_out``.
@@ -143,6 +146,7 @@ def fc_intensity(in_features: int, out_features: int, batch: int, value_bytes: i
     return 2 * b * n * k / (value_bytes * (n * k + b * k + b * n))
 
 
+@checker
 def check_fc_intensity(in_features: int, out_features: int, batches, answer) -> str:
     """Exercise: the arithmetic intensity of an int8 fully connected layer at each batch size.
 

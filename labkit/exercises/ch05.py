@@ -4,7 +4,7 @@ estimator's mask, LSQ's gradient with respect to the step, and LSQ's gradient sc
 Every expected value is computed here from first principles in float64 NumPy (the formulas of the
 notebook), never with ``labkit.quant.fake_quant`` and never from the learner's answer; the tests
 check that these independent values agree with labkit and with torch. A wrong answer raises
-``ExerciseError`` with a hint aimed at the most likely mistake; a right one returns a ``✅`` line.
+``ExerciseError`` with a hint aimed at the most likely mistake; a right one returns a ``✓`` line.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from labkit import models
-from labkit.exercises import ExerciseError, expect_answered, expect_close, passed
+from labkit.exercises import ExerciseError, checker, expect_answered, expect_close, passed
 
 # Exercise 1: 3-bit unsigned codes [0, 7] with scale 0.25 and zero point 2, i.e. the float grid
 # [-0.5, 1.25]. Four inputs lie just outside that float range but *round* onto the grid.
@@ -94,6 +94,7 @@ def lsq_reference(v=LSQ_V, step=LSQ_STEP, bits=LSQ_BITS, upstream=LSQ_UPSTREAM) 
 
 
 # ----------------------------------------------------------------------------- exercise 1
+@checker
 def check_ste_mask(mask, grad_x) -> str:
     """Exercise: the clipped-STE ``mask`` (1 where the gradient passes, 0 where it is blocked) of
     ``STE_X`` under 3-bit unsigned fake quantization (scale 0.25, zero point 2), and the gradient
@@ -135,6 +136,7 @@ def check_ste_mask(mask, grad_x) -> str:
 
 
 # ----------------------------------------------------------------------------- exercise 2
+@checker
 def check_lsq_step_gradient(dvhat_ds, grad_step) -> str:
     """Exercise: LSQ's ``∂v̂_i/∂s`` for each value of ``LSQ_V`` (signed 3 bits, step 0.5) and the
     step's gradient ``grad_step = g · Σ_i LSQ_UPSTREAM[i] · ∂v̂_i/∂s`` with ``g = 1/sqrt(N·Q_P)``.
@@ -187,6 +189,7 @@ def _lenet5_counts() -> tuple[int, int]:
     return int(fc1_per_channel), int(conv1_features)
 
 
+@checker
 def check_lsq_grad_scales(g_fc1_weight, g_conv1_output) -> str:
     """Exercise: LSQ's gradient scale ``g = 1/sqrt(N·Q_P)`` at 4 bits for (a) the step of one output
     channel of LeNet-5's ``fc1`` weight (signed, per channel) and (b) the step of ``conv1``'s output

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from torch import nn
 
 from labkit import models
-from labkit.exercises import ExerciseError, expect_answered, expect_close, expect_count, passed
+from labkit.exercises import ExerciseError, checker, expect_answered, expect_close, expect_count, passed
 
 # Exercise 1: the mixed allocation whose size the learner computes (LeNet-5, weights only).
 ALLOCATION = {"conv1": 3, "conv2": 4, "fc1": 2, "fc2": 3, "fc3": 8}
@@ -38,6 +38,7 @@ def _lenet5_weight_counts() -> dict[str, int]:
     return {name: m.weight.numel() for name, m in model.named_children() if isinstance(m, (nn.Conv2d, nn.Linear))}
 
 
+@checker
 def check_mixed_bytes(answer, allocation: Mapping[str, int] = ALLOCATION) -> str:
     """Exercise: bytes of LeNet-5's weight codes under a mixed allocation ``{layer: bits}``.
 
@@ -71,6 +72,7 @@ def check_mixed_bytes(answer, allocation: Mapping[str, int] = ALLOCATION) -> str
                   f"float32's {4 * sum(counts.values()):,}).")
 
 
+@checker
 def check_pq_ratio(answer, rows: int = PQ_ROWS, cols: int = PQ_COLS, sub_dim: int = PQ_SUB_DIM,
                    bits: int = PQ_BITS) -> str:
     """Exercise: compression ratio of product quantization against float32, codebooks included.
@@ -109,6 +111,7 @@ def _huffman_average_length(probabilities: Mapping[int, float]) -> float:
     return total
 
 
+@checker
 def check_huffman_average(answer, distribution: Mapping[int, float] = DISTRIBUTION) -> str:
     """Exercise: average codeword length (bits per symbol) of a Huffman code for ``distribution``.
 

@@ -4,7 +4,7 @@ counts of two tiny layers, and the bytes of a CSR layer with the bitmask break-e
 Every expected value is computed here from first principles (sorting in NumPy, the byte layout
 written in ``labkit.measure``'s docstring), never with ``labkit.prune`` and never from the
 learner's answer; the tests check that these independent values agree with labkit. A wrong answer
-raises ``ExerciseError`` with a hint aimed at the most likely mistake; a right one returns a ``✅`` line.
+raises ``ExerciseError`` with a hint aimed at the most likely mistake; a right one returns a ``✓`` line.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from labkit.exercises import ExerciseError, expect_answered, expect_close, expect_count, passed
+from labkit.exercises import ExerciseError, checker, expect_answered, expect_close, expect_count, passed
 
 # Exercise 1: two tiny layers pruned together to 50 % global sparsity (no ties in |w|).
 LAYER_A = ((0.9, -0.05, 0.3, -0.6),
@@ -69,6 +69,7 @@ def csr_payload_bytes(shape=CSR_SHAPE, nnz: int = CSR_NNZ, value_bytes: int = 4)
 
 
 # ----------------------------------------------------------------------------- exercise 1
+@checker
 def check_global_prune(threshold, kept_per_layer) -> str:
     """Exercise: global magnitude pruning of ``LAYER_A`` and ``LAYER_B`` together at 50 % sparsity.
 
@@ -116,6 +117,7 @@ def check_global_prune(threshold, kept_per_layer) -> str:
 
 
 # ----------------------------------------------------------------------------- exercise 2
+@checker
 def check_csr_layer(csr_bytes, bitmask_break_even) -> str:
     """Exercise: bytes of the CSR payload (fp32 values) of a [300, 784] weight with 23,520 non-zeros,
     in ``labkit.measure``'s layout, and the sparsity above which a bitmask (1 bit per weight + fp32

@@ -4,13 +4,13 @@ removing filters from the first, and which filter the L1 and L2 filter-norm crit
 Every expected value is computed here from first principles (the conv formulas, NumPy norms), never
 with ``labkit.prune`` and never from the learner's answer; the tests check that these independent
 values agree with labkit. A wrong answer raises ``ExerciseError`` with a hint aimed at the most
-likely mistake; a right one returns a ``✅`` line.
+likely mistake; a right one returns a ``✓`` line.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from labkit.exercises import ExerciseError, expect_answered, expect_count, passed, whole_number
+from labkit.exercises import ExerciseError, checker, expect_answered, expect_count, passed, whole_number
 
 # Exercise 1: conv A 16 → 32 channels, conv B 32 → 64, both 3×3, padding 1, no bias, on 14×14 maps.
 C_IN, C_MID, C_OUT, K, SIDE = 16, 32, 64, 3, 14
@@ -38,6 +38,7 @@ def norm_reference() -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------- exercise 1
+@checker
 def check_filter_removal(params_a, params_b, macs) -> str:
     """Exercise: remove ``REMOVED`` = 8 of conv A's 32 filters. Give A's and B's parameter counts and
     the MACs of both layers together for one 14×14 example."""
@@ -76,6 +77,7 @@ def _index(name: str, value) -> int:
     return index
 
 
+@checker
 def check_first_removed(l1_first, l2_first) -> str:
     """Exercise: which filter of ``FILTERS`` does the L1 filter norm remove first, and which the L2 norm?"""
     exp_l1, exp_l2 = norm_reference()

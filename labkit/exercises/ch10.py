@@ -4,14 +4,14 @@ slope, the weights an iterative-magnitude-pruning run leaves, and NetAdapt's cho
 Every expected value is computed here from first principles (the cubic, integer rounding of each
 round, the ratio NetAdapt ranks by), never with ``labkit.prune`` and never from the learner's
 answer; ``tests/test_exercises_ch10.py`` checks that these values agree with labkit. A wrong answer
-raises ``ExerciseError`` with a hint aimed at the likely mistake; a right one returns a ``✅`` line.
+raises ``ExerciseError`` with a hint aimed at the likely mistake; a right one returns a ``✓`` line.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from labkit.exercises import (ExerciseError, expect_answered, expect_close_or_known_mistake, expect_count,
-                             float_array, passed, whole_number)
+from labkit.exercises import (ExerciseError, checker, expect_answered, expect_close_or_known_mistake,
+                              expect_count, float_array, passed, whole_number)
 
 # Exercise 1: AGP from s_i = 0 to s_f = 0.9, starting at step 1,000, every 100 steps until 2,000.
 S_I, S_F, T0, DT, END = 0.0, 0.9, 1000, 100, 2000
@@ -57,6 +57,7 @@ def netadapt_reference() -> tuple[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------- exercise 1
+@checker
 def check_agp_step(sparsity_at_t, slope_at_t) -> str:
     """Exercise: the sparsity the model has after step ``T`` = 1,450 and the cubic's slope there (per step)."""
     expected, slope = agp_reference()
@@ -80,6 +81,7 @@ def check_agp_step(sparsity_at_t, slope_at_t) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- exercise 2
+@checker
 def check_imp_remaining(fc3_left, fraction_left) -> str:
     """Exercise: after 5 IMP rounds, how many of fc3's 1,000 weights are left, and what fraction of all?"""
     exp_fc3, exp_fraction = imp_reference()
@@ -98,6 +100,7 @@ def check_imp_remaining(fc3_left, fraction_left) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- exercise 3
+@checker
 def check_netadapt_choice(chosen, loss_per_kb) -> str:
     """Exercise: which proposal does NetAdapt keep, and how many accuracy points does it lose per kB saved?"""
     exp_chosen, exp_ratio = netadapt_reference()

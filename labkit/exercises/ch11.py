@@ -5,13 +5,13 @@ Every expected value is computed here in NumPy from the formulas (never with ``l
 never from the learner's answer); the tests check that these agree with labkit and with torch. A
 wrong answer raises ``ExerciseError``; when it equals a known mistake — the seed's ``reduction='mean'``,
 the missing T², the KL the wrong way round, probabilities where log-probabilities belong — the hint
-names that mistake. A right answer returns a ``✅`` line.
+names that mistake. A right answer returns a ``✓`` line.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from labkit.exercises import ExerciseError, expect_close_or_known_mistake, float_array, passed
+from labkit.exercises import ExerciseError, checker, expect_close_or_known_mistake, float_array, passed
 
 # Exercise 1: one teacher's logits, softened at T = 4.
 LOGITS = (6.0, 2.0, -1.0, 0.5)
@@ -46,6 +46,7 @@ def gradient_reference(student=STUDENT, teacher=TEACHER, T: float = T_KD) -> np.
 
 
 # ----------------------------------------------------------------------------- exercise 1
+@checker
 def check_soft_targets(probs) -> str:
     """Exercise: ``probs`` = softmax of ``LOGITS`` at temperature ``T_SOFT`` (4 numbers summing to 1)."""
     got = float_array("probs", probs)
@@ -66,6 +67,7 @@ def check_soft_targets(probs) -> str:
 
 
 # ----------------------------------------------------------------------------- exercise 2
+@checker
 def check_kd_loss(loss) -> str:
     """Exercise: the KD loss of ``STUDENT`` against ``TEACHER`` at ``T_KD``: T² · KL(p_t ‖ p_s), batch mean."""
     got = float_array("loss", loss)
@@ -101,6 +103,7 @@ def check_kd_loss(loss) -> str:
 
 
 # ----------------------------------------------------------------------------- exercise 3
+@checker
 def check_kd_gradient(grad) -> str:
     """Exercise: ``grad`` = ∂ KD / ∂ student logits for ``STUDENT``/``TEACHER`` at ``T_KD`` (shape [2, 4])."""
     got = float_array("grad", grad)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labkit.exercises import ExerciseError, expect_close_or_known_mistake, float_array, passed
+from labkit.exercises import ExerciseError, checker, expect_close_or_known_mistake, float_array, passed
 
 # Exercises 1 and 2: one feature tensor [C=2, H=2, W=2] (a batch of one), p = 2.
 FEATURES = (((1.0, -2.0), (0.0, 3.0)),
@@ -50,6 +50,7 @@ def _squeeze_to(got: np.ndarray, size: int, shape: tuple) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- exercise 1
+@checker
 def check_attention_map(amap) -> str:
     """Exercise: ``amap`` = Σ_c |F_c|^2 of ``FEATURES`` (C = 2, H = W = 2): a 2 × 2 map."""
     got = _squeeze_to(float_array("amap", amap), 4, (2, 2))             # [2, 2], [1, 2, 2] or [4]
@@ -68,6 +69,7 @@ def check_attention_map(amap) -> str:
 
 
 # ----------------------------------------------------------------------------- exercise 2
+@checker
 def check_normalized_attention(q) -> str:
     """Exercise: ``q`` = vec(A) / ‖vec(A)‖₂ for the map of exercise 1 (4 numbers, unit L2 norm)."""
     got = _squeeze_to(float_array("q", q), 4, (4,))                    # [4], [1, 4] or [2, 2]
@@ -85,6 +87,7 @@ def check_normalized_attention(q) -> str:
 
 
 # ----------------------------------------------------------------------------- exercise 3
+@checker
 def check_rkd_distances(psi) -> str:
     """Exercise: ``psi`` = the 3 × 3 distance-wise RKD matrix of ``POINTS`` (distances / their mean over i ≠ j)."""
     got = float_array("psi", psi)

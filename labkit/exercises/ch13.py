@@ -5,11 +5,11 @@ against a standard one.
 Every expected value is computed here from the formulas (integer arithmetic), never with
 ``labkit.lowrank`` or ``labkit.measure`` and never from the learner's answer; the tests check that
 these independent values agree with labkit. A wrong answer raises ``ExerciseError`` with a hint aimed
-at the most likely mistake; a right one returns a ``✅`` line.
+at the most likely mistake; a right one returns a ``✓`` line.
 """
 from __future__ import annotations
 
-from labkit.exercises import expect_answered, expect_count, passed, whole_number
+from labkit.exercises import checker, expect_answered, expect_count, passed, whole_number
 
 # Exercise 1: fc1 of LeNet-300-100, weight [m, n] = [300, 784] with a bias, factorised at rank 32.
 SVD_SHAPE = (300, 784)
@@ -32,6 +32,7 @@ def separable_reference(k=CONV_K, c_in=CONV_C_IN, c_out=CONV_C_OUT, hw=CONV_HW) 
     return hw * hw * k * k * c_in * c_out, hw * hw * (k * k * c_in + c_in * c_out)
 
 
+@checker
 def check_svd_cost(factorised_params, break_even_rank) -> str:
     """Exercise: parameters (weights + bias) of fc1 ``[300, 784]`` factorised at rank 32 into
     ``Linear(784→32, no bias)`` + ``Linear(32→300)``, and the largest integer rank that still has
@@ -63,6 +64,7 @@ def check_svd_cost(factorised_params, break_even_rank) -> str:
                   f"({(m * n + m) / expected:.1f}× fewer); any rank ≤ {exp_break} saves weights.")
 
 
+@checker
 def check_separable_macs(standard_macs, separable_macs) -> str:
     """Exercise: MACs of one example through a 3×3 conv 32 → 64 (stride 1, padding 1) on a 14×14 map,
     as a standard convolution and as depthwise 3×3 + pointwise 1×1 (bias additions not counted)."""
