@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from labkit import architecture
 from labkit.validate import require_choice, require_float, require_float_tensor, require_int
 
 INITS = ("linear", "density", "random")
@@ -177,6 +178,29 @@ class WeightSharing(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.kind}, weight={tuple(self.indices.shape)}, bits={self.bits}, keep_zeros={self.keep_zeros}"
+
+
+def _describe_sharing(m: WeightSharing) -> dict:
+    """The shape of the shared layer, its bits and whether entry 0 is a fixed zero (labkit.architecture)."""
+    shape = list(m.indices.shape)
+    args = {"kind": m.kind, "shape": shape, "bits": m.bits, "keep_zeros": m.keep_zeros, "bias": m.bias is not None}
+    if m.kind == "conv2d":
+        args["conv_args"] = {k: list(v) if isinstance(v, tuple) else v for k, v in m.conv_args.items()}
+    return args
+
+
+def _build_sharing(args: dict, children: dict) -> WeightSharing:
+    """A WeightSharing layer of the described shape; its codebook, indices and bias are loaded after."""
+    out_f, in_f = args["shape"][0], args["shape"][1]
+    if args["kind"] == "linear":
+        layer = nn.Linear(in_f, out_f, bias=args["bias"])
+    else:
+        conv = {k: tuple(v) if isinstance(v, list) else v for k, v in args["conv_args"].items()}
+        layer = nn.Conv2d(in_f * conv["groups"], out_f, tuple(args["shape"][2:]), bias=args["bias"], **conv)
+    return WeightSharing(layer, args["bits"], iters=0, keep_zeros=args["keep_zeros"])
+
+
+architecture.register_module(WeightSharing, _describe_sharing, _build_sharing)  # zoo.save_checkpoint works
 
 
 def apply_weight_sharing(model: nn.Module, bits, init: str = "linear", iters: int = 30,
