@@ -5,6 +5,7 @@ PYTHON   ?= python3
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.labkit-installed
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 LAB_ARGS ?=
 PYTEST_ARGS ?=
 KERNEL_SOURCES := $(wildcard labkit/kernels/src/*.cpp labkit/kernels/src/*.h)
@@ -17,7 +18,7 @@ LOCAL_TORCH := $(wildcard /opt/pypi-more/files/torch-2.14.1-*.whl /opt/wheels/to
 PIP := $(PY) -m pip install --disable-pip-version-check
 TORCH_INDEX := $(if $(LOCAL_TORCH),,--extra-index-url https://download.pytorch.org/whl/cpu)
 
-.PHONY: lab test setup chromium data student strip sanitize bench clean
+.PHONY: lab test setup git-filter chromium data student student-lab strip sanitize bench clean
 
 # Jupyter refuses to run as root unless told to (containers, CI machines).
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -28,16 +29,31 @@ lab: setup
 test: setup chromium
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-setup: $(STAMP)
+setup: $(STAMP) $(LAB_OVERRIDES) git-filter
+
+# The lab's own JupyterLab settings (binder/overrides.json: no "notified about Jupyter news?" pop-up),
+# where this environment's JupyterLab reads them; Binder's postBuild installs the same file.
+$(LAB_OVERRIDES): binder/overrides.json | $(PY)
+	mkdir -p $(@D) && cp $< $@
+
+# JupyterLab's autosave writes outputs into the notebooks: a git "clean" filter strips them from what
+# git sees and commits (.gitattributes applies it to notebooks/*.ipynb; the files on disk keep them).
+git-filter:
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git config filter.labkit-strip.clean "$(PY) scripts/strip_outputs.py --clean" && \
+	  git config filter.labkit-strip.smudge cat; \
+	fi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# (PYTHONWARNINGS: setuptools' "Editable installation ... folders with the same name" note is
+# information only, and labkit has no such folder.)
 $(STAMP): requirements.txt requirements-test.txt pyproject.toml setup.py $(KERNEL_SOURCES) | $(PY)
 	$(PIP) --upgrade pip
 	$(PIP) $(TORCH_INDEX) torch==2.14.1 torchvision==0.29.1
 	$(PIP) -r requirements.txt -r requirements-test.txt
-	$(PIP) --no-build-isolation --no-deps -e .
+	PYTHONWARNINGS="ignore:Editable installation" $(PIP) --no-build-isolation --no-deps -e .
 	touch $(STAMP)
 
 # Debian's Chromium for the real-browser tests (never a browser downloaded by a test tool).
@@ -52,9 +68,13 @@ chromium:
 data: setup
 	$(PY) -m labkit.data download fashion-mnist
 
-# The student edition: every cell tagged "solution" is replaced by a stub.
+# The student edition: every cell tagged "solution" is replaced by a stub (`name = ...`).
 student: setup
 	$(PY) scripts/student_edition.py notebooks student/notebooks
+
+# The student edition, opened in JupyterLab (what an instructor checks before a course).
+student-lab: student
+	$(VENV)/bin/jupyter lab --notebook-dir=student/notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 # Remove outputs from committed notebooks.
 strip: setup
