@@ -17,6 +17,7 @@ Explained in notebooks/11_distillation_soft_labels.ipynb and notebooks/12_distil
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -64,7 +65,7 @@ def distill(student: nn.Module, teacher: nn.Module | None, train_data, *, T: flo
             epochs: int = 5, lr: float = 1e-3, batch_size: int = 64, optimizer: str = "adam",
             weight_decay: float = 0.0, seed: int = 0, cached_logits: torch.Tensor | None = None,
             cache: bool = True, val_data=None, progress: bool = True,
-            lr_schedule: str = "constant") -> list[dict]:
+            lr_schedule: str = "constant", after_step: Callable | None = None) -> list[dict]:
     """Train ``student`` in place on ``α·T²·KL(p_t ‖ p_s) + (1 − α)·CE(s, y)``; return the history.
 
     ``train_data`` yields ``x`` float32 ``[N, C, H, W]`` and ``y`` int64 ``[N]`` — or, with ``alpha = 1``
@@ -74,13 +75,16 @@ def distill(student: nn.Module, teacher: nn.Module | None, train_data, *, T: flo
     then be None), else from ``teacher`` — computed once for all of ``train_data`` when ``cache``
     (default, and always for unlabelled data), or per batch in the loop. ``T`` in (0, inf), ``alpha``
     in [0, 1]; the other arguments and the seeded batch order are ``train.fit``'s, so ``alpha = 0``
-    reproduces ``fit`` exactly. The teacher is never trained and its mode is restored. Returns one
-    dict per epoch: ``{"epoch", "loss", "train_acc", "val_acc"}``.
+    reproduces ``fit`` exactly. ``after_step(student)``, as in ``fit``, runs after every optimizer step
+    (e.g. to keep pruned weights at zero). The teacher is never trained and its mode is restored.
+    Returns one dict per epoch: ``{"epoch", "loss", "train_acc", "val_acc"}``.
     Explained in notebooks/11_distillation_soft_labels.ipynb.
     """
     _check_module("student", student)
     T, alpha = check_temperature(T), check_alpha(alpha)
     train._check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
+    if after_step is not None and not callable(after_step):
+        raise TypeError(f"after_step must be a callable after_step(student) or None, got {type(after_step).__name__}")
     if teacher is student:
         raise ValueError("teacher and student must be two different models")
     x, y = _tensors(train_data, allow_unlabelled=True)
@@ -110,7 +114,7 @@ def distill(student: nn.Module, teacher: nn.Module | None, train_data, *, T: flo
     with tqdm(total=epochs * len(loader), desc="distilling", disable=not progress, leave=False) as bar:
         for epoch in range(1, epochs + 1):
             bar.set_description(f"epoch {epoch}/{epochs} (T={T:g}, α={alpha:g})")
-            loss, acc = _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar)
+            loss, acc = _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar, after_step)
             val = train.evaluate(student, val_data) if val_data is not None else None
             history.append({"epoch": epoch, "loss": loss, "train_acc": acc, "val_acc": val})
     student.train(was_training)
@@ -128,7 +132,7 @@ def _frozen_logits(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
         teacher.train(was_training)
 
 
-def _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar) -> tuple[float, float]:
+def _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar, after_step=None) -> tuple[float, float]:
     """One pass over ``loader`` (batches ``(x, y)`` or ``(x, y, teacher logits)``): (mean loss, accuracy)."""
     student.train()
 
@@ -138,10 +142,11 @@ def _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar) -> tuple
         logits = student(x)
         return logits, distillation_loss(logits, t, y, T, alpha), y
 
-    return _optimize_epoch(loader, step, opt, sched, bar, "lower lr")
+    return _optimize_epoch(loader, step, opt, sched, bar, "lower lr",
+                           None if after_step is None else lambda: after_step(student))
 
 
-def _optimize_epoch(loader, step, opt, sched, bar, advice: str) -> tuple[float, float]:
+def _optimize_epoch(loader, step, opt, sched, bar, advice: str, after_step=None) -> tuple[float, float]:
     """The loop both trainers share: ``step(batch) -> (logits, loss, y)``, then backward, optimizer
     (and scheduler) step, running loss/accuracy on the tqdm ``bar``. Returns (mean loss, accuracy)."""
     loss_sum, correct, seen = 0.0, 0, 0
@@ -152,6 +157,8 @@ def _optimize_epoch(loader, step, opt, sched, bar, advice: str) -> tuple[float, 
         opt.step()
         if sched is not None:
             sched.step()
+        if after_step is not None:
+            after_step()
         loss_sum += loss.item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
