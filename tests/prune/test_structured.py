@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from labkit import measure, models, prune
-from labkit.prune import surgery
+from labkit.prune import structured, surgery
 from labkit.train import set_seed
 
 
@@ -189,6 +189,22 @@ def test_bn_scores_and_l1_penalty_value_and_gradient():
     assert model[4].weight.grad.tolist() == pytest.approx([0.1, -0.1])
     assert model[0].weight.grad is None                                # only γ is regularised
 
+
+
+def test_bn_l1_proximal_soft_thresholds_gamma_only():
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([0.5, -0.05, 0.1]))
+        model[4].weight.copy_(torch.tensor([-1.0, 0.08]))
+    conv = model[0].weight.detach().clone()
+    structured.bn_l1_proximal(0.1)(model)
+    assert model[1].weight.tolist() == pytest.approx([0.4, 0.0, 0.0])      # |γ| ≤ t lands exactly on 0
+    assert model[4].weight.tolist() == pytest.approx([-0.9, 0.0])
+    assert torch.equal(model[0].weight, conv)                              # only γ is touched
+    with pytest.raises(ValueError, match="threshold"):
+        structured.bn_l1_proximal(-0.1)
+    with pytest.raises(ValueError, match="no affine BatchNorm"):
+        structured.bn_l1_proximal(0.1)(models.build("lenet5"))
 
 def test_correlation_picks_a_duplicated_filter():
     torch.manual_seed(0)
