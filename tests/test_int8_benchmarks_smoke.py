@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from labkit import kernels
+from labkit.kernels import api
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -46,18 +47,31 @@ def int8_gemm():
 
 def test_int8_gemm_quick_table():
     out = run_benchmark("int8_gemm.py", "--quick", "--threads", "1")
-    for column in ("shape (M x K x N)", "implementation", "median ms", "min ms", "GOPS", "x fp32", "x int8"):
+    for column in ("shape (M x K x N)", "implementation", "median ms", "min ms", "one-call ms", "one/packed",
+                   "GOPS", "% peak", "x fp32", "x int8", "pack GB/s"):
         assert column in out
-    assert "nominal AMX peak" in out and ("no AMX on this CPU" in out or "2048 int8 ops/cycle/core" in out)
-    assert "nominal VNNI peak" in out
+    assert out.startswith("CPU: ") and "load average" in out
+    assert "peak AMX tdpbusd" in out and ("no amx on this CPU" in out or "2048 int8 ops/cycle/core" in out)
+    assert "peak VNNI vpdpbusd" in out
     gemm, conv = table_rows(out, "quick 8x64x16"), table_rows(out, "quick conv (qconv2d)")
     expected = [f"labkit {isa} {op}" for isa in kernels.available_isas() for op in ("gemm", "linear")]
-    assert set(expected) <= set(gemm) and "torch fp32" in gemm
+    assert set(expected) <= set(gemm) and "torch fp32" in gemm and "memcpy of w (numpy)" in gemm
     assert {f"labkit {isa} qconv2d" for isa in kernels.available_isas()} <= set(conv)  # ref included
     assert "torch fp32" in conv
     for label, cells in {**gemm, **conv}.items():
-        median_ms, min_ms, gops = (float(c) for c in cells[:3])
+        if label.startswith("memcpy"):
+            assert float(cells[-1]) > 0, (label, cells)  # pack GB/s only
+            continue
+        median_ms, min_ms, gops = float(cells[0]), float(cells[1]), float(cells[4])
         assert 0 < min_ms <= median_ms and gops > 0, (label, cells)
+        if label.startswith("labkit"):  # the one-call op, its ratio to the packed one, % of the path's peak
+            one_call, ratio = float(cells[2]), float(cells[3])
+            assert one_call > 0 and ratio > 0, (label, cells)
+            assert (cells[5] == "-") == (label.split()[1] == "ref"), (label, cells)
+        if label.startswith("labkit") and label.endswith(("gemm", "linear")) and api._ext is not None:
+            assert (cells[8] == "-") == (label == "labkit ref gemm"), (label, cells)  # pack GB/s
+            assert cells[8] == "-" or float(cells[8]) > 0, (label, cells)
+    assert "one-call / packed" in out
 
 
 def test_int8_gemm_shapes_and_skipped_ref(int8_gemm, capsys, monkeypatch):
@@ -69,18 +83,23 @@ def test_int8_gemm_shapes_and_skipped_ref(int8_gemm, capsys, monkeypatch):
     rng = int8_gemm.np.random.default_rng(0)
     cases = int8_gemm.conv_cases(1, 1, 6, 2, 3, 0, rng, None)
     assert cases["labkit ref qconv2d"] is None
-    runs = {label: [1e-3] for label, case in cases.items() if case is not None}
-    int8_gemm.print_rows("conv", (16, 9, 2), cases, runs, min)
+    runs = {label: {column: [1e-3] for column, _ in case.timed()} for label, case in cases.items() if case is not None}
+    int8_gemm.print_rows("conv", (16, 9, 2), cases, runs, min, {})
     assert re.search(r"labkit ref qconv2d\s+skipped", capsys.readouterr().out)
 
 
 def test_int8_models_quick_table():
     out = run_benchmark("int8_models.py", "--quick", "--threads", "1")
-    for column in ("model", "fp32 acc", "fq acc", "int acc", "Δ int-fp32", "fp32 b1", "int b1", "fp32 b256",
-                   "int b256"):
+    for column in ("model", "fp32 acc", "fq acc", "int acc", "Δ int-fp32", "batch", "fp32", "labkit int",
+                   "int × fp32", "int × torch int8"):
         assert column in out
+    assert "CPU: " in out and "load average" in out
     for model in ("lenet300", "lenet5"):
-        line = next(line for line in out.splitlines() if line.startswith(model + " "))
-        accuracies = [float(a) for a in re.findall(r"(\d+\.\d+)%", line)]
-        assert len(accuracies) == 3 and min(accuracies) > 80, line
-        assert len(re.findall(r"\d+\.\d+ms", line)) == 4, line
+        lines = [line for line in out.splitlines() if line.startswith(model + " ")]
+        accuracy = next(line for line in lines if "%" in line)
+        accuracies = [float(a) for a in re.findall(r"(\d+\.\d+)%", accuracy)]
+        assert len(accuracies) >= 3 and min(accuracies) > 80, accuracy  # fp32, fake-quant, integer (+ torch int8)
+        latency = [line for line in lines if "ms" in line]
+        assert [line.split()[1] for line in latency] == ["1", "256"], latency
+        for line in latency:  # fp32 and labkit int at least (torch's int8 engines where torch.ao exists)
+            assert len(re.findall(r"\d+\.\d+ms", line)) >= 2, line

@@ -8,12 +8,21 @@ exactly the integers that ``labkit.kernels.reference`` computes in readable nump
 - ``quantize_multiplier(real)`` -> (multiplier, shift); ``requantize(acc, multiplier, shift, z_out, relu)``.
 - ``qlinear(...)`` / ``PackedLinear(w, bias).forward(x, ...)``: the fused quantized linear layer.
 - ``qconv2d(...)`` / ``PackedConv2d``: NCHW uint8 x OIHW int8 convolution; ``maxpool2d_u8``.
-- ``isa()``, ``available_isas()``, ``set_isa(name)`` (or ``LABKIT_ISA=ref|avx2|avx512vnni`` before
-  import; a path this CPU lacks raises ValueError), ``set_num_threads(n)`` (1 <= n <= 256) /
-  ``get_num_threads()``. The threads come from OpenMP; a build without OpenMP runs on one thread.
-- For tests only: ``LABKIT_HIDE_ISA=avx512vnni,avx2`` (before import) makes the dispatcher treat the
+- The one-call ops (``gemm_u8s8s32``, ``qlinear``, ``qconv2d``) pack the weights on every call, at
+  about memory speed, and remember nothing (the array may change between calls); the ``Packed*``
+  classes pack once. Both give the same integers.
+- ``isa()``, ``available_isas()``, ``set_isa(name)`` (or ``LABKIT_ISA=ref|avx2|avx512vnni|amx`` before
+  import; a path this machine lacks raises ValueError saying why: ``unavailable_reason(name)``),
+  ``set_num_threads(n)`` (1 <= n <= 256) / ``get_num_threads()``. The threads come from OpenMP; a
+  build without OpenMP runs on one thread.
+- ``amx``: Intel AMX tile instructions (Xeon Sapphire Rapids and later), available, and then the
+  default, only where the CPU has amx_int8 and the OS grants the tile-data permission (Linux
+  ``arch_prctl(ARCH_REQ_XCOMP_PERM)``, asked once); elsewhere (e.g. AMD EPYC) it is refused with the
+  reason. Convolutions on the amx path use the AVX-512 VNNI pixel kernel.
+- For tests only: ``LABKIT_HIDE_ISA=amx,avx512vnni,avx2`` (before import) makes the dispatcher treat the
   listed paths as missing from the CPU, so that refusing a forced path and falling back to a
-  slower one can be tested on any machine.
+  slower one can be tested on any machine (``LABKIT_HIDE_ISA=amx`` on an AMX machine behaves like the
+  AMD CI machines).
 
 Arrays are checked where they enter (dtype, shape, C-contiguous; an unaligned one is copied);
 convolution stride and padding are bounded (``api.MAX_STRIDE``, ``api.MAX_PADDING``,
@@ -24,8 +33,8 @@ Without the compiled module everything still works, slowly, on the reference (on
 """
 from .api import (PackedConv2d, PackedLinear, available_isas, gemm_u8s8s32, get_num_threads, isa,
                   maxpool2d_u8, qconv2d, qlinear, quantize_multiplier, requantize, set_isa,
-                  set_num_threads)
+                  set_num_threads, unavailable_reason)
 
 __all__ = ["PackedConv2d", "PackedLinear", "available_isas", "gemm_u8s8s32", "get_num_threads", "isa",
            "maxpool2d_u8", "qconv2d", "qlinear", "quantize_multiplier", "requantize", "set_isa",
-           "set_num_threads"]
+           "set_num_threads", "unavailable_reason"]

@@ -44,7 +44,7 @@ _ext = _load_extension()
 
 
 def _hidden_isas() -> tuple[str, ...]:
-    """The ISAs named in ``LABKIT_HIDE_ISA=avx512vnni,avx2`` (a test-only switch, read at import by
+    """The ISAs named in ``LABKIT_HIDE_ISA=amx,avx512vnni,avx2`` (a test-only switch, read at import by
     the compiled module too): it treats them as missing from the CPU."""
     names = tuple(n.strip() for n in os.environ.get("LABKIT_HIDE_ISA", "").split(",") if n.strip())
     for name in names:
@@ -59,19 +59,33 @@ HIDDEN_ISAS = _hidden_isas()
 
 # ---- ISA and threads ------------------------------------------------------------------------
 def available_isas() -> list[str]:
-    """Names of the code paths this CPU can run, slowest first (``["numpy-reference"]`` without
-    the compiled module). ``amx`` is never listed: labkit has no AMX kernels yet."""
+    """Names of the code paths this machine can run, slowest first (``["numpy-reference"]`` without
+    the compiled module). ``amx`` is listed only where the CPU has AMX-INT8 (Intel Xeon Sapphire
+    Rapids and later) and the OS granted labkit the tile-data permission (Linux ``arch_prctl``,
+    asked once at import); it is then the default."""
     return list(_ext.available_isas()) if _ext is not None else [FALLBACK_ISA]
 
 
 def isa() -> str:
-    """Name of the code path in use: ``ref``, ``avx2``, ``avx512vnni`` or ``numpy-reference``."""
+    """Name of the code path in use: ``ref``, ``avx2``, ``avx512vnni``, ``amx`` or ``numpy-reference``."""
     return _ext.isa() if _ext is not None else FALLBACK_ISA
+
+
+def unavailable_reason(name: str) -> str:
+    """Why the code path ``name`` (one of ref, avx2, avx512vnni, amx) cannot run here, ``""`` when it
+    can: e.g. for ``amx`` "this CPU lacks amx_int8 (...)" or "the OS refused the permission to use AMX
+    tile data (...)". Explained in notebooks/04_integer_inference.ipynb."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, one of {', '.join(KNOWN_ISAS)}; got {name!r}")
+    require_choice("name", name, KNOWN_ISAS)
+    if _ext is None:
+        return "the compiled module is not built"
+    return _ext._isa_unavailable_reason(name)
 
 
 def set_isa(name: str) -> None:
     """Force a code path (as the environment variable ``LABKIT_ISA`` does at import); raises
-    ``ValueError`` for an unknown name or one this CPU / build lacks."""
+    ``ValueError`` for an unknown name or one this CPU / OS / build lacks, saying which."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, one of {', '.join(KNOWN_ISAS)}; got {name!r}")
     available = available_isas()
@@ -79,10 +93,8 @@ def set_isa(name: str) -> None:
         return
     require_choice("name", name, KNOWN_ISAS)
     if name not in available:
-        reason = ("labkit has no AMX kernels" if name == "amx" else
-                  "the compiled module is not built" if _ext is None else
-                  "hidden by LABKIT_HIDE_ISA" if name in HIDDEN_ISAS else "this CPU lacks it")
-        raise ValueError(f"ISA {name!r} is not available ({reason}); available: {', '.join(available)}")
+        raise ValueError(f"ISA {name!r} is not available ({unavailable_reason(name)}); "
+                         f"available: {', '.join(available)}")
     _ext.set_isa(name)
 
 
@@ -134,6 +146,9 @@ def _per_channel(name: str, value, n: int, low: int, high: int) -> np.ndarray:
         if value.ndim != 1 or value.shape[0] != n:
             raise ValueError(f"{name} must be a scalar or have one entry per output channel ({n}), "
                              f"got shape {value.shape}")
+        if (_ext is not None and value.dtype == np.int32 and value.flags.c_contiguous
+                and value.flags.aligned):
+            return value  # as passed: the compiled module checks every entry's range (its message names it)
         if value.min() < low or value.max() > high:
             bad = value[(value < low) | (value > high)][0]
             raise ValueError(f"{name} must be in [{low}, {high}], got an entry {bad}")
@@ -174,7 +189,8 @@ def _bias(bias, n: int):
 # ---- the kernels ----------------------------------------------------------------------------
 def gemm_u8s8s32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact integer matrix product ``a @ b.T``: a uint8 [M, K], b int8 [N, K] -> int32 [M, N],
-    for K <= 65536 (reference.py, step 1). Packs b on every call: use PackedLinear to reuse it.
+    for K <= 65536 (reference.py, step 1). Packs b on every call (at memory speed; nothing is
+    cached, so b may change between calls): PackedLinear packs it once for repeated calls.
     Explained in notebooks/04_integer_inference.ipynb."""
     a = _require_array("a", a, np.uint8, 2)
     b = _require_array("b", b, np.int8, 2)
@@ -250,9 +266,20 @@ class PackedLinear:
 def qlinear(x: np.ndarray, x_zero_point: int, w: np.ndarray, bias, multiplier, shift,
             out_zero_point: int, relu: bool = False) -> np.ndarray:
     """Quantized linear layer in one call: x uint8 [M, K], w int8 [N, K], bias int32 [N] or None
-    -> uint8 [M, N] (see PackedLinear, which packs w once for repeated calls).
+    -> uint8 [M, N], the same integers as ``PackedLinear(w, bias).forward(x, ...)``. Packs w (and
+    its row sums) on every call, at memory speed, remembering nothing; PackedLinear packs it once.
     Explained in notebooks/04_integer_inference.ipynb."""
-    return PackedLinear(w, bias).forward(x, x_zero_point, multiplier, shift, out_zero_point, relu)
+    if _ext is None:
+        return PackedLinear(w, bias).forward(x, x_zero_point, multiplier, shift, out_zero_point, relu)
+    w = _require_array("w", w, np.int8, 2)  # the checks and messages of PackedLinear, in its order
+    _require_k(w.shape[1], "in_features (K)")
+    bias = _bias(bias, w.shape[0])
+    x = _require_array("x", x, np.uint8, 2)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"x is [M, K] = {list(x.shape)} but w has K = {w.shape[1]}")
+    x_zero_point = require_int("x_zero_point", x_zero_point, 0, 255)
+    args = _requant_args(multiplier, shift, out_zero_point, relu, w.shape[0])
+    return _ext.qlinear(x, x_zero_point, w, bias, *args)
 
 
 def _check_image_buffers(shape, kernel, stride, padding) -> None:
@@ -344,7 +371,8 @@ def maxpool2d_u8(x: np.ndarray, kernel_size=2, stride=None, padding=0) -> np.nda
 
 
 def _apply_environment() -> None:
-    """Honour LABKIT_ISA=ref|avx2|avx512vnni|amx; an unavailable choice raises ValueError at import."""
+    """Honour LABKIT_ISA=ref|avx2|avx512vnni|amx; an unavailable choice raises ValueError at import,
+    with the reason (for amx: the CPU lacks it, or the OS refused the tile-data permission)."""
     forced = os.environ.get("LABKIT_ISA", "").strip()
     if forced:
         try:

@@ -14,9 +14,10 @@ from labkit.kernels import api, reference
 def test_isa_names():
     available = kernels.available_isas()
     assert kernels.isa() in available
-    assert set(available) <= {"ref", "avx2", "avx512vnni", "numpy-reference"}
+    assert set(available) <= {"ref", "avx2", "avx512vnni", "amx", "numpy-reference"}
     if api._ext is not None:
         assert available[0] == "ref" and kernels.isa() == available[-1] or os.environ.get("LABKIT_ISA")
+        assert available == [name for name in api.KNOWN_ISAS if name in available]  # slowest first
 
 
 def test_set_isa_round_trip(isa):
@@ -24,22 +25,26 @@ def test_set_isa_round_trip(isa):
 
 
 def test_unavailable_isas_are_refused():
-    with pytest.raises(ValueError, match="amx"):
-        kernels.set_isa("amx")
     with pytest.raises(ValueError, match="one of"):
         kernels.set_isa("avx1024")
     with pytest.raises(TypeError):
         kernels.set_isa(3)
-    for name in ("ref", "avx2", "avx512vnni"):
+    for name in api.KNOWN_ISAS:
         if name not in kernels.available_isas():
-            with pytest.raises(ValueError, match="not available"):
+            reason = api.unavailable_reason(name)
+            assert reason
+            with pytest.raises(ValueError, match="not available") as error:
                 kernels.set_isa(name)
+            assert reason in str(error.value) and name in str(error.value)
+        else:
+            assert api.unavailable_reason(name) == ""
 
 
 def test_environment_variable_forces_and_refuses(run_python):
-    result = run_python("import labkit.kernels as k; print(k.isa())", LABKIT_ISA="amx")
+    result = run_python("import labkit.kernels as k; print(k.isa())", LABKIT_ISA="amx", LABKIT_HIDE_ISA="amx")
     assert result.returncode != 0 and "ValueError" in result.stderr and "LABKIT_ISA='amx'" in result.stderr
     if api._ext is not None:
+        assert "hidden by LABKIT_HIDE_ISA" in result.stderr
         result = run_python("import labkit.kernels as k; print(k.isa())", LABKIT_ISA="ref")
         assert result.returncode == 0 and result.stdout.strip() == "ref"
 
@@ -51,7 +56,7 @@ SHOW_ISAS = "import labkit.kernels as k; print(k.isa(), ','.join(k.available_isa
 @needs_ext
 def test_hidden_isas_fall_back_and_are_refused(run_python):
     """LABKIT_HIDE_ISA (tests only) makes any CPU look like one without AVX2 / AVX-512 VNNI."""
-    hidden = run_python(SHOW_ISAS, LABKIT_HIDE_ISA="avx512vnni, avx2", LABKIT_ISA=None)
+    hidden = run_python(SHOW_ISAS, LABKIT_HIDE_ISA="avx512vnni, avx2, amx", LABKIT_ISA=None)
     assert hidden.returncode == 0, hidden.stderr
     assert hidden.stdout.split() == ["ref", "ref"]
     forced = run_python(SHOW_ISAS, LABKIT_HIDE_ISA="avx512vnni,avx2", LABKIT_ISA="avx512vnni")
@@ -62,6 +67,40 @@ def test_hidden_isas_fall_back_and_are_refused(run_python):
                              "    try:\n        call()\n    except ValueError as e:\n        print(e)\n",
                              LABKIT_HIDE_ISA="avx2,avx512vnni", LABKIT_ISA=None)
     assert at_run_time.returncode == 0 and at_run_time.stdout.count("hidden by LABKIT_HIDE_ISA") == 2
+
+
+@needs_ext
+def test_hidden_amx_is_refused_with_the_reason(run_python):
+    """LABKIT_HIDE_ISA=amx makes an AMX machine look like the AMD CI machines (AVX-512 VNNI, no AMX):
+    amx is not listed, not chosen, and refused by name with the reason, in Python and in C++."""
+    code = ("import labkit.kernels as k\n"
+            "print(k.isa(), ','.join(k.available_isas()))\n"
+            "print(k.api.unavailable_reason('amx'))\n"
+            "for call in (lambda: k.set_isa('amx'), lambda: k.api._ext.set_isa('amx')):\n"
+            "    try:\n        call()\n    except ValueError as e:\n        print(e)\n")
+    result = run_python(code, LABKIT_HIDE_ISA="amx", LABKIT_ISA=None)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "amx" not in lines[0].split()[1].split(",") and lines[0].split()[0] != "amx"
+    assert lines[1] == "hidden by LABKIT_HIDE_ISA"
+    assert len(lines) == 4 and all("'amx' is not available (hidden by LABKIT_HIDE_ISA)" in line for line in lines[2:])
+
+
+@needs_ext
+@pytest.mark.parametrize("facts, words", [
+    ((False, True, True, True, 0), "no AMX kernels"),
+    ((True, False, True, True, 0), "this CPU lacks amx_int8"),
+    ((True, True, False, True, 0), "lacks AVX-512 VNNI"),
+    ((True, True, True, False, 0), "the OS does not enable the AMX tile state"),
+    ((True, True, True, True, 1), "the OS refused the permission to use AMX tile data"),
+])
+def test_amx_refusal_says_why(facts, words):
+    """The reason AMX is refused names the culprit: the build, the CPU, or the OS (whose permission,
+    arch_prctl(ARCH_REQ_XCOMP_PERM), labkit asks once); all is well only when everything says yes."""
+    assert words in api._ext._amx_problem(*facts)
+    assert api._ext._amx_problem(True, True, True, True, 0) == ""
+    if "amx" not in kernels.available_isas() and "amx" not in api.HIDDEN_ISAS:  # e.g. an AMD EPYC
+        assert any(w in api.unavailable_reason("amx") for w in ("CPU lacks", "OS", "no AMX kernels"))
 
 
 @needs_ext

@@ -89,7 +89,9 @@ BAD_CALLS = [
     (ValueError, "n must be an integer", lambda: kernels.set_num_threads(0)),
     (ValueError, r"n must be an integer in \[1, 256\]", lambda: kernels.set_num_threads(257)),
     (ValueError, "name must be one of", lambda: kernels.set_isa("sse9")),
-    (ValueError, "not available", lambda: kernels.set_isa("amx")),
+    (ValueError, "name must be one of", lambda: kernels.set_isa("amx512")),
+    (ValueError, "name must be one of", lambda: kernels.unavailable_reason("amx512")),
+    (TypeError, "name must be a string", lambda: kernels.unavailable_reason(None)),
 ]
 
 
@@ -145,7 +147,14 @@ SH = np.array([-1], np.int32)
     (ValueError, lambda: ext.maxpool2d_u8(X4, 2, 2, 2**16 + 1, 2, 0, 0)),
     (ValueError, lambda: ext.requantize(unaligned_int32((4, 3)), M32, SH, 0)),
     (ValueError, lambda: ext.PackedLinear(S8, unaligned_int32((3,)))),
-    (ValueError, lambda: ext.set_isa("amx")),
+    (ValueError, lambda: ext.set_isa("amx512")),
+    (ValueError, lambda: ext.qlinear(U8, 0, S8[:, :5].copy(), None, M32, SH, 0, False)),
+    (ValueError, lambda: ext.qlinear(U8, 256, S8, None, M32, SH, 0, False)),
+    (ValueError, lambda: ext.qlinear(U8, 0, S8, np.zeros(4, np.int32), M32, SH, 0, False)),
+    (ValueError, lambda: ext.qlinear(U8, 0, S8, None, np.full(2, 2**30, np.int32), SH, 0, False)),
+    (TypeError, lambda: ext.qlinear(U8, 0, S8.astype(np.uint8), None, M32, SH, 0, False)),
+    (ValueError, lambda: ext.qlinear(U8[:0], 0, S8, None, M32, SH, 0, False)),
+    (ValueError, lambda: ext._pack(S8, "amx512")),
     (ValueError, lambda: ext.set_num_threads(0)),
     (ValueError, lambda: ext.set_num_threads(257)),
     (ValueError, lambda: ext.quantize_multiplier(-1.0)),

@@ -3,7 +3,7 @@
 // to a multiple of 4 by zero weights, output NCHW uint8. Each image is first copied into a buffer
 // padded with the input zero point (padded taps then contribute (x_zp - x_zp) * w = 0).
 //
-// SIMD paths (avx2, avx512vnni): the output pixels sit in the vector lanes and the weights are
+// SIMD paths (avx2, avx512vnni, and amx, which uses the VNNI kernel here): the output pixels sit in the vector lanes and the weights are
 // broadcast, so each register holds 16 (or 8) pixels of one output channel and goes straight to
 // the NCHW plane: pack_pixels interleaves 4 taps per pixel, conv_pixels_* does the multiply-adds
 // and the fused requantization. Chunks of output rows (images x row blocks) run on the threads.
@@ -150,10 +150,10 @@ void conv2d_pixels(const uint8_t* x, const ConvGeometry& geo, const PackedWeight
     args.ep = &ep;
     args.out = out + b * geo.out_channels * p_size + oh0 * ow_size;
     args.out_stride = p_size;
-    if (isa == Isa::Avx512Vnni)
-      conv_pixels_vnni(args);
-    else
+    if (isa == Isa::Avx2)
       conv_pixels_avx2(args);
+    else
+      conv_pixels_vnni(args);
   });
 }
 #endif  // LABKIT_X86
@@ -176,15 +176,17 @@ void conv2d_u8(const uint8_t* x, const ConvGeometry& geo, PackedWeights& w, cons
   const int64_t in_image = geo.channels * geo.height * geo.width;
   const int64_t out_image = o_size * p_size;
   const uint8_t pad = static_cast<uint8_t>(x_zero_point);
-  const LinearPlan plan(w, bias, x_zero_point, rq);
-  w.layout(isa);  // pack once, before the threads start
+  const LinearPlan plan(w, bias, x_zero_point, rq, isa, threads);
   if (static_cast<double>(geo.batch) * p_size * ldk * o_size < kMinParallelWork) threads = 1;
 #ifdef LABKIT_X86
-  if ((isa == Isa::Avx512Vnni || isa == Isa::Avx2) && plan.fits()) {
+  // The AMX path convolves on the VNNI pixel kernel: with pixels in the lanes and K = C*KH*KW
+  // (25 and 150 in LeNet-5) far below one 64-byte tile row, tiles would mostly multiply padding.
+  if ((isa == Isa::Avx512Vnni || isa == Isa::Amx || isa == Isa::Avx2) && plan.fits()) {
     conv2d_pixels(x, geo, w, plan, pad, out, isa, threads);
     return;
   }
 #endif
+  w.prepare(isa, PackedWeights::kLayout, threads);  // pack once, before the threads start
   auto one_image = [&](int64_t b, int gemm_threads, ImageBuffers& buf) {
     pad_image(x + b * in_image, geo, pad, buf.padded.data());
     im2col(buf.padded.data(), geo, ldk, buf.cols.data());

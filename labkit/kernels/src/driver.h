@@ -18,13 +18,24 @@
 namespace labkit {
 
 // ---- CPU dispatch ---------------------------------------------------------------------------
-bool isa_available(Isa isa);         // the CPU has it and LABKIT_HIDE_ISA does not hide it
+bool isa_available(Isa isa);         // the CPU (and for AMX the OS) has it, LABKIT_HIDE_ISA does not hide it
 bool isa_hidden(Isa isa);            // named in LABKIT_HIDE_ISA (a test-only switch, read once)
+std::string isa_unavailable_reason(Isa isa);  // why not ("" when available), for error messages
 std::vector<Isa> available_isas();   // in increasing order of speed
 Isa current_isa();                   // forced by set_isa, else the fastest available
 void set_isa(Isa isa);               // the caller checks isa_available first
 bool parse_isa(const std::string& name, Isa* out);
 Blocking& blocking(Isa isa);         // cache blocking, tunable for benchmarks
+
+// What the CPU and the OS say about AMX (dispatch.cpp asks them once), and the reason refused.
+struct AmxFacts {
+  bool built = false;          // compiled with the AMX kernels
+  bool cpu_amx = false;        // CPUID: AMX-TILE and AMX-INT8
+  bool cpu_vnni = false;       // AVX-512 VNNI (the AMX path packs and requantizes with it)
+  bool os_tile_state = false;  // XCR0 has XTILECFG and XTILEDATA
+  int permission_error = 0;    // errno of arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), 0: granted
+};
+std::string amx_problem(const AmxFacts& facts);  // "" when AMX can run
 
 // ---- threads (OpenMP, optional) -------------------------------------------------------------
 // The module also builds without OpenMP (setup.py retries without -fopenmp): the `#pragma omp`
@@ -75,22 +86,41 @@ struct FreeDeleter { void operator()(void* p) const { std::free(p); } };
 using AlignedBuffer = std::unique_ptr<void, FreeDeleter>;
 AlignedBuffer aligned_buffer(size_t bytes);
 
-// ---- weights w int8 [N, K], packed lazily for each ISA that is asked for ----------------------
+// ---- weights w int8 [N, K], packed for each ISA that is asked for ------------------------------
 class PackedWeights {
  public:
+  // Owns `rows` (w row-major, n * k bytes): layers that outlive the caller's array (PackedLinear,
+  // PackedConv2d). The packed layouts get their own memory.
+  PackedWeights(std::vector<int8_t> rows, int64_t n, int64_t k);
+  // Borrows w, which must outlive this object: the one-call ops (gemm_u8s8s32, qlinear). Their
+  // packed layout lives in a work buffer that the calling thread keeps from call to call (no
+  // allocation or page faults per call; nothing about w is remembered). One at a time per thread.
   PackedWeights(const int8_t* w, int64_t n, int64_t k);
-  const PackedLayout& layout(Isa isa);       // packs on first use (thread-safe)
+  PackedWeights(const PackedWeights&) = delete;
+  PackedWeights& operator=(const PackedWeights&) = delete;
+
+  // What prepare() should make ready: the layout of an ISA, the row sums, or both.
+  static constexpr int kLayout = 1, kSums = 2;
+  // Packs w for `isa` and/or computes its row sums (with the ISA's SIMD code), whichever `what`
+  // asks for and is not done yet: one pass over w by panels (the SIMD packers add up the row sums
+  // from the registers they transpose anyway), split over `threads` threads when w is large.
+  // Thread-safe.
+  void prepare(Isa isa, int what, int threads);
+  const PackedLayout& layout(Isa isa) const { return layouts_[slot(isa)]; }  // after prepare(isa, kLayout)
+  const int32_t* row_sums() const { return row_sum_.data(); }          // sum_k w[n,k]   (after kSums)
+  const int32_t* abs_row_sums() const { return abs_row_sum_.data(); }  // sum_k |w[n,k]| (after kSums)
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
-  const std::vector<int32_t>& row_sums() const { return row_sum_; }        // sum_k w[n,k]
-  const std::vector<int64_t>& abs_row_sums() const { return abs_row_sum_; }  // sum_k |w[n,k]|
-  const int8_t* rows() const { return w_.data(); }                         // w, row-major
+  const int8_t* rows() const { return rows_; }                          // w, row-major
 
  private:
+  // AMX tiles read the VNNI layout: both ISAs share one.
+  static int slot(Isa isa) { return static_cast<int>(isa == Isa::Amx ? Isa::Avx512Vnni : isa); }
   int64_t n_, k_;
-  std::vector<int8_t> w_;
-  std::vector<int32_t> row_sum_;
-  std::vector<int64_t> abs_row_sum_;
+  std::vector<int8_t> own_rows_;
+  const int8_t* rows_;
+  bool borrowed_;
+  std::vector<int32_t> row_sum_, abs_row_sum_;  // empty until computed
   std::mutex mutex_;
   PackedLayout layouts_[kNumIsas];
   AlignedBuffer storage_[kNumIsas];
@@ -121,8 +151,11 @@ struct ColumnArrays {
 // convolution runs one per image): weights, bias, zero-point correction and requantization.
 class LinearPlan {
  public:
-  LinearPlan(PackedWeights& w, const int32_t* bias, int32_t x_zero_point, const RequantParams& rq);
-  // out[m, n] (row stride ldc) = requantize(sum_k (a[m,k] - x_zp) w[n,k] + bias[n]), a row stride lda
+  // Computes w's row sums first if needed (w.prepare(isa, kSums, threads)).
+  LinearPlan(PackedWeights& w, const int32_t* bias, int32_t x_zero_point, const RequantParams& rq, Isa isa,
+             int threads);
+  // out[m, n] (row stride ldc) = requantize(sum_k (a[m,k] - x_zp) w[n,k] + bias[n]), a row stride lda.
+  // Packs w for isa first if needed (call w.prepare(isa, kLayout, ...) before running from threads).
   void run(const uint8_t* a, int64_t m, int64_t lda, uint8_t* out, int64_t ldc, Isa isa, int threads) const;
   bool fits() const { return fits_; }
   // Per-channel parameters indexed by output channel (for conv_pixels_vnni).
@@ -167,8 +200,9 @@ void maxpool2d_u8(const uint8_t* x, int64_t planes, int64_t height, int64_t widt
                   int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
                   uint8_t* out, int threads);
 
-// Benchmark helpers: seconds for `iterations` rounds of 12 register-only multiply-adds of an ISA,
-// and the core clock measured with a chain of dependent integer additions.
+// Benchmark helpers: seconds for `iterations` rounds of register-only multiply-adds of an ISA (12
+// vpdpbusd, 6 vpmaddwd, or 4 tdpbusd on resident tiles; *ops = the int8 operations done), and the
+// core clock measured with a chain of dependent integer multiplications.
 double probe_peak_seconds(Isa isa, int64_t iterations, double* ops);
 double measure_clock_hz();
 

@@ -110,12 +110,15 @@ std::vector<int32_t> bias_vector(const py::handle& bias, int64_t n) {
 
 Isa isa_from_name(const std::string& name) {
   Isa isa;
-  if (!parse_isa(name, &isa)) fail("unknown ISA '" + name + "'; known: ref, avx2, avx512vnni");
-  if (!isa_available(isa)) {
-    const std::string reason = isa_hidden(isa) ? "hidden by LABKIT_HIDE_ISA" : "this CPU lacks it";
-    fail("ISA '" + name + "' is not available (" + reason + ")");
-  }
+  if (!parse_isa(name, &isa)) fail("unknown ISA '" + name + "'; known: ref, avx2, avx512vnni, amx");
+  const std::string reason = isa_unavailable_reason(isa);
+  if (!reason.empty()) fail("ISA '" + name + "' is not available (" + reason + ")");
   return isa;
+}
+
+// A copy of w's n * k bytes (taken with the GIL held).
+std::vector<int8_t> copy_rows(const py::array_t<int8_t>& w) {
+  return std::vector<int8_t>(w.data(), w.data() + w.size());
 }
 
 // A linear layer's weights: w int8 [N, K] packed once, int32 bias [N] (zeros if None).
@@ -124,15 +127,16 @@ class PackedLinear {
   PackedLinear(const py::handle& w_obj, const py::handle& bias_obj) {
     auto w = checked<int8_t>(w_obj, "w", 2);
     if (w.shape(1) > kMaxK) fail("w must have K <= 65536 columns, got " + std::to_string(w.shape(1)));
-    weights_ = std::make_unique<PackedWeights>(w.data(), w.shape(0), w.shape(1));
+    weights_ = std::make_unique<PackedWeights>(copy_rows(w), w.shape(0), w.shape(1));
     bias_ = bias_vector(bias_obj, w.shape(0));
-    weights_->layout(current_isa());
+    py::gil_scoped_release release;
+    weights_->prepare(current_isa(), PackedWeights::kLayout | PackedWeights::kSums, num_threads());
   }
   int64_t in_features() const { return weights_->k(); }
   int64_t out_features() const { return weights_->n(); }
   py::array_t<int32_t> weight_sums() const {
-    const auto& s = weights_->row_sums();
-    return py::array_t<int32_t>(static_cast<py::ssize_t>(s.size()), s.data());
+    weights_->prepare(current_isa(), PackedWeights::kSums, num_threads());
+    return py::array_t<int32_t>(static_cast<py::ssize_t>(weights_->n()), weights_->row_sums());
   }
   const uint8_t* rows(const py::array_t<uint8_t>& x) const {
     if (x.shape(1) != weights_->k())
@@ -195,9 +199,10 @@ class PackedConv2d {
     std::vector<int8_t> rows(static_cast<size_t>(geo_.out_channels * k_padded), 0);
     for (int64_t o = 0; o < geo_.out_channels; ++o)
       std::copy(w.data() + o * k, w.data() + (o + 1) * k, rows.begin() + o * k_padded);
-    weights_ = std::make_unique<PackedWeights>(rows.data(), geo_.out_channels, k_padded);
+    weights_ = std::make_unique<PackedWeights>(std::move(rows), geo_.out_channels, k_padded);
     bias_ = bias_vector(bias_obj, geo_.out_channels);
-    weights_->layout(current_isa());
+    // The row sums now; the SIMD paths convolve from the rows, the others pack on first use.
+    weights_->prepare(current_isa(), PackedWeights::kSums, 1);
   }
   py::array_t<uint8_t> forward(const py::handle& x_obj, int64_t x_zero_point, const py::handle& multiplier,
                                const py::handle& shift, int64_t out_zero_point, bool relu) {
@@ -248,8 +253,33 @@ py::array_t<int32_t> gemm_u8s8s32(const py::handle& a_obj, const py::handle& b_o
   const int8_t* pb = b.data();
   {
     py::gil_scoped_release release;
-    PackedWeights w(pb, n, k);
+    PackedWeights w(pb, n, k);  // borrowed: packed into this thread's work buffer
     gemm_s32(pa, m, w, dst, current_isa(), num_threads());
+  }
+  return out;
+}
+
+// The fused linear layer in one call: w packed (borrowed, with its row sums) for this call only.
+py::array_t<uint8_t> qlinear(const py::handle& x_obj, int64_t x_zero_point, const py::handle& w_obj,
+                             const py::handle& bias_obj, const py::handle& multiplier, const py::handle& shift,
+                             int64_t out_zero_point, bool relu) {
+  auto x = checked<uint8_t>(x_obj, "x", 2);
+  auto w = checked<int8_t>(w_obj, "w", 2);
+  const int64_t m = x.shape(0), n = w.shape(0), k = w.shape(1);
+  if (x.shape(1) != k)
+    fail("x has K = " + std::to_string(x.shape(1)) + " columns but w has K = " + std::to_string(k));
+  if (k > kMaxK) fail("w must have K <= 65536 columns, got " + std::to_string(k));
+  const int32_t zp = zero_point(x_zero_point, "x_zero_point");
+  const std::vector<int32_t> bias = bias_vector(bias_obj, n);
+  const RequantParams rq = requant_params(multiplier, shift, n, out_zero_point, relu);
+  py::array_t<uint8_t> out({m, n});
+  uint8_t* dst = out.mutable_data();
+  const uint8_t* pa = x.data();
+  const int8_t* pw = w.data();
+  {
+    py::gil_scoped_release release;
+    PackedWeights packed(pw, n, k);
+    linear_u8(pa, m, packed, bias.empty() ? nullptr : bias.data(), zp, rq, dst, n, current_isa(), num_threads());
   }
   return out;
 }
@@ -309,6 +339,8 @@ PYBIND11_MODULE(_int8, m) {
   m.def("set_num_threads", [](int64_t n) { set_num_threads(static_cast<int>(in_range(n, 1, kMaxThreads, "n"))); },
         py::arg("n"));
   m.def("gemm_u8s8s32", &gemm_u8s8s32, py::arg("a"), py::arg("b"));
+  m.def("qlinear", &qlinear, py::arg("x"), py::arg("x_zero_point"), py::arg("w"), py::arg("bias"),
+        py::arg("multiplier"), py::arg("shift"), py::arg("out_zero_point"), py::arg("relu") = false);
   m.def("quantize_multiplier", &quantize_multiplier, py::arg("real_multiplier"));
   m.def("requantize", &requantize, py::arg("acc"), py::arg("multiplier"), py::arg("shift"),
         py::arg("out_zero_point"), py::arg("relu") = false);
@@ -340,6 +372,32 @@ PYBIND11_MODULE(_int8, m) {
     const Blocking b = blocking(isa);
     return py::make_tuple(b.kc, b.mc, b.nc);
   });
+  m.def("_isa_unavailable_reason", [](const std::string& name) {
+    Isa isa;
+    if (!parse_isa(name, &isa)) fail("unknown ISA '" + name + "'");
+    return isa_unavailable_reason(isa);
+  });
+  // Test helper: the refusal message for given CPU/OS facts (the real ones are asked once).
+  m.def("_amx_problem", [](bool built, bool cpu_amx, bool cpu_vnni, bool os_tile_state, int permission_error) {
+    AmxFacts facts;
+    facts.built = built;
+    facts.cpu_amx = cpu_amx;
+    facts.cpu_vnni = cpu_vnni;
+    facts.os_tile_state = os_tile_state;
+    facts.permission_error = permission_error;
+    return amx_problem(facts);
+  });
+  // What the one-call ops do before multiplying: pack w [N, K] for the ISA (borrowed, into the
+  // thread's work buffer), with the row sums if `sums`; for the benchmark's packing throughput.
+  m.def("_pack", [](const py::handle& w_obj, const std::string& name, bool sums) {
+    auto w = checked<int8_t>(w_obj, "w", 2);
+    const Isa isa = isa_from_name(name);
+    const int8_t* pw = w.data();
+    const int64_t n = w.shape(0), k = w.shape(1);
+    py::gil_scoped_release release;
+    PackedWeights packed(pw, n, k);
+    packed.prepare(isa, PackedWeights::kLayout | (sums ? PackedWeights::kSums : 0), num_threads());
+  }, py::arg("w"), py::arg("isa"), py::arg("sums") = true);
   m.def("_probe_peak", [](const std::string& name, int64_t iterations) {
     const Isa isa = isa_from_name(name);
     double ops = 0, seconds = 0;

@@ -5,8 +5,10 @@
 // function here computes exactly those integers. Read that first.
 //
 // Files:  int8.h        these declarations            requant.h      the scalar TFLite arithmetic
-//         dispatch.cpp  CPU detection, packing, tiling, OpenMP threads, the wide (int64) epilogue
-//         kernels_ref.cpp / kernels_avx2.cpp / kernels_avx512.cpp   one micro-kernel per ISA
+//         dispatch.cpp  CPU detection (and the AMX permission), packing, tiling, OpenMP threads,
+//                       the wide (int64) epilogue
+//         kernels_ref.cpp / kernels_avx2.cpp / kernels_avx512.cpp / kernels_amx.cpp
+//                       one micro-kernel per ISA, and the SIMD packing of the weights
 //         conv.cpp      im2col convolution and max pooling       int8.cpp   pybind11 bindings
 //
 // Only the ISA files use intrinsics, each function marked __attribute__((target(...))), so the
@@ -20,23 +22,24 @@
 
 namespace labkit {
 
-enum class Isa : int { Ref = 0, Avx2 = 1, Avx512Vnni = 2 };
-constexpr int kNumIsas = 3;
+enum class Isa : int { Ref = 0, Avx2 = 1, Avx512Vnni = 2, Amx = 3 };
+constexpr int kNumIsas = 4;
 const char* isa_name(Isa isa);
 
 // Weights w int8 [N, K] rearranged once for one ISA's micro-kernel ("packed B").
-//   Ref:        row-major copy of w, panel_width = 1, group = 1 (k per group).
+//   Ref:        w itself, row-major (no copy), panel_width = 1, group = 1 (k per group).
 //   Avx2:       int16 data[panel][k/2][8 columns][2 consecutive k]: vpmaddwd operands.
-//   Avx512Vnni: int8  data[panel][k/4][16 columns][4 consecutive k]: vpdpbusd operands.
+//   Avx512Vnni: int8  data[panel][k/4][16 columns][4 consecutive k]: vpdpbusd operands, with the
+//   and Amx     groups of 4 k padded to a multiple of 16, so that 16 consecutive groups (64 k x 16
+//               columns, 1 KiB) are one AMX B tile of 16 rows x 64 bytes: the two paths share it.
 // Columns n >= N and k >= K are zero, so they add nothing to any sum.
 struct PackedLayout {
-  Isa isa = Isa::Ref;
   int64_t n = 0, k = 0;
   int64_t panel_width = 1;   // output columns per panel (one SIMD register of int32)
   int64_t k_per_group = 1;   // consecutive k interleaved per column
-  int64_t groups = 0;        // ceil(k / k_per_group)
+  int64_t groups = 0;        // ceil(k / k_per_group): the groups that hold weights
   int64_t panels = 0;        // ceil(n / panel_width)
-  int64_t panel_bytes = 0;   // bytes of one panel: groups * panel_width * k_per_group * elem
+  int64_t panel_bytes = 0;   // bytes of one panel: stored groups * panel_width * k_per_group * elem
   const void* data = nullptr;
 };
 
@@ -90,26 +93,52 @@ struct PixelConvArgs {
 struct Blocking { int64_t kc = 1024, mc = 144, nc = 256; };
 
 // One tile C[m0:m1, n0:n1] (n0 a multiple of the panel width), all of K, single-threaded.
-// scratch: int32 partial sums, at least mc * (nc rounded up to 64) entries.
+// scratch: int32 partial sums, at least (mc rounded up to 32) * (nc rounded up to 64) entries;
+// pack_buffer: the ISA's per-thread work space (pack_buffer_bytes_*), or null.
 using TileFn = void (*)(const GemmArgs&, const Blocking&, int64_t m0, int64_t m1, int64_t n0,
                         int64_t n1, int32_t* scratch, void* pack_buffer);
 // requantize rows of int32 (row stride ld) with per-column epilogue parameters into out8.
 using RequantFn = void (*)(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep);
 
+// Packing: panels [p0, p1) of w int8 [n, k] (row-major) into `layout` (data written through `dst`),
+// and, where `sums` is not null, the row sums sum_k w[r,k] and sum_k |w[r,k]| of those panels' rows
+// (reference.py, step 2) from the same registers; RowSumsFn: the row sums of rows [r0, r1) alone.
+using PackFn = void (*)(const int8_t* w, const PackedLayout& layout, int64_t p0, int64_t p1, void* dst,
+                        int32_t* sums, int32_t* abs_sums);
+using RowSumsFn = void (*)(const int8_t* w, int64_t k, int64_t r0, int64_t r1, int32_t* sums, int32_t* abs_sums);
+
 void tile_ref(const GemmArgs&, const Blocking&, int64_t, int64_t, int64_t, int64_t, int32_t*, void*);
 void requantize_rows_ref(const int32_t*, int64_t, int64_t, const Epilogue&);
+void row_sums_ref(const int8_t*, int64_t, int64_t, int64_t, int32_t*, int32_t*);
 #if defined(__x86_64__) || defined(__i386__)
 #define LABKIT_X86 1
 void tile_avx2(const GemmArgs&, const Blocking&, int64_t, int64_t, int64_t, int64_t, int32_t*, void*);
 void requantize_rows_avx2(const int32_t*, int64_t, int64_t, const Epilogue&);
 void conv_pixels_avx2(const PixelConvArgs&);
 int64_t pack_buffer_bytes_avx2(const Blocking&);
+void pack_avx2(const int8_t*, const PackedLayout&, int64_t, int64_t, void*, int32_t*, int32_t*);
+void row_sums_avx2(const int8_t*, int64_t, int64_t, int64_t, int32_t*, int32_t*);
 void tile_vnni(const GemmArgs&, const Blocking&, int64_t, int64_t, int64_t, int64_t, int32_t*, void*);
 void conv_pixels_vnni(const PixelConvArgs&);
 void requantize_rows_vnni(const int32_t*, int64_t, int64_t, const Epilogue&);
+void pack_vnni(const int8_t*, const PackedLayout&, int64_t, int64_t, void*, int32_t*, int32_t*);
+void row_sums_vnni(const int8_t*, int64_t, int64_t, int64_t, int32_t*, int32_t*);
+// The VNNI epilogue of a block of finished sums (rows <= 32, row stride ld) for C[m.., n..n+n_valid),
+// n_valid <= 32 (kernels_avx512.cpp); the AMX path stores its tiles to memory and hands them over.
+void store_block_vnni(const int32_t* sums, int64_t ld, int rows, int64_t m, int64_t n, int64_t n_valid,
+                      const Epilogue& ep);
 // Register-only loops for the benchmark's peak (independent multiply-adds); each returns a checksum so that the loop is not optimised away.
 int32_t probe_peak_vnni(int64_t iterations);  // 12 zmm vpdpbusd = 12 * 128 int8 ops
 int32_t probe_peak_avx2(int64_t iterations);  // 6 ymm vpmaddwd + vpaddd = 6 * 32 ops
+
+// AMX (kernels_amx.cpp): compiled where the compiler knows the tile instructions (GCC >= 11,
+// clang >= 12); usable where the CPU has AMX-INT8 and the OS grants the tile data permission.
+#if (defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11)
+#define LABKIT_HAVE_AMX 1
+void tile_amx(const GemmArgs&, const Blocking&, int64_t, int64_t, int64_t, int64_t, int32_t*, void*);
+int64_t pack_buffer_bytes_amx(const Blocking&);
+int32_t probe_peak_amx(int64_t iterations);  // 4 tdpbusd on resident tiles = 4 * 16*16*64*2 ops
+#endif
 #endif
 
 }  // namespace labkit

@@ -237,6 +237,111 @@ LK_AVX2 void requantize_rows_avx2(const int32_t* acc, int64_t rows, int64_t cols
   }
 }
 
+// ---- packing the weights ----------------------------------------------------------------------
+// A panel is 8 rows of w. 16 consecutive k of those rows, widened to int16, are an 8 x 8 matrix of
+// 32-bit pairs (row = output column, pair = 2 consecutive k); the layout wants it transposed (one
+// 32-byte group per pair index), so 8 loads, 8 widenings, an 8 x 8 transpose of 32-bit elements
+// (3 rounds of 8 shuffles) and 8 stores pack 128 bytes of w. Edges go through a zeroed copy.
+
+namespace {
+
+// rows[j] := the j-th column of the 8 x 8 matrix of int32 held in rows[0..7].
+LK_AVX2 inline void transpose_8x8_epi32(__m256i rows[8]) {
+  __m256i t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(rows[i], rows[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(rows[i], rows[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    rows[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+    rows[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+    rows[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+    rows[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm256_permute2x128_si256(rows[i], rows[i + 4], 0x20);
+    t[i + 4] = _mm256_permute2x128_si256(rows[i], rows[i + 4], 0x31);
+  }
+  for (int i = 0; i < 8; ++i) rows[i] = t[i];
+}
+
+}  // namespace
+
+LK_AVX2 void pack_avx2(const int8_t* w, const PackedLayout& layout, int64_t p0, int64_t p1, void* dst,
+                       int32_t* sums, int32_t* abs_sums) {
+  const int64_t n = layout.n, k = layout.k, groups = layout.groups;
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t p = p0; p < p1; ++p) {
+    char* panel = static_cast<char*>(dst) + p * layout.panel_bytes;
+    const int64_t rows = n - p * kPanel < kPanel ? n - p * kPanel : kPanel;
+    const int8_t* src = w + p * kPanel * k;
+    __m256i sum = _mm256_setzero_si256(), abs_sum = _mm256_setzero_si256();  // lane c: row c of the panel
+    for (int64_t k0 = 0; k0 < k; k0 += 16) {
+      alignas(16) int8_t edge[kPanel][16];
+      const bool inside = rows == kPanel && k0 + 16 <= k;
+      if (!inside) {  // the last rows or k: a zero-padded copy
+        std::memset(edge, 0, sizeof edge);
+        const size_t bytes = static_cast<size_t>(k - k0 < 16 ? k - k0 : 16);
+        for (int64_t r = 0; r < rows; ++r) std::memcpy(edge[r], src + r * k + k0, bytes);
+      }
+      __m256i pairs[kPanel];
+#pragma GCC unroll 8
+      for (int r = 0; r < kPanel; ++r)
+        pairs[r] = _mm256_cvtepi8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(inside ? src + r * k + k0 : edge[r])));
+      transpose_8x8_epi32(pairs);
+      const int64_t stored = groups - k0 / 2 < kPanel ? groups - k0 / 2 : kPanel;  // pairs of k in this chunk
+      for (int64_t g = 0; g < stored; ++g)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(panel + (k0 / 2 + g) * kGroupBytes), pairs[g]);
+      if (sums) {
+#pragma GCC unroll 8
+        for (int g = 0; g < kPanel; ++g) {  // the pairs past K are zero
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs[g], ones));
+          abs_sum = _mm256_add_epi32(abs_sum, _mm256_madd_epi16(_mm256_abs_epi16(pairs[g]), ones));
+        }
+      }
+    }
+    if (sums) {
+      alignas(32) int32_t lanes[kPanel], abs_lanes[kPanel];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(abs_lanes), abs_sum);
+      for (int64_t r = 0; r < rows; ++r) {
+        sums[p * kPanel + r] = lanes[r];
+        abs_sums[p * kPanel + r] = abs_lanes[r];
+      }
+    }
+  }
+}
+
+// sums[r] = sum_k w[r,k], abs_sums[r] = sum_k |w[r,k]|: 16 k widened to int16, then vpmaddwd by ones.
+LK_AVX2 void row_sums_avx2(const int8_t* w, int64_t k, int64_t r0, int64_t r1, int32_t* sums, int32_t* abs_sums) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int8_t* row = w + r * k;
+    __m256i sum = _mm256_setzero_si256(), abs_sum = _mm256_setzero_si256();
+    int64_t j = 0;
+    for (; j + 16 <= k; j += 16) {
+      const __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + j)));
+      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(v, ones));
+      abs_sum = _mm256_add_epi32(abs_sum, _mm256_madd_epi16(_mm256_abs_epi16(v), ones));
+    }
+    alignas(32) int32_t lanes[8], abs_lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sum);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(abs_lanes), abs_sum);
+    int32_t s = 0, a = 0;
+    for (int i = 0; i < 8; ++i) {
+      s += lanes[i];
+      a += abs_lanes[i];
+    }
+    for (; j < k; ++j) {
+      s += row[j];
+      a += row[j] < 0 ? -row[j] : row[j];
+    }
+    sums[r] = s;
+    abs_sums[r] = a;
+  }
+}
+
 // ---- convolution with output pixels in the lanes (see kernels_avx512.cpp) ----------------------
 // 4 pixels x 4 taps of u8 widen to 16 int16 (vpmovzxbw); vpmaddwd with the channel's 4 weights
 // repeated gives, per pixel, two partial sums (taps 0+1, taps 2+3) in adjacent int32 lanes; they

@@ -18,8 +18,9 @@
 
 #include <cstring>
 
-// GCC 12 reports false "may be used uninitialized" warnings inside its own avx512fintrin.h.
+// GCC 12 reports false "(may be) used uninitialized" warnings inside its own avx512fintrin.h.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #define LK_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
@@ -97,6 +98,53 @@ LK_VNNI inline __mmask16 column_mask(int64_t valid) {
   return valid >= kPanel ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << valid) - 1);
 }
 
+// The epilogue of a block of finished int32 sums (rows <= 32, row stride ld, columns n .. n +
+// n_valid, at most MAX_PANELS panels of 16): int32 stores, or requantization and uint8 stores.
+template <int MAX_PANELS>
+LK_VNNI __attribute__((always_inline)) inline void store_block(const int32_t* sums, int64_t ld, int rows, int64_t m,
+                                                              int64_t n, int64_t n_valid, const Epilogue& params) {
+  // A local copy: the uint8 stores below may alias anything in memory, but not a local whose address
+  // never escapes, so its fields (zero point, clamps, pointers) stay in registers across the loop.
+  const Epilogue ep = params;
+  if (ep.flat_period > 0 && n == 0 && n_valid < kPanel) {
+    // Narrow output, rows stored densely (ldc == N): compact the rows of N values, then
+    // requantize and store them 16 at a time instead of one partly used vector per row.
+    const int64_t total = rows * n_valid, base = m * n_valid;
+    alignas(64) int32_t dense[32 * kPanel];
+    for (int r = 0; r < rows; ++r)
+      _mm512_mask_storeu_epi32(dense + r * n_valid, column_mask(n_valid), _mm512_loadu_si512(sums + r * ld));
+    int64_t phase = ep.requantize ? base % ep.flat_period : 0;  // of value base + f, kept up to date
+    for (int64_t f = 0; f < total; f += kPanel) {
+      const __mmask16 mask = column_mask(total - f);
+      const __m512i x = _mm512_maskz_loadu_epi32(mask, dense + f);
+      if (ep.requantize) {
+        const Columns columns = load_columns(ep.flat_offset + phase, ep.flat_multiplier + phase,
+                                             ep.flat_left_shift + phase, ep.flat_right_shift + phase);
+        _mm512_mask_cvtepi32_storeu_epi8(ep.out8 + base + f, mask, requantize_vec(x, columns, ep));
+        phase += kPanel;  // no division per vector: the period is a multiple of 16
+        if (phase >= ep.flat_period) phase -= ep.flat_period;
+      } else {
+        _mm512_mask_storeu_epi32(ep.out32 + base + f, mask, x);
+      }
+    }
+    return;
+  }
+  for (int v = 0; v < MAX_PANELS && v * kPanel < n_valid; ++v) {
+    const __mmask16 mask = column_mask(n_valid - v * kPanel);
+    const int64_t col = n + v * kPanel;
+    if (ep.requantize) {
+      const Columns columns = load_columns(ep, col);
+      for (int r = 0; r < rows; ++r)
+        _mm512_mask_cvtepi32_storeu_epi8(ep.out8 + (m + r) * ep.ldc + col, mask,
+                                         requantize_vec(_mm512_loadu_si512(sums + r * ld + v * kPanel), columns, ep));
+    } else {
+      for (int r = 0; r < rows; ++r)
+        _mm512_mask_storeu_epi32(ep.out32 + (m + r) * ep.ldc + col, mask,
+                                 _mm512_loadu_si512(sums + r * ld + v * kPanel));
+    }
+  }
+}
+
 struct BlockArgs {
   const uint8_t* a;       // row m, first k of this K block
   int64_t lda;
@@ -158,41 +206,8 @@ LK_VNNI void block_vnni(const BlockArgs& s) {
       _mm512_storeu_si512(to_scratch ? out + r * s.ld_partial + v * kPanel : &sums[r][v * kPanel], acc[r][v]);
   if (to_scratch) return;
 
-  const Epilogue& ep = *s.ep;
-  if (NV == 1 && ep.flat_period > 0 && s.n == 0 && s.n_valid < kPanel) {
-    // Narrow output, rows stored densely (ldc == N): compact the MR rows of N values, then
-    // requantize and store them 16 at a time instead of one partly used vector per row.
-    const int64_t n = s.n_valid, total = MR * n, base = s.m * n;
-    alignas(64) int32_t dense[MR * kPanel];
-    for (int r = 0; r < MR; ++r)
-      _mm512_mask_storeu_epi32(dense + r * n, column_mask(n), _mm512_load_si512(&sums[r][0]));
-    for (int64_t f = 0; f < total; f += kPanel) {
-      const __mmask16 mask = column_mask(total - f);
-      const __m512i x = _mm512_maskz_loadu_epi32(mask, dense + f);
-      if (ep.requantize) {
-        const int64_t phase = (base + f) % ep.flat_period;
-        const Columns columns = load_columns(ep.flat_offset + phase, ep.flat_multiplier + phase,
-                                             ep.flat_left_shift + phase, ep.flat_right_shift + phase);
-        _mm512_mask_cvtepi32_storeu_epi8(ep.out8 + base + f, mask, requantize_vec(x, columns, ep));
-      } else {
-        _mm512_mask_storeu_epi32(ep.out32 + base + f, mask, x);
-      }
-    }
-    return;
-  }
-  for (int v = 0; v < NV && v * kPanel < s.n_valid; ++v) {
-    const __mmask16 mask = column_mask(s.n_valid - v * kPanel);
-    const int64_t n = s.n + v * kPanel;
-    if (ep.requantize) {
-      const Columns columns = load_columns(ep, n);
-      for (int r = 0; r < MR; ++r)
-        _mm512_mask_cvtepi32_storeu_epi8(ep.out8 + (s.m + r) * ep.ldc + n, mask,
-                                         requantize_vec(_mm512_load_si512(&sums[r][v * kPanel]), columns, ep));
-    } else {
-      for (int r = 0; r < MR; ++r)
-        _mm512_mask_storeu_epi32(ep.out32 + (s.m + r) * ep.ldc + n, mask, _mm512_load_si512(&sums[r][v * kPanel]));
-    }
-  }
+  // MR and NV are constants here, so the epilogue's loops unroll (the AMX path calls it with variables).
+  store_block<NV>(&sums[0][0], NV * kPanel, MR, s.m, s.n, s.n_valid, *s.ep);
 }
 
 using BlockFn = void (*)(const BlockArgs&);
@@ -252,7 +267,8 @@ void tile_vnni(const GemmArgs& g, const Blocking& blk, int64_t m0, int64_t m1, i
   }
 }
 
-LK_VNNI void requantize_rows_vnni(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep) {
+LK_VNNI void requantize_rows_vnni(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& params) {
+  const Epilogue ep = params;  // kept in registers across the uint8 stores (see store_block)
   for (int64_t c = 0; c < cols; c += kPanel) {
     const __mmask16 mask = column_mask(cols - c);
     const Columns columns = load_columns(ep, c);
@@ -260,6 +276,102 @@ LK_VNNI void requantize_rows_vnni(const int32_t* acc, int64_t rows, int64_t cols
       const __m512i x = _mm512_maskz_loadu_epi32(mask, acc + r * cols + c);
       _mm512_mask_cvtepi32_storeu_epi8(ep.out8 + r * ep.ldc + c, mask, requantize_vec(x, columns, ep));
     }
+  }
+}
+
+LK_VNNI void store_block_vnni(const int32_t* sums, int64_t ld, int rows, int64_t m, int64_t n, int64_t n_valid,
+                      const Epilogue& ep) {
+  store_block<2>(sums, ld, rows, m, n, n_valid, ep);
+}
+
+// ---- packing the weights ----------------------------------------------------------------------
+// A panel is 16 rows of w; 64 consecutive k of those rows are a 16 x 16 matrix of 4-byte quads
+// (row = output column, quad = group of 4 k). The packed layout wants it transposed (one 64-byte
+// group per quad index, the 16 columns side by side), so 16 loads, a 16 x 16 transpose of 32-bit
+// elements in registers (4 rounds of 16 shuffles) and 16 stores pack 1 KiB: no per-byte work.
+
+namespace {
+
+// rows[j] := the j-th column of the 16 x 16 matrix of int32 held in rows[0..15].
+LK_VNNI inline void transpose_16x16_epi32(__m512i rows[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {  // quads 2i, 2i+1 interleaved: pairs of rows
+    t[i] = _mm512_unpacklo_epi32(rows[i], rows[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(rows[i], rows[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // then pairs of pairs: 4 rows per 128-bit lane
+    rows[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    rows[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    rows[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    rows[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i) {      // 128-bit lanes: 8 rows ...
+    t[i] = _mm512_shuffle_i32x4(rows[i], rows[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_i32x4(rows[i], rows[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_i32x4(rows[i + 8], rows[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_i32x4(rows[i + 8], rows[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {      // ... then all 16
+    rows[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    rows[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+LK_VNNI inline __mmask64 byte_mask(int64_t valid) {
+  return valid >= 64 ? ~__mmask64{0} : valid <= 0 ? __mmask64{0} : (__mmask64{1} << valid) - 1;
+}
+
+}  // namespace
+
+LK_VNNI void pack_vnni(const int8_t* w, const PackedLayout& layout, int64_t p0, int64_t p1, void* dst,
+                       int32_t* sums, int32_t* abs_sums) {
+  const int64_t n = layout.n, k = layout.k;
+  const int64_t stored_k = layout.panel_bytes / kPanel;  // groups (a multiple of 16) x 4 k
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t p = p0; p < p1; ++p) {
+    int8_t* panel = static_cast<int8_t*>(dst) + p * layout.panel_bytes;
+    const int64_t rows = n - p * kPanel < kPanel ? n - p * kPanel : kPanel;
+    const int8_t* src = w + p * kPanel * k;
+    // After the transpose lane c of every group is column (row of w) c: the row sums accumulate
+    // lane-wise, 4 k per vpdpbusd (ones (u8) x w (s8); |w| (as u8: |-128| = 128) x ones (s8)).
+    __m512i sum = _mm512_setzero_si512(), abs_sum = _mm512_setzero_si512();
+    for (int64_t k0 = 0; k0 < stored_k; k0 += 64) {
+      const __mmask64 mask = byte_mask(k - k0);  // zeros past K (masked loads never fault)
+      __m512i quads[16];
+#pragma GCC unroll 16
+      for (int r = 0; r < 16; ++r)
+        quads[r] = r < rows ? _mm512_maskz_loadu_epi8(mask, src + r * k + k0) : _mm512_setzero_si512();
+      transpose_16x16_epi32(quads);
+#pragma GCC unroll 16
+      for (int g = 0; g < 16; ++g) {
+        _mm512_storeu_si512(panel + (k0 / 4 + g) * kGroupBytes, quads[g]);
+        if (sums) {
+          sum = _mm512_dpbusd_epi32(sum, ones, quads[g]);
+          abs_sum = _mm512_dpbusd_epi32(abs_sum, _mm512_abs_epi8(quads[g]), ones);
+        }
+      }
+    }
+    if (sums) {
+      _mm512_mask_storeu_epi32(sums + p * kPanel, column_mask(rows), sum);
+      _mm512_mask_storeu_epi32(abs_sums + p * kPanel, column_mask(rows), abs_sum);
+    }
+  }
+}
+
+// sums[r] = sum_k w[r,k] and abs_sums[r] = sum_k |w[r,k]|, 64 k per vpdpbusd: ones (u8) x w (s8),
+// and |w| (read as u8: |-128| = 128 fits) x ones (s8).
+LK_VNNI void row_sums_vnni(const int8_t* w, int64_t k, int64_t r0, int64_t r1, int32_t* sums, int32_t* abs_sums) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int8_t* row = w + r * k;
+    __m512i sum = _mm512_setzero_si512(), abs_sum = _mm512_setzero_si512();
+    for (int64_t k0 = 0; k0 < k; k0 += 64) {
+      const __m512i v = _mm512_maskz_loadu_epi8(byte_mask(k - k0), row + k0);
+      sum = _mm512_dpbusd_epi32(sum, ones, v);
+      abs_sum = _mm512_dpbusd_epi32(abs_sum, _mm512_abs_epi8(v), ones);
+    }
+    sums[r] = _mm512_reduce_add_epi32(sum);
+    abs_sums[r] = _mm512_reduce_add_epi32(abs_sum);
   }
 }
 

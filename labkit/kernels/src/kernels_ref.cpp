@@ -1,5 +1,5 @@
 // The scalar path (LABKIT_ISA=ref): the integer GEMM and requantization written as plain loops.
-// Arithmetic: labkit/kernels/reference.py, module docstring. Weights are a row-major copy of w.
+// Arithmetic: labkit/kernels/reference.py, module docstring. Weights are w itself, row-major.
 #include "int8.h"
 #include "requant.h"
 
@@ -34,6 +34,18 @@ void tile_ref(const GemmArgs& g, const Blocking&, int64_t m0, int64_t m1, int64_
 void requantize_rows_ref(const int32_t* acc, int64_t rows, int64_t cols, const Epilogue& ep) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) ep.out8[r * ep.ldc + c] = requantize_sum(acc[r * cols + c], c, ep);
+}
+
+void row_sums_ref(const int8_t* w, int64_t k, int64_t r0, int64_t r1, int32_t* sums, int32_t* abs_sums) {
+  for (int64_t r = r0; r < r1; ++r) {
+    int32_t sum = 0, abs_sum = 0;  // |sum| <= 128 * 65536 < 2^31
+    for (int64_t j = 0; j < k; ++j) {
+      sum += w[r * k + j];
+      abs_sum += w[r * k + j] < 0 ? -w[r * k + j] : w[r * k + j];
+    }
+    sums[r] = sum;
+    abs_sums[r] = abs_sum;
+  }
 }
 
 }  // namespace labkit
