@@ -8,7 +8,9 @@ A test accuracy measured on n images is an estimate; on MNIST's 10,000 test imag
 * ``seed_interval(values)`` — mean, sample standard deviation and Student-t interval over seeds;
 * ``paired_difference(correct_a, correct_b)`` — the difference of two models' accuracies on the
   *same* test images, with an interval from the discordant pairs (McNemar's setting): far tighter
-  than two separate intervals, because images both models get right (or wrong) cancel.
+  than two separate intervals, because images both models get right (or wrong) cancel;
+* ``paired_over_seeds(correct_a, correct_b)`` — that paired difference for each seed of two trained
+  methods, and its mean over the seeds with a Student-t interval.
 
 Each returns an ``Estimate`` that prints as ``98.37 % [98.11, 98.60]`` and, for differences,
 ``.resolved`` is True only when the interval excludes zero. Only numpy and the standard library.
@@ -139,6 +141,31 @@ def paired_difference(correct_a, correct_b, confidence: float = CONFIDENCE) -> E
     d = (b01 - b10) / n
     half = _z(confidence) * math.sqrt(max((b01 + b10) - n * d * d, 0.0)) / n
     return Estimate(d, d - half, d + half, n, "paired (McNemar)", confidence)
+
+
+def paired_over_seeds(correct_a, correct_b, confidence: float = CONFIDENCE) -> tuple[list[Estimate], Estimate]:
+    """B − A for two methods each trained with several seeds: ``(per_seed, over_seeds)``.
+
+    ``correct_a`` and ``correct_b`` are dicts ``{seed: per-image results bool [n]}`` with the same seeds
+    (or two sequences in the same seed order), all on the same test images. ``per_seed`` holds the
+    ``paired_difference`` of each seed's pair (is this run's difference resolved on these images?);
+    ``over_seeds`` is the ``seed_interval`` of those differences (does it survive a change of seed?).
+    At least 2 seeds. Explained in notebooks/11_distillation_soft_labels.ipynb.
+    """
+    if isinstance(correct_a, dict) != isinstance(correct_b, dict):
+        raise TypeError("correct_a and correct_b must both be dicts {seed: results} or both sequences")
+    if isinstance(correct_a, dict):
+        if set(correct_a) != set(correct_b):
+            raise ValueError(f"correct_a and correct_b must hold the same seeds, got {sorted(correct_a)} and "
+                             f"{sorted(correct_b)}")
+        pairs = [(correct_a[s], correct_b[s]) for s in correct_a]
+    else:
+        if len(correct_a) != len(correct_b):
+            raise ValueError(f"correct_a and correct_b must hold one entry per seed, got {len(correct_a)} and "
+                             f"{len(correct_b)}")
+        pairs = list(zip(correct_a, correct_b))
+    per_seed = [paired_difference(a, b, confidence) for a, b in pairs]
+    return per_seed, seed_interval([d.value for d in per_seed], confidence)
 
 
 def describe_difference(name_a: str, name_b: str, diff: Estimate) -> str:

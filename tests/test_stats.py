@@ -92,3 +92,20 @@ def test_correct_gives_per_image_results_that_evaluate_averages():
 def test_bad_arguments_are_named(call, error, word):
     with pytest.raises(error, match=word):
         call()
+
+
+def test_paired_over_seeds_pairs_each_seed_and_averages_the_differences():
+    a = {0: np.array([1, 1, 0, 0, 1] * 20, bool), 1: np.array([1, 0, 0, 1, 1] * 20, bool)}
+    b = {1: np.array([1, 1, 1, 1, 1] * 20, bool), 0: np.array([1, 1, 1, 0, 1] * 20, bool)}   # order does not matter
+    per_seed, over = stats.paired_over_seeds(a, b)
+    assert [round(d.value, 6) for d in per_seed] == [0.2, 0.4]                              # seed 0, then seed 1
+    assert per_seed[0] == stats.paired_difference(a[0], b[0])
+    assert over.value == pytest.approx(0.3) and over == stats.seed_interval([0.2, 0.4])
+    listed, _ = stats.paired_over_seeds([a[0], a[1]], [b[0], b[1]])
+    assert listed == per_seed
+    with pytest.raises(ValueError, match="same seeds"):
+        stats.paired_over_seeds(a, {0: b[0], 2: b[1]})
+    with pytest.raises(TypeError, match="both be dicts"):
+        stats.paired_over_seeds(a, [b[0], b[1]])
+    with pytest.raises(ValueError, match="at least 2 measurements"):
+        stats.paired_over_seeds([a[0]], [b[0]])
