@@ -28,9 +28,12 @@ NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
 STATUS_BAR = "#jp-main-statusbar"
 KERNEL_STATES = ("Idle", "Busy", "Starting", "Restarting", "Connecting", "Initializing", "Unknown",
                  "Dead", "Terminating", "Autorestarting", "Reconnecting", "Disconnected", "No Kernel")
-ERROR_PATTERN = re.compile(r"Traceback|\b[A-Za-z]*Error\b")
-# A warning a learner sees under a cell: Python's ``warnings`` (``UserWarning: ...``) or a stderr stream.
-WARNING_PATTERN = re.compile(r"\b[A-Za-z]*Warning\b")
+# An error a learner sees under a cell: a traceback, an exception line on stderr, a widget that failed
+# to render. (A notebook may *print* "ValueError: ..." on stdout to show what a wrong call does.)
+ERROR_PATTERN = re.compile(r"Traceback|^[A-Za-z_.]*(Error|Exception)\b|Error displaying widget", re.M)
+# A warning a learner sees under a cell: anything on stderr, or Python's warning format
+# ("file.py:12: UserWarning: ...") wherever it was printed.
+WARNING_PATTERN = re.compile(r":\d+: [A-Za-z]*Warning: ")
 STDERR_MIME = "application/vnd.jupyter.stderr"
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_.]*(Error|Exception|Warning)\b:?")
 NEWS_POPUP = "official Jupyter news"
@@ -201,7 +204,7 @@ def run_all_cells(page) -> None:
     page.click(".lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Run All Cells'))")
 
 
-def wait_kernel_idle(page, timeout: float = 300.0) -> float:
+def wait_kernel_idle(page, timeout: float = 600.0) -> float:
     """Wait until the run started by ``run_all_cells`` is over; return the seconds it took.
 
     Over means: the status bar has shown the kernel busy (or a cell showed ``[*]``), the status bar
@@ -231,13 +234,23 @@ def output_texts(page) -> list[str]:
                                      "els => els.map(e => e.innerText)")
 
 
+def error_outputs(page) -> list[str]:
+    """Outputs that show an error: any output with a traceback or a failed widget, and stderr outputs
+    (where Jupyter renders exceptions) with an exception line."""
+    outputs = page.eval_on_selector_all(f"{NOTEBOOK} .jp-OutputArea-output", """els => els.map(e =>
+        ({mime: e.getAttribute('data-mime-type') || '', text: e.innerText}))""")
+    return [o["text"] for o in outputs
+            if re.search(r"Traceback|Error displaying widget", o["text"])
+            or (o["mime"] == STDERR_MIME and ERROR_PATTERN.search(o["text"]))]
+
+
 def _has_error_output(page) -> bool:
-    return any(ERROR_PATTERN.search(text) for text in output_texts(page))
+    return bool(error_outputs(page))
 
 
 def assert_no_errors(page) -> None:
-    """Fail if any cell output shows a traceback or an ``...Error`` (including widget render errors)."""
-    bad = [text for text in output_texts(page) if ERROR_PATTERN.search(text)]
+    """Fail if any cell output shows a traceback or an exception (including widget render errors)."""
+    bad = error_outputs(page)
     assert not bad, "cell outputs contain errors:\n" + "\n---\n".join(text[:2000] for text in bad)
 
 

@@ -146,7 +146,7 @@ def run_notebook(page, lab_server):
     """``run_notebook("01_x.ipynb")``: open it, Run All Cells, wait for idle; assert no error output,
     no visible warning and no news pop-up."""
 
-    def run(name: str, timeout: float = 300.0):
+    def run(name: str, timeout: float = 600.0):
         lab.open_notebook(page, lab_server, name)
         lab.run_all_cells(page)
         seconds = lab.wait_kernel_idle(page, timeout=timeout)

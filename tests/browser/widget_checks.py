@@ -43,7 +43,7 @@ class Move:
 
     ``to`` is, for a slider, the fraction (0–1) of its track where the handle is released; for a
     dropdown, an option's label or value (str) or index (int); for a checkbox, True/False; for toggle
-    buttons, the label of the button to press. Afterwards the figure title and the readout must match
+    buttons, the label of the button to press; for a button, anything (it is clicked). Afterwards the figure title and the readout must match
     the regular expressions ``title`` and ``readout`` (when given), ``check(before, after)`` may assert
     anything else on the two ``State``s, and the figure or readout must have changed unless
     ``redraw=False``.
@@ -100,6 +100,15 @@ def all_of(*texts: str) -> str:
     return "(?s)^" + "".join(f"(?=.*{re.escape(text)})" for text in texts)
 
 
+def axis_type(letter: str, kind: str) -> Callable[["State", "State"], None]:
+    """A ``Move.check``: afterwards some ``letter`` axis ("x" or "y") of the first figure is of type
+    ``kind`` ("log", "linear", "category")."""
+    def check(before: "State", after: "State") -> None:
+        types = [a["type"] for a in after.figures[0]["axes"] if a["key"].startswith(letter)]
+        assert kind in types, f"no {letter} axis of type {kind!r}: {types}"
+    return check
+
+
 # -- reading the page -----------------------------------------------------------------------------
 
 def state(root, explorer: str) -> State:
@@ -118,7 +127,7 @@ def state(root, explorer: str) -> State:
 _PLOTLY_JS = """el => Array.from(el.querySelectorAll('.js-plotly-plot')).map(gd => {
     const L = gd._fullLayout || {};
     const values = v => (v === undefined || v === null) ? null
-        : Array.from(v, x => (typeof x === 'string') ? x : Number(x)).slice(0, %d);
+        : Array.from(v, x => (x === null || typeof x === 'string') ? x : Number(x)).slice(0, %d);
     const axes = Object.keys(L).filter(k => /^[xy]axis\\d*$/.test(k)).map(k => ({
         key: k, id: L[k]._id, type: L[k].type, visible: L[k].visible !== false,
         title: (L[k].title && L[k].title.text) || '', categories: (L[k]._categories || []).map(String)}));
@@ -148,7 +157,8 @@ def plain(values, limit=%d):
         return None
     out = []
     for v in list(values)[:limit]:
-        out.append(str(v) if isinstance(v, str) else float(v) if isinstance(v, numbers.Number) else repr(v))
+        out.append(v if v is None else str(v) if isinstance(v, str) else float(v) if isinstance(v, numbers.Number)
+                   else repr(v))
     return out
 
 found, seen = [], set()
@@ -190,7 +200,10 @@ def _same_values(py: list | None, js: list | None) -> str | None:
     if len(py) != len(js):
         return f"{len(js)} values in the browser, {len(py)} in Python"
     for a, b in zip(py, js):
-        if isinstance(a, str) or isinstance(b, str):
+        if a is None or b is None:          # a gap in a line: None in Python, null in plotly.js
+            if a is not b:
+                return f"browser {js[:6]} vs Python {py[:6]}"
+        elif isinstance(a, str) or isinstance(b, str):
             if str(a) != str(b):
                 return f"browser {js[:6]} vs Python {py[:6]}"
         elif not (a == b or (isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12))
@@ -327,7 +340,9 @@ _WATCH_JS = """(el, [eventName, readout]) => {
 }"""
 
 
-def _control_kind(root, selector: str) -> str:
+def control_kind(root, selector: str) -> str:
+    if root.locator(f"button{selector}").count():
+        return "button"
     for kind, inner in (("slider", ".noUi-target"), ("dropdown", "select"), ("checkbox", "input[type=checkbox]"),
                         ("buttons", "button")):
         if root.locator(f"{selector} {inner}").count():
@@ -354,6 +369,8 @@ def _act(page, root, selector: str, kind: str, to) -> None:
     elif kind == "checkbox":
         box = root.locator(f"{selector} input[type=checkbox]")
         box.check() if to else box.uncheck()
+    elif kind == "button":
+        root.locator(f"button{selector}").click()
     else:
         root.locator(f"{selector} button", has_text=str(to)).first.click()
 
@@ -363,9 +380,9 @@ def move(page, root, explorer: str, control: str, to, *, redraw: bool = True, ti
     for ``QUIET_MS``; return the milliseconds from the input's end (mouse release, option picked,
     click) to the last change of the figure or readout, or None if nothing changed."""
     selector = f".labkit-{explorer}-{control}"
-    kind = _control_kind(root, selector)
+    kind = control_kind(root, selector)
     root.locator(selector).scroll_into_view_if_needed()
-    event = {"slider": "pointerup", "dropdown": "change", "checkbox": "change", "buttons": "click"}[kind]
+    event = {"slider": "pointerup", "dropdown": "change", "checkbox": "change", "buttons": "click", "button": "click"}[kind]
     root.evaluate(_WATCH_JS, [event, f".labkit-{explorer}-readout"])
     _act(page, root, selector, kind, to)
     try:
