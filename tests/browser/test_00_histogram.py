@@ -1,26 +1,13 @@
-"""Notebook 00 in a real browser: Run All Cells, then the weight-histogram explorer reacts to the layer picker."""
-import pytest
+"""Notebook 00 in a real browser: Run All Cells, then the weight-histogram explorer reacts to every control."""
+from widget_checks import Move, WidgetCase, axis_type
 
-import browser_helpers as lab
+CASE = WidgetCase(
+    "00_why_compress.ipynb", "histogram", title=r"fc1\.weight",
+    moves=[Move("layer", 0, title=r"conv1\.weight", readout=r"conv1\.weight"),
+           Move("bins", 0.9), Move("bins", 0.1),
+           Move("log", True, check=axis_type("y", "log")),
+           Move("layer", 4, title=r"fc3\.weight", readout=r"fc3\.weight")])
 
-NOTEBOOK = "00_why_compress.ipynb"
 
-
-@pytest.mark.browser
-def test_00_histogram_explorer_changes_with_layer(run_notebook):
-    page = run_notebook(NOTEBOOK)  # also asserts that no output shows a Traceback or an ...Error
-    root = lab.explorer(page, "histogram")
-    before = lab.figure_state(root)
-    assert before["paths"], "the histogram drew no bars"
-    select = root.locator(".labkit-histogram-layer select")
-    options = select.locator("option").evaluate_all("els => els.map(e => e.value)")
-    current = select.evaluate("el => el.value")
-    others = [value for value in options if value != current]
-    assert others, f"the layer picker offers a single layer: {options}"
-    latency = lab.select_option(page, root, "labkit-histogram-layer", value=others[-1])
-    after = lab.figure_state(root)
-    assert after["title"] != before["title"] or after["paths"] != before["paths"], \
-        "picking another layer did not change the figure"
-    lab.assert_no_errors(page)
-    lab.screenshot(page, "notebook00_histogram")
-    lab.report(f"{NOTEBOOK}: layer change → histogram redrawn in {latency['last_ms']:.0f} ms")
+def test_00_histogram_explorer_reacts_to_layer_bins_and_log(check_widget):
+    check_widget(CASE)
