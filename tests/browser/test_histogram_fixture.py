@@ -3,19 +3,13 @@
 Independent of the chapters: ``fixtures/histogram_demo.ipynb`` builds a 2-layer MLP and shows
 ``WeightHistogramExplorer``. Every check of ``widget_checks`` applies; latencies are printed.
 """
-from widget_checks import Move, WidgetCase
-
-
-def log_y_axis(before, after):
-    assert any(a["type"] == "log" for a in after.figures[0]["axes"] if a["key"].startswith("y")), \
-        "ticking log did not make the y axis logarithmic"
-
+from widget_checks import Move, WidgetCase, axis_type
 
 CASE = WidgetCase(
     "_browser_fixtures/histogram_demo.ipynb", "histogram", title=r"0\.weight",
     moves=[Move("layer", 1, title=r"2\.weight", readout=r"2\.weight"),
            *(Move("bins", fraction) for fraction in (0.1, 0.9, 0.3, 0.7, 0.05)),
-           Move("log", True, check=log_y_axis)])
+           Move("log", True, check=axis_type("y", "log"))])
 
 
 def test_histogram_explorer_renders_and_reacts(check_widget):
