@@ -324,67 +324,6 @@ def explorer(page, name: str, index: int = 0):
     return locator
 
 
-def figure_state(root) -> dict:
-    """What the plotly figure under ``root`` draws: its title and every trace path (waits for a first trace)."""
-    root.locator(".js-plotly-plot .trace path").first.wait_for(state="attached", timeout=60_000)
-    return root.evaluate("""el => ({
-        title: (el.querySelector('.js-plotly-plot .gtitle') || {}).textContent || '',
-        paths: Array.from(el.querySelectorAll('.js-plotly-plot .trace path')).map(p => p.getAttribute('d')),
-    })""")
-
-
-# Installs a MutationObserver on the figure and records when the learner's input ended (the first
-# `eventName` event: "pointerup" for a slider, "change" for a select) and the figure's first and
-# last DOM change after it, in `window.__labkitWatch`; `_watch_result` turns them into latencies.
-_WATCH_JS = """(el, eventName) => {
-    const plot = el.querySelector('.js-plotly-plot');
-    const w = window.__labkitWatch = {input: null, first: null, last: null};
-    const obs = new MutationObserver(() => { if (w.input !== null) { const t = performance.now();
-        if (w.first === null) w.first = t; w.last = t; } });
-    obs.observe(plot, {subtree: true, childList: true, attributes: true, characterData: true});
-    w.stop = () => obs.disconnect();
-    document.addEventListener(eventName, () => { if (w.input === null) w.input = performance.now(); },
-                              {capture: true, once: true});
-}"""
-
-
-def _watch_result(page, quiet_ms: int = 400, timeout: float = 30.0) -> dict:
-    """Wait for the figure to change and then stay still for ``quiet_ms``; return the latencies."""
-    page.wait_for_function("() => window.__labkitWatch.first !== null", timeout=timeout * 1000)
-    while True:
-        last = page.evaluate("() => window.__labkitWatch.last")
-        page.wait_for_timeout(quiet_ms)
-        if page.evaluate("() => window.__labkitWatch.last") == last:
-            break
-    w = page.evaluate("() => { const w = window.__labkitWatch; w.stop(); "
-                      "return {input: w.input, first: w.first, last: w.last}; }")
-    return {"first_ms": w["first"] - w["input"], "last_ms": w["last"] - w["input"]}
-
-
-def select_option(page, root, control_class: str, **option) -> dict:
-    """Pick an option of the ``<select>`` in ``.<control_class>``; return the figure latency (ms)."""
-    root.evaluate(_WATCH_JS, "change")
-    root.locator(f".{control_class} select").select_option(**option)
-    return _watch_result(page)
-
-
-def drag_slider(page, root, control_class: str, fraction: float) -> dict:
-    """Drag the slider handle in ``.<control_class>`` to ``fraction`` (0–1) of its track and release.
-
-    Returns the latency from the mouse release to the first and last change of the figure (ms).
-    """
-    track = root.locator(f".{control_class} .noUi-target").bounding_box()
-    handle = root.locator(f".{control_class} .noUi-handle").bounding_box()
-    x0, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
-    x1 = track["x"] + fraction * track["width"]
-    root.evaluate(_WATCH_JS, "pointerup")
-    page.mouse.move(x0, y)
-    page.mouse.down()
-    page.mouse.move(x1, y, steps=8)
-    page.mouse.up()
-    return _watch_result(page)
-
-
 def shutdown_kernels(server: LabServer) -> None:
     """Delete every session and kernel the tests started (REST API), so the next test starts clean."""
     def call(method, path):
@@ -448,8 +387,9 @@ class KernelProbe:
 
 
 def screenshot(page, name: str) -> Path | None:
-    """Save a full-page screenshot to ``$LABKIT_SCREENSHOTS/<name>.png`` when that variable is set."""
-    folder = os.environ.get("LABKIT_SCREENSHOTS")
+    """Save a full-page screenshot to ``$LABKIT_ARTIFACTS/<name>.png`` when that variable is set (the
+    widget tests photograph each widget themselves: ``widget_checks.check_widget``)."""
+    folder = os.environ.get("LABKIT_ARTIFACTS") or os.environ.get("LABKIT_SCREENSHOTS")
     if not folder:
         return None
     path = Path(folder) / f"{name}.png"
