@@ -6,10 +6,13 @@ Applications". Its loop, adapted here to per-layer unstructured sparsity:
 1. measure the resource ``R₀`` of the model (bytes on disk, latency... on *this* machine) and set
    the targets ``R_i = R₀ − i·(R₀ − budget)/iterations``;
 2. for every layer, make a *proposal*: prune that layer alone (by magnitude) just enough that the
-   measured resource drops to ``R_i`` (a bisection on its sparsity), fine-tune the proposal for a few
-   steps (*short-term fine-tuning*) and measure its accuracy on a held-out set;
+   measured resource drops to ``R_i`` (a bisection on its sparsity) — or, if that layer alone cannot
+   get there, half-way to ``max_sparsity`` (a partial step) — fine-tune the proposal for a few steps
+   (*short-term fine-tuning*) and measure its accuracy on a held-out set;
 3. keep the proposal that loses least accuracy per unit of resource saved,
    ``(acc_before − acc_proposal)/(R_before − R_proposal)``, and go back to 2 until ``R ≤ budget``.
+   (The paper keeps the most accurate proposal; all its proposals save the same ``R_i``, so the two
+   agree there — the ratio also ranks the partial steps of small layers fairly.)
 
 The paper then fine-tunes the chosen network for longer (*long-term fine-tuning*); here the caller
 does that, with the same budget as the allocations it is compared with. A budget that no allocation
@@ -55,8 +58,10 @@ def _proposal(model, layer, target, resource, *, data, val_data, lr, batch_size,
         return resource(_with_layer(model, layer, amount)) <= target
 
     now = sparsity(model)["layers"][layer]
-    reachable = meets(max_sparsity)
-    amount = smallest_amount(meets, max_sparsity, low=now, steps=SEARCH_STEPS) if reachable else max_sparsity
+    if meets(max_sparsity):
+        amount = smallest_amount(meets, max_sparsity, low=now, steps=SEARCH_STEPS)
+    else:                          # this layer alone cannot reach the target: a partial step, half of what is left
+        amount = now + (max_sparsity - now) / 2
     work = _with_layer(model, layer, amount)
     train.fit(work, data, epochs=1, lr=lr, batch_size=batch_size, seed=seed, progress=False,
               after_step=reapply_masks)
@@ -77,7 +82,8 @@ def netadapt(model: nn.Module, train_data, val_data, resource: Resource, budget:
     value. Returns ``{"model": the pruned copy (masks on), "allocation": {layer: sparsity},
     "resource", "budget", "seconds", "history": [{"iteration", "target", "resource", "val_acc",
     "chosen", "proposals": {layer: {"sparsity", "resource", "val_acc", "loss_per_unit",
-    "meets_target"}}, "seconds"}]}``; history[0] is the starting point. Raises ``ValueError`` for a
+    "meets_target"}}, "allocation" (every layer's sparsity after the step), "seconds"}]}``;
+    history[0] is the starting point. Raises ``ValueError`` for a
     budget no allocation meets, a model without prunable layers, or when no layer can shrink further.
     Explained in notebooks/10_pruning_schedules_automation.ipynb.
     """
@@ -90,7 +96,7 @@ def netadapt(model: nn.Module, train_data, val_data, resource: Resource, budget:
     work, clock = copy.deepcopy(model), time.perf_counter()
     acc, res = train.evaluate(work, val_data), start_res
     history = [{"iteration": 0, "target": start_res, "resource": res, "val_acc": acc, "chosen": None,
-                "proposals": {}, "seconds": 0.0}]
+                "proposals": {}, "seconds": 0.0, "allocation": {n: sparsity(work)["layers"][n] for n in names}}]
     with tqdm(total=iterations, desc="NetAdapt", disable=not progress, leave=False) as bar:
         for i in range(1, 4 * iterations + 1):                         # partial steps may need a few more
             if res <= budget:
@@ -104,7 +110,8 @@ def netadapt(model: nn.Module, train_data, val_data, resource: Resource, budget:
                 options[layer] = _proposal(work, layer, target, resource, data=data, val_data=val_data,
                                            lr=lr, batch_size=batch_size, max_sparsity=max_sparsity, seed=seed + i)
             work, acc, res, entry = _choose(options, acc, res, i, target)
-            entry["seconds"] = time.perf_counter() - clock
+            entry.update(seconds=time.perf_counter() - clock,
+                         allocation={n: sparsity(work)["layers"][n] for n in names})
             history.append(entry)
             bar.update(1)
     if res > budget:
@@ -122,9 +129,8 @@ def _choose(options: dict, acc: float, res: float, iteration: int, target: float
     if not useful:
         raise ValueError(f"NetAdapt cannot reduce the resource below {res:,.6g}: every layer is at max_sparsity "
                          "or pruning it saves nothing")
-    pool = {n: o for n, o in useful.items() if o[1]["meets_target"]} or useful
-    chosen = min(pool, key=lambda n: pool[n][1]["loss_per_unit"])
-    model, info = pool[chosen]
+    chosen = min(useful, key=lambda n: useful[n][1]["loss_per_unit"])
+    model, info = useful[chosen]
     return model, info["val_acc"], info["resource"], {
         "iteration": iteration, "target": target, "resource": info["resource"], "val_acc": info["val_acc"],
         "chosen": chosen, "proposals": {n: o[1] for n, o in options.items()}}

@@ -180,9 +180,20 @@ class AGPSchedule:
         tau = (float(t) - self.start) / self.duration
         return 3.0 * (self.final - self.initial) / self.duration * (1.0 - tau) ** 2
 
-    def plan(self) -> list[tuple[int, float]]:
-        """``[(t, s(t)) for t in steps()]``, the input of ``prune_on_schedule``."""
-        return [(t, self.curve(t)) for t in self.steps()]
+    def plan(self, allocation: Mapping | None = None) -> list[tuple[int, object]]:
+        """``[(t, s(t)) for t in steps()]``, the input of ``prune_on_schedule``.
+
+        With ``allocation = {layer: a_l}`` every layer follows the same cubic to its own final
+        sparsity: the target at ``t`` is ``{layer: a_l · s(t)/s_f}`` (``final`` must then be > 0).
+        """
+        if allocation is None:
+            return [(t, self.curve(t)) for t in self.steps()]
+        if not isinstance(allocation, Mapping) or not allocation:
+            raise TypeError(f"allocation must be a non-empty dict {{layer: final sparsity}}, got {allocation!r}")
+        if self.final == 0:
+            raise ValueError("a per-layer plan needs final > 0: the targets are a_l · s(t)/s_f")
+        finals = {n: require_float(f"allocation[{n!r}]", a, 0.0, 1.0, high_open=True) for n, a in allocation.items()}
+        return [(t, {n: a * self.curve(t) / self.final for n, a in finals.items()}) for t in self.steps()]
 
 
 def training_steps(train_data, epochs: int, batch_size: int) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import html
 
+import ipywidgets as W
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import nn
@@ -66,17 +67,18 @@ class AGPExplorer(Explorer):
     # --- controls and figure ----------------------------------------------------------------
     def build_controls(self) -> dict:
         v, t = self._initial_values, self.total_steps
+        size = {"layout": W.Layout(width="300px")}
         return {
             "initial": slider(self.name, "initial", value=v["initial"], min=0.0, max=0.95, step=0.05,
-                              readout_format=".2f", description="initial sparsity s_i"),
+                              readout_format=".2f", description="initial s_i", **size),
             "final": slider(self.name, "final", value=v["final"], min=0.05, max=0.99, step=0.01,
-                            readout_format=".2f", description="final sparsity s_f"),
-            "start": int_slider(self.name, "start", value=v["start"], min=0, max=t - 1, description="start t₀"),
-            "duration": int_slider(self.name, "duration", value=v["duration"], min=1, max=t,
-                                   description="duration (steps)"),
+                            readout_format=".2f", description="final s_f", **size),
+            "start": int_slider(self.name, "start", value=v["start"], min=0, max=t - 1, description="start t₀", **size),
+            "duration": int_slider(self.name, "duration", value=v["duration"], min=1, max=t, description="duration",
+                                   **size),
             "frequency": int_slider(self.name, "frequency", value=v["frequency"], min=1, max=max(1, t // 4),
-                                    description="frequency Δt"),
-            "step": int_slider(self.name, "step", value=v["step"], min=0, max=t, description="prune the model at step t"),
+                                    description="every Δt", **size),
+            "step": int_slider(self.name, "step", value=v["step"], min=0, max=t, description="prune at t", **size),
         }
 
     def build_figure(self) -> go.FigureWidget:
@@ -96,6 +98,7 @@ class AGPExplorer(Explorer):
                           legend=dict(orientation="h", x=0.0, y=-0.16))
         fig.update_yaxes(title_text="sparsity (%)", range=[0, 100], row=1, col=1)
         fig.update_yaxes(title_text="% per 1,000 steps", row=2, col=1)
+        fig.update_xaxes(title_text="training step", row=1, col=1)
         fig.update_xaxes(title_text="training step", row=2, col=1)
         return go.FigureWidget(fig)
 

@@ -145,3 +145,18 @@ def test_prune_on_schedule_needs_prunable_layers(blobs):
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         prune.prune_on_schedule("model", blobs, [(0, 0.5)])
     assert math.isfinite(train.evaluate(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), blobs))
+
+
+def test_a_per_layer_plan_follows_the_same_cubic_to_each_layers_final_sparsity(blobs, model_factory):
+    schedule = prune.AGPSchedule(0.9, end=8, frequency=2)
+    plan = schedule.plan({"3": 0.9, "5": 0.45})
+    assert [t for t, _ in plan] == [0, 2, 4, 6, 8]
+    for (t, targets), (_, s) in zip(plan, schedule.plan()):
+        assert targets == {"3": pytest.approx(s), "5": pytest.approx(s / 2)}
+    model = model_factory(0)
+    prune.prune_on_schedule(model, blobs, plan, epochs=1)
+    assert prune.sparsity(model)["layers"] == {"0": 0.0, "3": round(0.9 * 4608) / 4608, "5": 0.45}
+    with pytest.raises(TypeError, match="allocation must be a non-empty dict"):
+        schedule.plan({})
+    with pytest.raises(ValueError, match="needs final > 0"):
+        prune.AGPSchedule(0.0, end=8).plan({"3": 0.5})
