@@ -134,12 +134,11 @@ def run(cfg: Config, progress: bool) -> tuple[dict, list[dict]]:
             correct[(method[0], seed)] = train.correct(student, test_set)
             errs.append(errors(correct[(method[0], seed)]))
             print(f"  {method[0]:10s} seed {seed}: {errs[-1]} test errors", flush=True)
-        gains = [stats.paired_difference(correct[("alone", s)], correct[(method[0], s)]).value for s in cfg.seeds]
+        paired, gain = stats.paired_over_seeds([correct[("alone", s)] for s in cfg.seeds],
+                                               [correct[(method[0], s)] for s in cfg.seeds])
         rows.append({"method": method[0], "hidden": cfg.student_hidden, "errors": errs,
                      "params": measure.count_parameters(student), "seconds": time.perf_counter() - start,
-                     "gain": None if method[0] == "alone" else stats.seed_interval(gains),
-                     "paired": [stats.paired_difference(correct[("alone", s)], correct[(method[0], s)])
-                                for s in cfg.seeds]})
+                     "gain": None if method[0] == "alone" else gain, "paired": paired})
     return teacher_row, rows
 
 

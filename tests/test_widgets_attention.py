@@ -1,4 +1,5 @@
 """The attention explorer (labkit.widgets.attention) without a browser: maps, AT loss, controls, redraws."""
+import numpy as np
 import pytest
 import torch
 
@@ -46,7 +47,7 @@ def test_controls_redraw_and_student_picker():
     assert explorer.update_count == count + 1 and explorer.stats["p"] == 6.0 and explorer.stats["at_loss"] != loss
     explorer.set(layer=("relu1", "relu2"), image=4)
     assert explorer.stats["layer"] == ("relu1", "relu2") and explorer.stats["index"] == 4
-    assert explorer.figure.data[0].z.shape == (28, 28)
+    assert np.asarray(explorer.figure.data[0].z).shape == (28, 28)
     assert "relu1 ↔ relu2" in explorer.figure.layout.title.text and "image 4" in explorer.figure.layout.title.text
     explorer.set(student="after")
     assert explorer.stats["student"] == "after"
@@ -78,3 +79,16 @@ def test_css_classes_and_argument_checks():
         AttentionExplorer(teacher, student, images(), layers=[("relu2", "pool1")])
     with pytest.raises(ValueError, match="layer_names: 'nope'"):
         AttentionExplorer(teacher, student, images(), layers=[("nope", "pool1")])
+
+
+def test_heat_maps_are_plain_lists_with_fixed_names():
+    """Issue 11: numpy arrays assigned to trace properties reach plotly.js badly; names set once."""
+    teacher, a, b = nets()
+    explorer = AttentionExplorer(teacher, {"a": a, "b": b}, images(), p=2.0)
+    names = [trace.name for trace in explorer.figure.data]
+    assert names == ["teacher", "student", "student − teacher"]
+    for values in (dict(p=4.0), dict(image=3), dict(student="b")):
+        explorer.set(**values)
+        assert [trace.name for trace in explorer.figure.data] == names
+        assert not [(i, k) for i, t in enumerate(explorer.figure.data) for k, v in t.to_plotly_json().items()
+                    if isinstance(v, np.ndarray)]

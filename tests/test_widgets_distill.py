@@ -1,6 +1,7 @@
 """The temperature explorer (labkit.widgets.distill) without a browser: numbers, controls, redraws."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -51,7 +52,7 @@ def test_temperature_and_image_controls_redraw():
     explorer.set(temperature=20.0, image=5)
     assert explorer.update_count == count + 2 and explorer.stats["index"] == 5
     assert "image 5" in explorer.figure.layout.title.text
-    assert explorer.figure.data[0].z.shape == (8, 8)
+    assert np.asarray(explorer.figure.data[0].z).shape == (8, 8)
     assert "dark knowledge" in explorer.readout.value
     with pytest.raises(ValueError, match="temperature"):
         explorer.set(temperature="hot")
@@ -74,3 +75,19 @@ def test_css_classes_and_argument_checks():
         TemperatureExplorer("resnet", images())
     with pytest.raises(TypeError, match=r"images must be a float tensor \[N, C, H, W\]"):
         TemperatureExplorer(teacher(), torch.zeros(12, 64))
+
+
+def test_trace_names_are_fixed_and_every_trace_property_is_a_plain_list():
+    """Issue 11: the legend read "trace 1", then "T = 1 / T = 1" at T = 1. Names are set once, at
+    creation, and differ; the data reach plotly.js as lists (numpy arrays do not survive the trip)."""
+    explorer = TemperatureExplorer(teacher(), images(), T=4.0)
+    names = [trace.name for trace in explorer.figure.data]
+    for T in (1.0, 7.5, 20.0):
+        explorer.set(temperature=T, image=int(T) % 12)
+        assert [trace.name for trace in explorer.figure.data] == names
+        assert not [(i, k) for i, t in enumerate(explorer.figure.data) for k, v in t.to_plotly_json().items()
+                    if isinstance(v, np.ndarray)]
+    bars = [trace.name for trace in explorer.figure.data if trace.type == "bar"]
+    assert len(set(bars)) == 2 and all(name and not name.startswith("trace") for name in bars)
+    assert explorer.figure.data[0].showlegend is False                      # the image is not a series
+    assert "T = 20" in explorer.figure.layout.title.text

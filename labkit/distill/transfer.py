@@ -38,13 +38,14 @@ def random_subset(dataset: TensorDataset, n: int, seed: int = 0) -> TensorDatase
     return TensorDataset(x[index], y[index])
 
 
-def split_labelled(dataset: TensorDataset, per_class: int, seed: int = 0) -> tuple[TensorDataset, torch.Tensor]:
-    """``(labelled, unlabelled_x)``: ``per_class`` labelled samples of every class, and the rest unlabelled.
+def split_labelled(dataset: TensorDataset, per_class: int, seed: int = 0,
+                   unlabelled: int | None = None) -> tuple[TensorDataset, torch.Tensor]:
+    """``(labelled, unlabelled_x)``: ``per_class`` labelled samples of every class, and other images unlabelled.
 
     ``labelled`` is ``TensorDataset(x [C·per_class, ...], y)`` (classes in order, samples drawn at random
-    with ``seed``); ``unlabelled_x`` float ``[N − C·per_class, ...]`` holds every other image, without
-    labels, in a seeded random order (so ``unlabelled_x[:m]`` is a random subset of m images).
-    ``per_class`` ≥ 1 and at most the size of the smallest class.
+    with ``seed``); ``unlabelled_x`` float ``[M, ...]`` holds other images, without labels, in a seeded
+    random order: all ``N − C·per_class`` of them, or the first ``unlabelled`` (a random subset, and no
+    copy of the whole dataset). ``per_class`` ≥ 1 and at most the size of the smallest class.
     Explained in notebooks/11_distillation_soft_labels.ipynb.
     """
     x, y = _tensors(dataset)
@@ -52,6 +53,8 @@ def split_labelled(dataset: TensorDataset, per_class: int, seed: int = 0) -> tup
     smallest = int(min((y == c).sum() for c in classes))
     per_class = require_int("per_class", per_class, 1, smallest)
     seed = require_int("seed", seed, 0, 2**32 - 1)
+    rest_size = len(x) - per_class * len(classes)
+    unlabelled = rest_size if unlabelled is None else require_int("unlabelled", unlabelled, 0, rest_size)
     generator = torch.Generator().manual_seed(seed)
     chosen = []
     for c in classes:
@@ -61,5 +64,5 @@ def split_labelled(dataset: TensorDataset, per_class: int, seed: int = 0) -> tup
     rest = torch.ones(len(x), dtype=torch.bool)
     rest[labelled] = False
     others = torch.nonzero(rest).flatten()
-    others = others[torch.randperm(len(others), generator=generator)]
+    others = others[torch.randperm(len(others), generator=generator)[:unlabelled]]
     return TensorDataset(x[labelled], y[labelled]), x[others]

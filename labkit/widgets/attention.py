@@ -19,7 +19,7 @@ from torch import nn
 from labkit.distill import attention_transfer_loss, layer_features, normalized_attention
 from labkit.validate import require_float, require_int
 from labkit.widgets.base import Explorer, dropdown, int_slider, slider
-from labkit.widgets.distill import _images_and_labels
+from labkit.widgets.distill import images_and_labels
 
 P_MIN, P_MAX, P_STEP = 0.5, 8.0, 0.5
 
@@ -48,7 +48,7 @@ class AttentionExplorer(Explorer):
         if not students or not all(isinstance(m, nn.Module) for m in students.values()):
             raise TypeError("student must be a torch.nn.Module or a non-empty dict {name: torch.nn.Module}, "
                             f"got {type(student).__name__}")
-        self.x, self.labels = _images_and_labels(images)
+        self.x, self.labels = images_and_labels(images)
         self.pairs = _check_layers(layers)
         self._p = require_float("p", p, P_MIN, P_MAX)
         self._index = require_int("index", index, 0, len(self.x) - 1)
@@ -81,9 +81,13 @@ class AttentionExplorer(Explorer):
     def build_figure(self) -> go.FigureWidget:
         fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.06,
                             subplot_titles=("teacher", "student", "student − teacher"))
-        for col, scale in ((1, "Viridis"), (2, "Viridis"), (3, "RdBu_r")):
-            fig.add_trace(go.Heatmap(z=[[0]], colorscale=scale, showscale=col == 3, zmid=0 if col == 3 else None,
-                                     hovertemplate="(%{x}, %{y}): %{z:.3f}<extra></extra>"), 1, col)
+        for col, (name, scale) in enumerate((("teacher", "Viridis"), ("student", "Viridis"),
+                                             ("student − teacher", "RdBu_r")), start=1):
+            fig.add_trace(go.Heatmap(z=[[0.0]], colorscale=scale, showscale=col == 3, zmid=0 if col == 3 else None,
+                                     name=name, showlegend=False,
+                                     colorbar=dict(title=dict(text="q̂ difference", side="right")) if col == 3 else None,
+                                     hovertemplate="column %{x}, row %{y}: %{z:.3f}<extra>" + name + "</extra>"),
+                          1, col)
         fig.update_layout(height=330, margin=dict(l=20, r=20, t=80, b=20), template="plotly_white")
         fig.update_xaxes(visible=False)
         for col in (1, 2, 3):
@@ -99,7 +103,8 @@ class AttentionExplorer(Explorer):
         q_t = normalized_attention(t_all[index:index + 1], p)[0].reshape(side)
         q_s = normalized_attention(s_all[index:index + 1], p)[0].reshape(side)
         teacher_trace, student_trace, diff_trace = self.figure.data
-        teacher_trace.z, student_trace.z, diff_trace.z = q_t.numpy(), q_s.numpy(), (q_s - q_t).numpy()
+        # plain lists: numpy arrays do not reach plotly.js intact
+        teacher_trace.z, student_trace.z, diff_trace.z = q_t.tolist(), q_s.tolist(), (q_s - q_t).tolist()
         top = float(max(q_t.max(), q_s.max()))
         teacher_trace.zmin = student_trace.zmin = 0.0
         teacher_trace.zmax = student_trace.zmax = top

@@ -43,7 +43,7 @@ class TemperatureExplorer(Explorer):
     def __init__(self, teacher: nn.Module, images, T: float = 4.0, index: int = 0):
         if not isinstance(teacher, nn.Module):
             raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
-        self.x, self.labels = _images_and_labels(images)
+        self.x, self.labels = images_and_labels(images)
         self._T = require_float("T", T, T_MIN, T_MAX)
         self._index = require_int("index", index, 0, len(self.x) - 1)
         self.logits = teacher_logits(teacher, self.x)
@@ -61,17 +61,20 @@ class TemperatureExplorer(Explorer):
     def build_figure(self) -> go.FigureWidget:
         fig = make_subplots(rows=1, cols=2, column_widths=[0.3, 0.7], horizontal_spacing=0.1,
                             subplot_titles=("input image", "teacher's class probabilities"))
-        fig.add_trace(go.Heatmap(z=[[0]], colorscale="gray_r", showscale=False, hoverinfo="skip"), 1, 1)
+        fig.add_trace(go.Heatmap(z=[[0.0]], colorscale="gray_r", showscale=False, hoverinfo="skip",
+                                 name="input image", showlegend=False), 1, 1)
         classes = list(range(self.num_classes))
-        fig.add_trace(go.Bar(x=classes, y=[0] * self.num_classes, name="T = 1", marker_color="#b0b0b0",
-                             hovertemplate="class %{x}: %{y:.4f}<extra>T = 1</extra>"), 1, 2)
-        fig.add_trace(go.Bar(x=classes, y=[0] * self.num_classes, name="T", marker_color="#4C72B0",
-                             hovertemplate="class %{x}: %{y:.4f}<extra></extra>"), 1, 2)
-        fig.update_layout(height=360, margin=dict(l=40, r=20, t=80, b=40), template="plotly_white",
-                          barmode="group", legend=dict(orientation="h", x=0.35, y=-0.15))
+        # Trace names are fixed here, once: the temperature lives in the title and the readout, so the
+        # legend never shows a stale or duplicated name (plotly.js keeps the names it was first sent).
+        fig.add_trace(go.Bar(x=classes, y=[0.0] * self.num_classes, name="T = 1 (ordinary softmax)",
+                             marker_color="#b0b0b0", hovertemplate="class %{x}: %{y:.4f}<extra>T = 1</extra>"), 1, 2)
+        fig.add_trace(go.Bar(x=classes, y=[0.0] * self.num_classes, name="slider's T", marker_color="#4C72B0",
+                             hovertemplate="class %{x}: %{y:.4f}<extra>slider's T</extra>"), 1, 2)
+        fig.update_layout(height=380, margin=dict(l=50, r=20, t=80, b=90), template="plotly_white",
+                          barmode="group", legend=dict(orientation="h", x=0.3, y=-0.3))
         fig.update_xaxes(visible=False, row=1, col=1)
         fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", row=1, col=1)
-        fig.update_xaxes(title_text="class", tickmode="linear", dtick=1, row=1, col=2)
+        fig.update_xaxes(title_text="class (digit)", tickmode="linear", dtick=1, row=1, col=2)
         fig.update_yaxes(title_text="probability", range=[0, 1.02], row=1, col=2)
         return go.FigureWidget(fig)
 
@@ -81,12 +84,12 @@ class TemperatureExplorer(Explorer):
         probs, probs_t1 = soft_targets(row, T)[0], soft_targets(row, 1.0)[0]
         second, top = torch.topk(probs, 2).indices.tolist()[::-1]
         image, reference, soft = self.figure.data
-        image.z = self.x[index].mean(0).numpy()
-        reference.y, reference.name = probs_t1.tolist(), "T = 1"   # both names in every restyle (plotly.js legend)
-        soft.y, soft.name = probs.tolist(), f"T = {T:g}"
+        image.z = self.x[index].mean(0).tolist()            # plain lists: numpy arrays reach plotly.js badly
+        reference.y = probs_t1.tolist()
+        soft.y = probs.tolist()
         label = None if self.labels is None else int(self.labels[index])
         self.figure.layout.title.text = (f"image {index}" + ("" if label is None else f" (label {label})")
-                                         + f": teacher's softmax at T = {T:g}")
+                                         + f": teacher's softmax at T = {T:g} (blue) and T = 1 (grey)")
         self.stats = {"index": index, "T": T, "label": label, "probs": probs.tolist(),
                       "probs_T1": probs_t1.tolist(), "top_class": top, "top_prob": float(probs[top]),
                       "second_class": second, "second_prob": float(probs[second]),
@@ -95,8 +98,9 @@ class TemperatureExplorer(Explorer):
         self.readout.value = _readout_html(self.stats)
 
 
-def _images_and_labels(images) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``images`` as ``(x [N, C, H, W], labels [N] or None)``."""
+def images_and_labels(images) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``images`` (a float tensor ``[N, C, H, W]``, an ``(x, y)`` pair or a labelled ``TensorDataset``) as
+    ``(x [N, C, H, W], labels [N] or None)``; the explorers of chapters 11 and 12 accept all three."""
     if isinstance(images, torch.utils.data.TensorDataset):
         images = images.tensors
     labels = None

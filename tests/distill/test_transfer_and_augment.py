@@ -37,6 +37,8 @@ def test_split_labelled_gives_k_per_class_and_the_rest_without_labels():
     again, _ = split_labelled(full, per_class=3, seed=1)
     other, _ = split_labelled(full, per_class=3, seed=2)
     assert torch.equal(again.tensors[0], labelled.tensors[0]) and not torch.equal(other.tensors[0], labelled.tensors[0])
+    _, first = split_labelled(full, per_class=3, seed=1, unlabelled=40)
+    assert torch.equal(first, unlabelled[:40])                               # a prefix of the same random order
 
 
 def test_transfer_set_bad_arguments():
@@ -45,6 +47,8 @@ def test_transfer_set_bad_arguments():
         random_subset(full, 201)
     with pytest.raises(ValueError, match=r"per_class must be an integer in \[1, 20\]"):
         split_labelled(full, 21)
+    with pytest.raises(ValueError, match=r"unlabelled must be an integer in \[0, 190\]"):
+        split_labelled(full, 1, unlabelled=191)
     with pytest.raises(TypeError, match="labelled TensorDataset"):
         split_labelled(full.tensors[0], 2)
 
