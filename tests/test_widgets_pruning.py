@@ -92,3 +92,20 @@ def test_css_classes_and_argument_checks():
         PruningExplorer(nn.Sequential(nn.ReLU()), eval_data())
     with pytest.raises(ValueError, match="unknown control"):
         explorer.set(amount=0.5)
+
+
+def test_batch_messages_carry_every_property_for_every_trace():
+    """plotly sends `undefined` for a trace whose property did not change in a batch; the widget's JS model
+    stores it as the string "_undefined_" before a view exists, and the bars lost their categories.
+    ``base.complete_batch`` sends the unchanged value instead."""
+    from plotly.basedatatypes import Undefined
+
+    explorer = PruningExplorer(small_model(), eval_data(), sparsity=0.8)
+    sent = []
+    explorer.figure._send_update_msg = lambda restyle_data, relayout_data, trace_indexes=None, source_view_id=None: \
+        sent.append((restyle_data, trace_indexes))
+    explorer.set(sparsity=0.5)                       # the bytes bars' x did not change, the histograms' did
+    restyle, traces = sent[-1]
+    assert traces == [0, 1, 2, 3]
+    assert restyle["x"][3] == ["fp32 (dense)", "bitmask", "CSR"]
+    assert not [k for k in ("x", "y") for v in restyle[k] if v is Undefined]

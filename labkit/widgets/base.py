@@ -134,6 +134,29 @@ def _check_in_range(name: str, control, value) -> None:
         raise ValueError(f"{name} must be in [{low}, {high}] (the slider's range), got {value!r}")
 
 
+def complete_batch(figure: go.FigureWidget) -> None:
+    """Inside ``figure.batch_update()``: give every trace of the batch a value for every property it sets.
+
+    plotly's batch message sends ``undefined`` for a trace whose property did not change while another
+    trace's did. The FigureWidget's JavaScript *model* (plotly ≥ 6, anywidget) merges that placeholder
+    into its copy of the figure as the string ``"_undefined_"`` whenever no view has drawn the figure
+    yet — as after an explorer's first draw, before the cell's output is shown. The view drawn later
+    then shows bars without their categories (0, 1, 2), a legend with "trace 1", or nothing at all.
+    Sending the unchanged current value instead (``None`` where it is unset) avoids it; a property the
+    trace's type does not have (a scatter's ``width``) keeps the placeholder, which plotly.js ignores.
+    """
+    edits = figure._batch_trace_edits          # plotly's pending per-trace edits (no public accessor)
+    props = {prop for trace_edits in edits.values() for prop in trace_edits}
+    for index, trace_edits in edits.items():
+        for prop in props - set(trace_edits):
+            try:
+                value = figure.data[index][prop]
+            except (KeyError, ValueError):      # a property this trace type does not have
+                continue
+            if value is not None:
+                trace_edits[prop] = list(value) if isinstance(value, tuple) else value
+
+
 class Explorer:
     """Base class: controls + one FigureWidget + an HTML readout, redrawn whenever a control changes.
 
@@ -210,6 +233,7 @@ class Explorer:
         start = time.perf_counter()
         with self.figure.batch_update():
             self.draw(self.values)
+            complete_batch(self.figure)
         self.last_update_ms = (time.perf_counter() - start) * 1000.0
         self.update_count += 1
 
