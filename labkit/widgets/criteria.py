@@ -147,8 +147,7 @@ class CriteriaExplorer(Explorer):
             trace.x, trace.y = list(LEVELS), [100 * a for a in self._curves[name]]
             trace.line.width = 4 if name == criterion else 1.5
         cursor, current, kept_trace, pruned_trace = self.figure.data[len(self.scores):]
-        # line.width again: the curves set it in this batch, and plotly's widget would drop the cursor's
-        cursor.x, cursor.y, cursor.line.width = [s, s], [0.0, 100.0], 1
+        cursor.x, cursor.y = [s, s], [0.0, 100.0]
         current.x, current.y = [s], [100 * result["accuracy"]]
         idx = self._sample(layer)
         w = self.layers[layer].weight.detach().abs().reshape(-1).double().numpy()[idx]

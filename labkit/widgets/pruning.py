@@ -144,9 +144,7 @@ class PruningExplorer(Explorer):
         t = result["threshold"]
         band.x, band.y = ([-t, t, t, -t, -t], [0.0, 0.0, top, top, 0.0]) if t else ([], [])
         kb = [result["bytes"][fmt] / 1000 for fmt in FORMATS]
-        # x again, although it never changes: plotly's widget drops a property that one trace of a batch
-        # update sets and another trace (which had it) does not — here the bars would lose their labels.
-        sizes.x, sizes.y, sizes.text = list(FORMAT_LABELS), kb, [f"{v:,.1f} kB" for v in kb]
+        sizes.y, sizes.text = kb, [f"{v:,.1f} kB" for v in kb]     # x never changes (base.complete_batch)
         self.figure.layout.title.text = (f"{criterion} pruning at global sparsity {s:.2f}: {layer} "
                                          f"{list(self.layers[layer].weight.shape)}")
         self.stats = {"layer": layer, "sparsity": s, "criterion": criterion,
