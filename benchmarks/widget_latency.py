@@ -167,7 +167,7 @@ def benchmark_notebook(page, server, notebook: str, moves: int, seed: int, only_
         for explorer in found:
             root = lab.explorer(page, explorer["name"], explorer["index"])
             root.scroll_into_view_if_needed()
-            root.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=60_000)
+            widget_checks.wait_until_drawn(page, root)
             for control in explorer["controls"]:
                 result = measure_control(page, root, probe, explorer["name"], control, moves, rng)
                 rows.append(row(notebook, explorer, control, result))

@@ -32,6 +32,7 @@ import browser_helpers as lab
 
 MIN_SLIDER_PX = 100
 QUIET_MS = 400          # the figure counts as drawn once nothing in it changed for this long
+DRAW_TIMEOUT_S = 60     # how long a figure may take to draw its first traces once on screen
 PLOTLY_PLACEHOLDER = re.compile(r"^Click to enter .* title$")   # what plotly shows for an unset title
 DEFAULT_NAME = re.compile(r"^trace \d+$")                        # what plotly calls an unnamed trace
 COMPARED_VALUES = 500   # first entries of x / y compared between Python and the browser
@@ -324,6 +325,20 @@ def quality_problems(root, probe: lab.KernelProbe, explorer: str) -> list[str]:
     return problems + layout_problems(root)
 
 
+def wait_until_drawn(page, root) -> bool:
+    """Wait (up to ``DRAW_TIMEOUT_S``) until every plotly figure under ``root`` has drawn its traces
+    (plotly draws a figure only once it is on screen, later on a busy machine); False if one never did."""
+    root.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=DRAW_TIMEOUT_S * 1000)
+    try:
+        page.wait_for_function("""el => Array.from(el.querySelectorAll('.js-plotly-plot')).every(gd =>
+                                      (gd._fullData || []).length > 0 && gd.querySelector('.trace, .hm'))""",
+                               arg=root.element_handle(), timeout=DRAW_TIMEOUT_S * 1000)
+    except Exception:   # playwright's TimeoutError
+        return False
+    page.wait_for_timeout(QUIET_MS)
+    return True
+
+
 # -- moving controls ------------------------------------------------------------------------------
 
 # Records when the learner's input ended (the first `eventName` event) and the last DOM change of the
@@ -430,14 +445,13 @@ def check_widget(page, server: lab.LabServer, case: WidgetCase, artifacts: Path)
     """Run ``case`` on a notebook that Run All has just executed in ``page``; fail listing every problem."""
     root = lab.explorer(page, case.explorer, case.index)
     root.scroll_into_view_if_needed()    # plotly draws a figure once it is on screen
-    root.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=60_000)
-    page.wait_for_timeout(QUIET_MS)
+    drawn = wait_until_drawn(page, root)
     folder = artifacts / Path(case.notebook).stem
     folder.mkdir(parents=True, exist_ok=True)
     tag = case.explorer + (f"{case.index}" if case.index else "")
     probe = lab.KernelProbe(server, case.notebook)
     try:
-        problems: list[str] = []
+        problems: list[str] = [] if drawn else [f"after Run All: the figure drew no trace in {DRAW_TIMEOUT_S} s"]
         states = [state(root, case.explorer)]
         root.screenshot(path=str(folder / f"{tag}-00-initial.png"))
         _expect(problems, "after Run All", states[0], case.title, case.readout)
