@@ -24,7 +24,7 @@ from torch import nn
 from labkit import train
 from labkit.prune import AGPSchedule, global_prune, prunable_layers
 from labkit.validate import require_float, require_int
-from labkit.widgets.base import Explorer, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, int_slider, slider
 
 PER = 1000  # the derivative is shown per 1,000 steps
 
@@ -94,7 +94,7 @@ class AGPExplorer(Explorer):
                                  name="ds/dt (% per 1,000 steps)"), 2, 1)
         fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(color="#d62728", size=9),
                                  showlegend=False, name="slope at t"), 2, 1)
-        fig.update_layout(height=460, margin=dict(l=60, r=20, t=80, b=50), template="plotly_white",
+        fig.update_layout(height=460, margin=dict(l=60, r=20, t=80, b=50), template=FIGURE_TEMPLATE,
                           legend=dict(orientation="h", x=0.0, y=-0.16))
         fig.update_yaxes(title_text="sparsity (%)", range=[0, 100], row=1, col=1)
         fig.update_yaxes(title_text="% per 1,000 steps", row=2, col=1)

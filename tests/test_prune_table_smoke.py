@@ -1,0 +1,44 @@
+"""Smoke test of benchmarks/prune_table.py: ``--quick`` on digits prints every paper's rows and writes nothing."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "benchmarks" / "prune_table.py"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def snapshot(folder: Path) -> dict:
+    """The recorded results files (``record`` writes ``<benchmark>.json`` at the top of the folder)."""
+    return {p: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+
+
+def test_quick_run_prints_the_three_papers_and_records_nothing(tmp_path):
+    before = snapshot(RESULTS)
+    env = dict(os.environ, LABKIT_CACHE=str(tmp_path / "cache"))
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--quiet"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    seconds = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "smoke run" in out and "| experiment | model | metric | ours | paper |" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| experiment")]
+    experiments = {row.split("|")[1].strip() for row in rows}
+    assert experiments == {"Han 2015 Table 1", "Frankle & Carbin 2019 Fig. 3", "Liu 2017 network slimming"}
+    han = next(r for r in rows if "Han 2015" in r)
+    assert "1.64 → 1.59 at 8 % (12×)" in han and "12.5×" in han          # 92 % sparsity = 12.5× fewer weights
+    assert "(paper 8 %)" in out and "(paper 26 %)" in out                  # Table 2's per-layer ratios beside ours
+    assert "1.43 → 1.49" in out and "784-100-60-10" in out
+    assert "recorded to" not in out and snapshot(RESULTS) == before         # --quick never writes results
+    print(f"prune_table --quick: {seconds:.1f} s")
+
+
+def test_bad_threads_are_refused():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--threads", "0"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--threads must be an integer >= 1, got 0" in result.stderr
