@@ -26,6 +26,7 @@ from torch import nn
 from labkit import train
 from labkit.prune import global_prune, mask_jaccard, prunable_layers, saliency
 from labkit.prune import sparsity as weight_sparsity
+from labkit.stats import accuracy_interval
 from labkit.validate import require_choice, require_float, require_int
 from labkit.widgets.base import Explorer, dropdown, slider
 
@@ -108,8 +109,8 @@ class CriteriaExplorer(Explorer):
                           legend=dict(orientation="h", x=0.0, y=-0.2))
         fig.update_xaxes(title_text="global sparsity", range=[-0.02, 1.0], row=1, col=1)
         fig.update_yaxes(title_text="accuracy (%)", range=[0, 102], row=1, col=1)
-        fig.update_xaxes(title_text="|w|", type="log", row=1, col=2)
-        fig.update_yaxes(title_text="score", type="log", row=1, col=2)
+        fig.update_xaxes(title_text="|w| (log scale)", type="log", exponentformat="power", row=1, col=2)
+        fig.update_yaxes(title_text="criterion score (log scale)", type="log", exponentformat="power", row=1, col=2)
         return go.FigureWidget(fig)
 
     # --- the numbers (all from labkit.prune / labkit.train) ---------------------------------------
@@ -119,7 +120,8 @@ class CriteriaExplorer(Explorer):
         if key not in self._cache:
             model = copy.deepcopy(self._base)
             masks = global_prune(model, key[0], scores=self.scores[criterion])
-            self._cache[key] = {"masks": masks, "accuracy": train.evaluate(model, self.eval_data),
+            interval = accuracy_interval(train.correct(model, self.eval_data))
+            self._cache[key] = {"masks": masks, "accuracy": interval.value, "interval": interval,
                                 "sparsity": weight_sparsity(model)}
         return self._cache[key]
 
@@ -159,6 +161,8 @@ class CriteriaExplorer(Explorer):
         self.figure.layout.title.text = (f"{criterion} pruning at global sparsity {s:.2f}: {layer} "
                                          f"{list(self.layers[layer].weight.shape)}")
         self.stats = {"criterion": criterion, "sparsity": s, "layer": layer, "accuracy": result["accuracy"],
+                      "accuracy_low": result["interval"].low, "accuracy_high": result["interval"].high,
+                      "eval_images": result["interval"].n,
                       "dense_accuracy": self.dense_accuracy, "jaccard_magnitude": jaccard,
                       "global_sparsity": result["sparsity"]["global"],
                       "layer_sparsity": result["sparsity"]["layers"][layer],
@@ -185,7 +189,8 @@ def _check_scores(scores, layers: dict) -> dict:
 
 
 def _readout_html(stats: dict) -> str:
-    rows = [("accuracy (eval subset)", f"{stats['accuracy']:.1%}"),
+    interval = f"[{100 * stats['accuracy_low']:.1f}, {100 * stats['accuracy_high']:.1f}]"
+    rows = [(f"accuracy ({stats['eval_images']:,} test images)", f"{stats['accuracy']:.1%} {interval}"),
             ("dense accuracy", f"{stats['dense_accuracy']:.1%}"),
             ("overlap with magnitude (Jaccard)", f"{stats['jaccard_magnitude']:.2f}"),
             ("global sparsity", f"{stats['global_sparsity']:.1%}"),

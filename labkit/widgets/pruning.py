@@ -71,7 +71,7 @@ class PruningExplorer(Explorer):
     def build_controls(self) -> dict:
         options = [(f"{name}  {list(m.weight.shape)}", name) for name, m in self.layers.items()]
         criterion = W.ToggleButtons(options=list(CRITERIA), value=self._criterion, description="criterion",
-                                    style={"description_width": "initial", "button_width": "90px"})
+                                    style={"description_width": "initial", "button_width": "110px"})
         criterion.add_class(css_class(self.name, "criterion"))
         return {
             "sparsity": slider(self.name, "sparsity", value=self._sparsity, min=0.0, max=SPARSITY_MAX,
