@@ -20,9 +20,9 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from labkit import measure, train
-from labkit.stats import accuracy_interval
 from labkit.prune import CRITERIA, global_prune, prunable_layers
 from labkit.prune import sparsity as weight_sparsity
+from labkit.stats import accuracy_interval
 from labkit.validate import require_choice, require_float, require_int
 from labkit.widgets.base import Explorer, css_class, dropdown, slider
 
