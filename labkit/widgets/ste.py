@@ -30,7 +30,7 @@ from torch import nn
 from labkit.quant.affine import qparams_from_range, qrange
 from labkit.quant.fake_quant import LSQQuantizer, PACTQuantizer, fake_quantize_ste
 from labkit.validate import require_choice, require_float, require_int
-from labkit.widgets.base import Explorer, dropdown, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, dropdown, int_slider, slider
 
 QUANTIZERS = {"clipped": "fake quant + clipped STE", "identity": "fake quant + identity STE",
               "lsq": "LSQ (learned step s)", "pact": "PACT (learned clip α)"}
@@ -123,8 +123,7 @@ class QuantizerGradientExplorer(Explorer):
 
     def build_figure(self) -> go.FigureWidget:
         fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.09,
-                            subplot_titles=("forward: x̂ = Q(x)", "backward: ∂x̂/∂x",
-                                            "backward: ∂x̂/∂(learned parameter)"))
+                            subplot_titles=("forward: x̂ = Q(x)", "backward: ∂x̂/∂x", "backward: ∂x̂/∂s, ∂x̂/∂α"))
         grey = dict(color="#999999", dash="dot")
         xs = self.x.tolist()                       # the inputs never change: sent once, plain floats
         fig.add_trace(go.Scatter(x=[X_MIN, X_MAX], y=[X_MIN, X_MAX], mode="lines", line=grey,
@@ -137,7 +136,7 @@ class QuantizerGradientExplorer(Explorer):
                                  name="STE ∂x̂/∂x"), 1, 2)
         fig.add_trace(go.Scatter(x=xs, y=[0.0] * len(xs), mode="lines", line=dict(color="#2ca02c", width=2),
                                  name="∂x̂/∂s (LSQ) or ∂x̂/∂α (PACT)"), 1, 3)
-        fig.update_layout(height=400, margin=dict(l=50, r=20, t=80, b=40), template="plotly_white",
+        fig.update_layout(height=400, margin=dict(l=50, r=40, t=80, b=40), template=FIGURE_TEMPLATE,
                           title=dict(font=dict(size=14)), legend=dict(orientation="h", x=0, y=-0.22))
         for col in (1, 2, 3):
             fig.update_xaxes(title_text="input x (real value)", range=[X_MIN, X_MAX], row=1, col=col)
