@@ -82,15 +82,15 @@ def test_explorer_css_classes_and_argument_checks():
 
 
 def test_explorer_sends_plain_data_and_labels_every_axis():
-    """Issue 11: numpy arrays in trace properties reach plotly.js badly, and a move must be a small,
-    data-only update: x is sent once at build time, every axis that carries data has a title."""
+    """Issue 11: numpy arrays in trace properties reach plotly.js badly; a move updates data only (each
+    trace with its whole x and y, as plain lists), and every axis that carries data has a title."""
     explorer = QuantizerGradientExplorer("lsq", bits=2, clip=1.0)
     xs = [trace.x for trace in explorer.figure.data]
     for kind, bits, clip in (("pact", 3, 0.5), ("clipped", 8, 2.0), ("lsq", 1, 0.25)):
         explorer.set(quantizer=kind, bits=bits, clip=clip)
         for trace, before in zip(explorer.figure.data, xs):
             assert not isinstance(trace.y, np.ndarray) and not isinstance(trace.x, np.ndarray)
-            assert trace.x == before, "x changed: the inputs are fixed and sent once"
+            assert trace.x == before, "x changed: the inputs are the same 501 points"
             assert trace.name and not trace.name.startswith("trace")
     layout = explorer.figure.layout
     for axis in ("xaxis", "xaxis2", "xaxis3", "yaxis", "yaxis2", "yaxis3"):

@@ -169,7 +169,7 @@ class BudgetExplorer(Explorer):
         data = self.figure.data
         bits = list(allocation.values())
         layer_bytes = [math.ceil(self.sizes[name] * b / 8) for name, b in allocation.items()]
-        data[0].update(y=bits, text=[f"{b}" for b in bits],
+        data[0].update(x=list(allocation), y=bits, text=[f"{b}" for b in bits],
                        customdata=[f"{name}: {b} bits<br>{self.sizes[name]:,} weights → {nb:,} B"
                                    for (name, b), nb in zip(allocation.items(), layer_bytes)])
         seen = [(key_bytes, acc) for key_bytes, acc in self._seen()]

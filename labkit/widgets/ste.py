@@ -125,7 +125,7 @@ class QuantizerGradientExplorer(Explorer):
         fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.09,
                             subplot_titles=("forward: x̂ = Q(x)", "backward: ∂x̂/∂x", "backward: ∂x̂/∂s, ∂x̂/∂α"))
         grey = dict(color="#999999", dash="dot")
-        xs = self.x.tolist()                       # the inputs never change: sent once, plain floats
+        xs = self.x.tolist()
         fig.add_trace(go.Scatter(x=[X_MIN, X_MAX], y=[X_MIN, X_MAX], mode="lines", line=grey,
                                  name="identity x̂ = x", hoverinfo="skip"), 1, 1)
         fig.add_trace(go.Scatter(x=xs, y=[0.0] * len(xs), mode="lines", line=dict(color="#1f77b4", width=2),
@@ -149,13 +149,15 @@ class QuantizerGradientExplorer(Explorer):
         kind, bits, clip = values["quantizer"], int(values["bits"]), float(values["clip"])
         r = quantizer_response(kind, bits, clip, self.x)
         _, staircase, _, ste, learned = self.figure.data
-        # Data only, as plain lists (x never changes): one small restyle per move, no relayout.
-        staircase.y = r["x_hat"].tolist()
-        ste.y = r["grad_x"].tolist()
+        # Data only, as plain lists, each updated trace with its whole data (CONTRIBUTING: a property
+        # set only when the figure was built has been seen lost in the browser); no axis changes.
+        xs = self.x.tolist()
+        staircase.update(x=xs, y=r["x_hat"].tolist())
+        ste.update(x=xs, y=r["grad_x"].tolist())
         if r["grad_param"] is None:
-            learned.visible = False
+            learned.update(x=xs, y=[0.0] * len(xs), visible=False)
         else:
-            learned.update(y=r["grad_param"].tolist(), visible=True)
+            learned.update(x=xs, y=r["grad_param"].tolist(), visible=True)
         self.figure.layout.title.text = (f"{QUANTIZERS[kind]}, {bits} bits, "
                                          f"{'α' if kind == 'pact' else 'range'} {clip:.2f}")
         self.stats = {
