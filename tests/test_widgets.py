@@ -331,3 +331,26 @@ def test_vertical_lines_zigzag_outside_the_unit_range():
     joins = [(y[i], y[i + 1]) for i in range(2, len(y) - 1, 3)]        # the segments between two lines
     assert all(a == b and not 0.0 <= a <= 1.0 for a, b in joins)       # horizontal, outside [0, 1]
     assert vertical_lines([]) == ([], [])
+
+
+def test_an_explorer_figure_reaches_the_browser_already_drawn(monkeypatch):
+    """The comm of a labkit FigureWidget opens with the drawn data, layout and CSS class in its first
+    message (plotly.py's own FigureWidget opens it with empty data and layout, which a loaded browser
+    could draw as an empty plot that never recovers)."""
+    import ipywidgets.widgets.widget as widget_module
+    import plotly.graph_objects as go
+
+    from labkit.widgets.base import FigureWidget
+
+    opened, create = [], widget_module.comm.create_comm
+    monkeypatch.setattr(widget_module.comm, "create_comm", lambda **kw: opened.append(kw) or create(**kw))
+    explorer = WeightHistogramExplorer(lenet5(), bins=20)
+    figures = [kw["data"]["state"] for kw in opened if "_widget_data" in kw["data"]["state"]]
+    assert len(figures) == 1
+    assert len(figures[0]["_widget_data"][0]["x"]) == 20 and sum(figures[0]["_widget_data"][0]["y"]) == 150
+    assert "0.weight" in figures[0]["_widget_layout"]["title"]["text"]
+    assert "labkit-histogram-figure" in figures[0]["_dom_classes"]
+    assert explorer.figure.comm is not None
+    opened.clear()
+    plain = FigureWidget(data=[go.Scatter(x=[1, 2], y=[3, 4])])            # outside an explorer: opens at once
+    assert plain.comm is not None and opened[0]["data"]["state"]["_widget_data"][0]["x"] == [1, 2]

@@ -27,6 +27,7 @@ Explained in notebooks/00_why_compress.ipynb.
 """
 from __future__ import annotations
 
+import copy
 import re
 import time
 from contextlib import contextmanager
@@ -87,6 +88,58 @@ FIGURE_TEMPLATE = go.layout.Template(layout=dict(
     paper_bgcolor="white", plot_bgcolor="white", font=dict(color="#2a3f5f"), hovermode="closest",
     colorway=["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880"],
     xaxis=_GRID, yaxis=_GRID))
+
+
+class FigureWidget(go.FigureWidget):
+    """``go.FigureWidget`` whose comm opens with the figure's current data and layout as its state.
+
+    plotly.py assigns a widget's ``_widget_data`` and ``_widget_layout`` only after ipywidgets has
+    opened the comm with empty defaults, so they reach the browser as later updates, like every
+    later change. When the browser builds the figure's view before it has applied them (a loaded
+    machine; the first plotly widget of a notebook, while plotly's bundle loads), the figure is drawn
+    with no trace and every later update fails: an empty plot next to a readout that works. This class
+    opens the comm with the figure as it is at that moment; an ``Explorer`` builds and draws its figure
+    first (``held_figures``), so the first message already holds the drawn figure. Same arguments as
+    ``go.FigureWidget``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._open_later = True
+        super().__init__(*args, **kwargs)
+        if _HELD is None:
+            self._open_later = False
+            self.open()
+        else:
+            _HELD.append(self)
+
+    def open(self):
+        if getattr(self, "_open_later", False):
+            return
+        if self.comm is None:   # what plotly's __init__ assigns, taken from the figure as it is now
+            self._widget_data = copy.deepcopy(self._data)
+            self._widget_layout = copy.deepcopy(self._layout_obj._props)
+        super().open()
+
+
+_HELD: list | None = None
+
+
+@contextmanager
+def held_figures():
+    """``FigureWidget``s created inside the block open their comm when it ends, with the state they
+    have then (``Explorer.__init__`` builds and draws its figure inside one)."""
+    global _HELD
+    outer, _HELD = _HELD, []
+    try:
+        yield
+    finally:
+        held, _HELD = _HELD, outer
+        for figure in held:
+            figure._open_later = False
+            if _HELD is None:
+                figure.open()
+            else:
+                _HELD.append(figure)
 
 
 def step_histogram(counts, edges) -> tuple[list, list]:
@@ -172,15 +225,16 @@ class Explorer:
         self.update_count = 0
         self._holding = False
         self.controls: dict[str, W.ValueWidget] = dict(self.build_controls())
-        self.figure: go.FigureWidget = self.build_figure()
-        self.figure.add_class(css_class(self.name, "figure"))
         self.readout = W.HTML()
         self.readout.add_class(css_class(self.name, "readout"))
+        with held_figures():   # a labkit FigureWidget reaches the browser already drawn (see FigureWidget)
+            self.figure: go.FigureWidget = self.build_figure()
+            self.figure.add_class(css_class(self.name, "figure"))
+            self.update()
         self.widget: W.Box = self.layout()
         self.widget.add_class(css_class(self.name))
         for control in self.controls.values():
             control.observe(self._on_control_change, names="value")
-        self.update()
 
     # --- what a subclass provides -------------------------------------------------------------
     def build_controls(self) -> dict:
@@ -251,4 +305,9 @@ class Explorer:
             self.update()
 
     def _repr_mimebundle_(self, **kwargs):
+        # A FigureWidget displayed on its own re-sends its whole figure when it is shown, because the
+        # updates made between its creation and its display can reach the browser before the widget's
+        # JavaScript model exists there (a busy kernel or machine) and be lost; nested in our box it is
+        # not displayed on its own, so ask it to do the same (the bundle it returns is not needed).
+        self.figure._repr_mimebundle_()
         return self.widget._repr_mimebundle_(**kwargs)

@@ -21,7 +21,8 @@ from torch import nn
 
 from labkit.quant.binary import count_levels, ternarize, ternary_threshold
 from labkit.validate import require_float
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, checkbox, dropdown, slider, step_histogram, vertical_lines
+from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, slider, step_histogram,
+                                 vertical_lines)
 
 FACTOR_MIN, FACTOR_MAX, FACTOR_STEP = 0.3, 1.2, 0.05
 
@@ -80,7 +81,8 @@ class TernaryThresholdExplorer(Explorer):
         return {
             "layer": dropdown(self.name, "layer", options=options, value=self._layer, description="layer"),
             "factor": slider(self.name, "factor", value=self._factor, min=FACTOR_MIN, max=FACTOR_MAX,
-                             step=FACTOR_STEP, readout_format=".2f", description="factor (Δ = factor·E|W|)"),
+                             step=FACTOR_STEP, readout_format=".2f", description="factor (Δ = factor·E|W|)",
+                             layout={"width": "420px"}),   # a track of ~250 px next to the long label
             "per_channel": checkbox(self.name, "per-channel", value=self._per_channel,
                                     description="one Δ, α per output channel"),
         }
@@ -111,7 +113,7 @@ class TernaryThresholdExplorer(Explorer):
         fig.update_xaxes(title_text="factor (Δ = factor · E|W|)", range=[FACTOR_MIN - 0.03, FACTOR_MAX + 0.03],
                          row=1, col=2)
         fig.update_yaxes(title_text="fraction (0–1)", range=[0, 1], row=1, col=2)
-        return go.FigureWidget(fig)
+        return FigureWidget(fig)
 
     def _curve(self, layer: str, per_channel: bool) -> dict:
         key = (layer, per_channel)

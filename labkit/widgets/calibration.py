@@ -25,7 +25,8 @@ from labkit.quant import fake_quantize, fold_batchnorm, make_observer, quantize_
 from labkit.quant.observers import OBSERVERS
 from labkit.train import evaluate
 from labkit.validate import require_choice, require_int
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, checkbox, dropdown, int_slider, vertical_lines
+from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider,
+                                 vertical_lines)
 
 __all__ = ["CalibrationExplorer", "activation_taps"]
 
@@ -115,7 +116,7 @@ class CalibrationExplorer(Explorer):
         }
 
     def build_figure(self) -> go.FigureWidget:
-        figure = go.FigureWidget()
+        figure = FigureWidget()
         figure.add_trace(go.Bar(x=[], y=[], marker_color=_HIST_COLOR, marker_line_width=0, name="activations",
                                 hovertemplate="%{x:.3f}: %{y:,} values<extra></extra>"))
         # the range's two ends and the largest value: vertical lines on an invisible [0, 1] axis

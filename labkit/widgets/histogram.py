@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from labkit.validate import require_float, require_int
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, checkbox, dropdown, int_slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider
 
 
 def weight_statistics(tensor, near_zero: float = 0.01) -> dict:
@@ -121,7 +121,7 @@ class WeightHistogramExplorer(Explorer):
 
     def build_figure(self) -> go.FigureWidget:
         # Bars, not a step line: on the log-scale count axis an empty bin simply has no bar.
-        figure = go.FigureWidget(data=[go.Bar(x=[], y=[], name="weights", marker_color="#4C72B0", marker_line_width=0,
+        figure = FigureWidget(data=[go.Bar(x=[], y=[], name="weights", marker_color="#4C72B0", marker_line_width=0,
                                               hovertemplate="w ≈ %{x:.4f}<br>count %{y}<extra></extra>")])
         figure.update_layout(height=360, margin=dict(l=70, r=20, t=50, b=50), bargap=0, template=FIGURE_TEMPLATE,
                              xaxis_title="weight value", yaxis_title="count (weights per bin)")

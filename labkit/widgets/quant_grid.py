@@ -21,8 +21,8 @@ from torch import nn
 
 from labkit.quant.affine import quantize_weight
 from labkit.validate import require_choice, require_int
-from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, checkbox, dropdown, int_slider, step_histogram,
-                                 vertical_lines)
+from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider,
+                                 step_histogram, vertical_lines)
 from labkit.widgets.histogram import weight_tensors
 
 __all__ = ["QuantGridExplorer", "valid_group_sizes"]
@@ -135,7 +135,8 @@ class QuantGridExplorer(Explorer):
     def build_figure(self) -> go.FigureWidget:
         traces = [
             go.Scatter(x=[], y=[], name="weights w", mode="lines", line=dict(color=_WEIGHT_COLOR, width=1, shape="hv"),
-                       fill="tozeroy", fillcolor=_WEIGHT_FILL, hovertemplate="w from %{x:.4f}<br>count %{y}<extra></extra>"),
+                       fill="tozeroy", fillcolor=_WEIGHT_FILL,
+                       hovertemplate="w from %{x:.4f}<br>count %{y}<extra></extra>"),
             go.Scatter(x=[], y=[], mode="lines", name="levels (k − z)·s", yaxis="y2",
                        line=dict(color=_GRID_COLOR, width=1),
                        hovertemplate="code %{customdata} → x̂ = %{x:.4g}<extra></extra>"),
@@ -145,7 +146,7 @@ class QuantGridExplorer(Explorer):
                        line=dict(color=_QUANT_EDGE, width=1.5, shape="hv"), fillcolor=_QUANT_FILL,
                        hovertemplate="x̂ from %{x:.4f}<br>count %{y}<extra></extra>"),
         ]
-        figure = go.FigureWidget(data=traces)
+        figure = FigureWidget(data=traces)
         figure.update_layout(
             height=420, margin=dict(l=65, r=75, t=80, b=50), template=FIGURE_TEMPLATE,
             xaxis_title="weight value", yaxis=dict(title="count of w", rangemode="tozero"),
