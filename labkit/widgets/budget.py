@@ -29,7 +29,7 @@ from labkit.quant import mixed
 from labkit.stats import accuracy_interval
 from labkit.train import evaluate
 from labkit.validate import require_choice, require_float, require_int
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, dropdown, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, slider
 
 __all__ = ["BudgetExplorer"]
 
@@ -115,9 +115,9 @@ class BudgetExplorer(Explorer):
         }
 
     def build_figure(self) -> go.FigureWidget:
-        # Every trace goes into a plain Figure first and the FigureWidget is built from it at the end: its
-        # traces then reach plotly.js with the widget's first state. (Traces added to a FigureWidget
-        # travel as later addTraces messages, and a bar's category labels were lost on the way.)
+        # Every trace goes into a plain Figure first and labkit's FigureWidget is built from it at the end:
+        # the traces then reach plotly.js in the widget's first message (traces added to a FigureWidget
+        # travel as later addTraces messages, and a bar's category labels were lost on the way).
         figure = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], horizontal_spacing=0.12,
                                subplot_titles=("bits per layer", "size vs accuracy (eval set)"))
         layers = list(self.sizes)
@@ -156,7 +156,7 @@ class BudgetExplorer(Explorer):
         figure.update_layout(height=440, margin=dict(l=60, r=20, t=70, b=90), template=FIGURE_TEMPLATE,
                              legend=dict(orientation="h", yanchor="top", y=-0.2, x=0.45, font=dict(size=10)),
                              title=dict(font=dict(size=13), y=0.97))
-        return go.FigureWidget(figure)
+        return FigureWidget(figure)
 
     def draw(self, values: dict) -> None:
         budget_bytes = max(self.min_bytes, int(round(values["budget"] * 1024)))

@@ -30,7 +30,7 @@ from torch import nn
 from labkit.quant.affine import qparams_from_range, qrange
 from labkit.quant.fake_quant import LSQQuantizer, PACTQuantizer, fake_quantize_ste
 from labkit.validate import require_choice, require_float, require_int
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, dropdown, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, int_slider, slider
 
 QUANTIZERS = {"clipped": "fake quant + clipped STE", "identity": "fake quant + identity STE",
               "lsq": "LSQ (learned step s)", "pact": "PACT (learned clip α)"}
@@ -143,7 +143,7 @@ class QuantizerGradientExplorer(Explorer):
         fig.update_yaxes(title_text="x̂ (real value)", row=1, col=1)
         fig.update_yaxes(title_text="∂x̂/∂x", range=[-0.2, 1.2], row=1, col=2)
         fig.update_yaxes(title_text="∂x̂/∂s or ∂x̂/∂α", row=1, col=3)
-        return go.FigureWidget(fig)
+        return FigureWidget(fig)
 
     def draw(self, values: dict) -> None:
         kind, bits, clip = values["quantizer"], int(values["bits"]), float(values["clip"])
