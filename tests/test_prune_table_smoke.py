@@ -31,7 +31,7 @@ def test_quick_run_prints_the_three_papers_and_records_nothing(tmp_path):
     experiments = {row.split("|")[1].strip() for row in rows}
     assert experiments == {"Han 2015 Table 1", "Frankle & Carbin 2019 Fig. 3", "Liu 2017 network slimming"}
     han = next(r for r in rows if "Han 2015" in r)
-    assert "1.64 → 1.59 at 8 % (12×)" in han and "12.5×" in han          # 92 % sparsity = 12.5× fewer weights
+    assert "1.64 → 1.59 at 8 % (12×)" in han and "(12.0×)" in han        # 1 − 1/12 sparsity = 12× fewer weights
     assert "(paper 8 %)" in out and "(paper 26 %)" in out                  # Table 2's per-layer ratios beside ours
     assert "1.43 → 1.49" in out and "784-100-60-10" in out
     assert "recorded to" not in out and snapshot(RESULTS) == before         # --quick never writes results
