@@ -28,7 +28,7 @@ from labkit.prune import global_prune, mask_jaccard, prunable_layers, saliency
 from labkit.prune import sparsity as weight_sparsity
 from labkit.stats import accuracy_interval
 from labkit.validate import require_choice, require_float, require_int
-from labkit.widgets.base import Explorer, dropdown, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, slider
 
 SPARSITY_MAX, SPARSITY_STEP = 0.99, 0.01
 LEVELS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -105,13 +105,13 @@ class CriteriaExplorer(Explorer):
         fig.add_trace(go.Scattergl(x=[], y=[], mode="markers", name="kept", marker=dict(size=3, color="#4C72B0")), 1, 2)
         fig.add_trace(go.Scattergl(x=[], y=[], mode="markers", name="pruned", marker=dict(size=3, color="#d62728")),
                       1, 2)
-        fig.update_layout(height=420, margin=dict(l=55, r=20, t=95, b=50), template="plotly_white",
+        fig.update_layout(height=420, margin=dict(l=55, r=20, t=95, b=50), template=FIGURE_TEMPLATE,
                           legend=dict(orientation="h", x=0.0, y=-0.2))
         fig.update_xaxes(title_text="global sparsity", range=[-0.02, 1.0], row=1, col=1)
         fig.update_yaxes(title_text="accuracy (%)", range=[0, 102], row=1, col=1)
         fig.update_xaxes(title_text="|w| (log scale)", type="log", exponentformat="power", row=1, col=2)
         fig.update_yaxes(title_text="criterion score (log scale)", type="log", exponentformat="power", row=1, col=2)
-        return go.FigureWidget(fig)
+        return FigureWidget(fig)
 
     # --- the numbers (all from labkit.prune / labkit.train) ---------------------------------------
     def setting(self, sparsity: float, criterion: str) -> dict:

@@ -24,7 +24,7 @@ from labkit.prune import CRITERIA, global_prune, prunable_layers
 from labkit.prune import sparsity as weight_sparsity
 from labkit.stats import accuracy_interval
 from labkit.validate import require_choice, require_float, require_int
-from labkit.widgets.base import Explorer, css_class, dropdown, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, css_class, dropdown, slider
 
 SPARSITY_MAX, SPARSITY_STEP = 0.99, 0.01
 FORMATS = ("fp32", "bitmask", "csr")
@@ -94,13 +94,13 @@ class PruningExplorer(Explorer):
                              text=["", "", ""], textposition="outside", cliponaxis=False,
                              hovertemplate="%{x}: %{y:.1f} kB<extra></extra>"), 1, 2)
         fig.update_layout(height=400, margin=dict(l=50, r=20, t=95, b=50), bargap=0, barmode="stack",
-                          template="plotly_white", legend=dict(orientation="h", x=0.0, y=-0.18))
+                          template=FIGURE_TEMPLATE, legend=dict(orientation="h", x=0.0, y=-0.18))
         fig.update_xaxes(title_text="weight value", row=1, col=1)
         fig.update_yaxes(title_text="number of weights", row=1, col=1)
         fig.update_xaxes(title_text="storage format", type="category", categoryorder="array",
                          categoryarray=list(FORMAT_LABELS), row=1, col=2)
         fig.update_yaxes(title_text="file size (kB)", rangemode="tozero", row=1, col=2)
-        return go.FigureWidget(fig)
+        return FigureWidget(fig)
 
     # --- the numbers (all from labkit.prune / labkit.measure / labkit.train) --------------------
     def setting(self, sparsity: float, criterion: str) -> dict:

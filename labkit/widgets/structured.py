@@ -27,7 +27,7 @@ from labkit import measure, train
 from labkit.prune import channel_groups, channel_scores, structured_prune
 from labkit.stats import accuracy_interval
 from labkit.validate import require_choice, require_float, require_int
-from labkit.widgets.base import Explorer, css_class, dropdown, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, css_class, dropdown, slider
 
 RATIO_MAX, RATIO_STEP = 0.9, 0.05
 
@@ -101,11 +101,11 @@ class ChannelPruningExplorer(Explorer):
                                      hovertemplate=f"channel %{{customdata}}<br>score %{{y:.4g}}<extra>{name}</extra>"))
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name="cut", hoverinfo="skip",
                                  line=dict(color="black", width=1, dash="dash")))
-        fig.update_layout(height=380, margin=dict(l=60, r=20, t=60, b=50), template="plotly_white",
+        fig.update_layout(height=380, margin=dict(l=60, r=20, t=60, b=50), template=FIGURE_TEMPLATE,
                           legend=dict(orientation="h", x=0.0, y=-0.2))
         fig.update_xaxes(title_text="channel rank (lowest score first)")
         fig.update_yaxes(title_text="channel score (criterion's units)")
-        return go.FigureWidget(fig)
+        return FigureWidget(fig)
 
     def layout(self) -> W.Box:
         self.time_button = W.Button(description="time it: dense vs pruned", icon="clock",
@@ -113,10 +113,11 @@ class ChannelPruningExplorer(Explorer):
                                     tooltip="measure both models together, interleaved (about a second)")
         self.time_button.add_class(css_class(self.name, "time"))
         self.time_button.on_click(lambda _: self.measure_latency())
-        box = super().layout()
-        box.children[0].children = (*box.children[0].children, self.time_button)
-        self.readout.layout = W.Layout(min_width="420px", margin="0 0 0 12px")
-        return box
+        self.figure.layout.autosize = True
+        row = W.HBox([*self.controls.values(), self.time_button],
+                     layout=W.Layout(flex_flow="row wrap", align_items="center"))
+        self.readout.layout = W.Layout(margin="4px 0 0 60px")    # under the figure: the table needs the width
+        return W.VBox([row, self.figure, self.readout])
 
     def measure_latency(self) -> dict:
         """Time the dense and the current pruned model together (``measure.compare_latency``), keep the
