@@ -307,9 +307,15 @@ def _fuzz(data):
     _try(entry, kwargs, arg)
 
 
-def test_every_refusal_names_its_argument_and_nothing_is_silently_wrong():
+def test_every_refusal_names_its_argument_and_nothing_is_silently_wrong(tmp_path, monkeypatch):
+    """Runs in an empty temporary directory: junk strings ("3", "abc") reach path arguments, and a
+    save that accepts one writes a file of that name, which must not land in the checkout."""
     torch.set_num_threads(1)
+    junk_names = [name for name in ("3", "abc") if not Path(name).exists()]
+    checkout = Path.cwd()
+    monkeypatch.chdir(tmp_path)
     _fuzz()
+    assert not [name for name in junk_names if (checkout / name).exists()], "the fuzz test wrote into the checkout"
     summary = (f"{TALLY['tried']} tried, {TALLY['clear']} clear, {TALLY['silent-wrong']} silent-wrong "
                f"({TALLY['accepted']} accepted correctly, {TALLY['unclear']} unclear refusals, {TALLY['crash']} crashes)")
     print(f"\nfuzz of the public API: {summary}")

@@ -120,11 +120,15 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 # --------------------------------------------------------------------------- calibration data
+MAX_BATCH_SIZE = 2**31 - 1  # torch splits tensors with int64 sizes: 2**63 overflowed in C ("unpacking long long")
+
+
 def iter_inputs(data, batch_size: int = 256) -> Iterator[torch.Tensor]:
     """Yield input batches ``x`` from ``data``: a ``Dataset`` (first item of each sample), an
     ``(x, y)`` pair of tensors, an ``x`` tensor (cut into ``batch_size`` rows), or any iterable of
-    batches (a ``DataLoader``, a list of tensors or of ``(x, y)`` tuples)."""
-    batch_size = require_int("batch_size", batch_size, 1, None)
+    batches (a ``DataLoader``, a list of tensors or of ``(x, y)`` tuples). ``batch_size`` in
+    [1, ``MAX_BATCH_SIZE``]."""
+    batch_size = require_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
     if isinstance(data, torch.Tensor):
         if data.dim() == 0:
             raise ValueError("data must be a batch of inputs [N, ...], got a 0-d tensor")
@@ -187,10 +191,10 @@ def quantize_static(model: nn.Module, calib_data, weight_bits: int = 8, act_bits
     ``weight_bits`` codes (symmetric; per output channel if ``per_channel``), activations
     fake-quantized to unsigned ``act_bits`` with the range chosen by ``observer`` (one of
     ``OBSERVERS``: minmax, moving_average, histogram, percentile, mse, entropy) on up to
-    ``num_batches`` batches of ``calib_data``. BatchNorms are folded first (``fold_bn``). The result
-    is an ordinary ``nn.Module``: evaluate it with ``labkit.train.evaluate``. ``TypeError`` if the model
-    holds a weight-bearing layer other than Conv2d/Linear/BatchNorm (a Conv1d, an LSTM...), which
-    would otherwise stay float without a word.
+    ``num_batches`` batches of ``batch_size`` inputs (in [1, ``MAX_BATCH_SIZE``]) of ``calib_data``.
+    BatchNorms are folded first (``fold_bn``). The result is an ordinary ``nn.Module``: evaluate it
+    with ``labkit.train.evaluate``. ``TypeError`` if the model holds a weight-bearing layer other than
+    Conv2d/Linear/BatchNorm (a Conv1d, an LSTM...), which would otherwise stay float without a word.
     Explained in notebooks/03_post_training_quantization.ipynb.
     """
     check_model(model)
@@ -198,6 +202,9 @@ def quantize_static(model: nn.Module, calib_data, weight_bits: int = 8, act_bits
     act_bits = require_int("act_bits", act_bits, 1, 16)
     per_channel, fold_bn = _check_bool("per_channel", per_channel), _check_bool("fold_bn", fold_bn)
     require_choice("observer", observer, tuple(OBSERVERS))
+    batch_size = require_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+    if num_batches is not None:
+        num_batches = require_int("num_batches", num_batches, 1, None)
     kwargs = dict(observer_kwargs or {})
     qmodel = fold_batchnorm(model) if fold_bn else copy.deepcopy(model).eval()
 
