@@ -87,6 +87,21 @@ def test_histograms_count_every_shown_weight(explorer):
     assert explorer.figure.layout.yaxis3.visible is False
 
 
+def test_hidden_overlay_holds_no_data_and_comes_back_whole(explorer):
+    """plotly.js keeps no x/y for a trace with visible=False, so neither does the kernel's figure
+    (the browser harness compares them); switched on again, x̂ is redrawn for the current setting."""
+    explorer.set(bits=3, show_quantized=False)
+    hidden = explorer.figure.data[3]
+    assert hidden.visible is False and hidden.x is None and hidden.y is None
+    explorer.set(bits=2)                          # a move while hidden does not bring the data back
+    assert explorer.figure.data[3].x is None and explorer.figure.data[3].y is None
+    explorer.set(show_quantized=True)
+    shown = explorer.figure.data[3]
+    assert shown.visible is True and explorer.figure.layout.yaxis3.visible is True
+    assert sum(shown.y) == 120 * 400 and len(shown.x) == len(shown.y) == len(explorer.figure.data[0].x)
+    assert np.count_nonzero(shown.y) <= 4         # 2 bits: x̂ takes at most 4 values
+
+
 def test_per_channel_grid_follows_the_channel_picker(explorer):
     w = explorer.weights["fc1.weight"]()
     lo, hi = w.aminmax(dim=1)

@@ -73,7 +73,9 @@ class QuantGridExplorer(Explorer):
     hovering a line shows its integer code. Both histograms are filled step lines (one path each);
     the one of ``x̂`` (right axis) is drawn over the grid lines, so that at 1–2 bits, where every
     ``x̂`` sits on a level, the lines do not hide it. A redraw assigns trace data only
-    (plain lists) and the title; the right axis changes only when ``show_quantized`` does.
+    (plain lists) and the title; the right axis changes only when ``show_quantized`` does. With
+    ``show_quantized=False`` the x̂ trace is hidden (``visible=False``) and holds no data (x, y
+    ``None``), as the browser's plotly.js keeps none for a hidden trace.
     ``stats`` holds ``layer``, ``shape``, ``numel``, ``bits``, ``levels`` (``2^bits``),
     ``grid_lines`` (lines drawn), ``levels_used`` (distinct codes in the shown weights),
     ``num_qparams``, ``scale``/``zero_point`` (those of the drawn grid), ``scale_min``/``scale_max``,
@@ -181,7 +183,9 @@ class QuantGridExplorer(Explorer):
         grid.x, grid.y = vertical_lines(levels)
         grid.customdata = np.repeat(codes, 3).tolist()   # hover on a line: its code and value
         clip.x, clip.y = vertical_lines(levels[[0, -1]])
-        quantized.x, quantized.y = step_histogram(q_counts, edges)
+        # hidden x̂: no data, as plotly.js keeps none for a trace with visible=False (its _fullData
+        # entry has no x/y), so the kernel's figure and the drawn one agree; shown again, it is redrawn
+        quantized.x, quantized.y = step_histogram(q_counts, edges) if values["show_quantized"] else (None, None)
         quantized.visible = values["show_quantized"]
         if self.figure.layout.yaxis3.visible != values["show_quantized"]:
             self.figure.layout.yaxis3.visible = values["show_quantized"]

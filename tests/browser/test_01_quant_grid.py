@@ -1,7 +1,8 @@
 """Notebook 01 in a real browser: Run All Cells, then the quantization-grid explorer reacts to its controls.
 
 The bits slider changes the bit width in the title ("n-bit", "2ⁿ levels") and the readout; the
-granularity picker switches to per-channel (one (s, z) pair per output channel: 120 for fc1).
+granularity picker switches to per-channel (one (s, z) pair per output channel: 120 for fc1), then
+per-group; then the group size, the channel shown, the layer and the x̂ overlay — every control.
 """
 import re
 
@@ -27,6 +28,10 @@ CASE = WidgetCase(
     moves=[*(Move("bits", fraction, check=bits_moved) for fraction in (0.98, 0.05, 0.55, 0.3, 0.8)),
            Move("granularity", "per-channel", title="per-channel", readout=all_of("(s, z) pairs", "120")),
            Move("scheme", "symmetric", title="symmetric"),
+           Move("granularity", "per-group", title="per-group", readout="size 16"),
+           Move("group-size", "25", readout="size 25"),
+           Move("channel", "channel 3", title="channel 3"),
+           Move("layer", 1, title="conv2.weight", readout="conv2.weight"),
            Move("show-quantized", False)])
 
 
