@@ -37,6 +37,13 @@ def require_float(name: str, value, low: float | None = None, high: float | None
     return value
 
 
+def require_bool(name: str, value) -> bool:
+    """Return ``value`` if it is ``True`` or ``False`` (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
 def require_choice(name: str, value, choices: Iterable):
     """Return ``value`` if it is one of ``choices``; otherwise list the valid ones."""
     choices = tuple(choices)

@@ -10,9 +10,10 @@ notebooks/10_pruning_schedules_automation.ipynb (AGPSchedule, prune_on_schedule,
 from labkit.prune.allocation import (apply_allocation, check_budget, global_allocation, global_channel_keep,
                                      measured_bytes, measured_latency, scale_allocation, sensitivity_allocation,
                                      uniform_allocation)
-from labkit.prune.criteria import (ALL_CRITERIA, CRITERIA, DATA_CRITERIA, batch_gradients, fisher_diagonal,
-                                   gradient_scores, magnitude_scores, mask_jaccard, obd_scores, random_scores,
-                                   rank_correlation, saliency, taylor_scores)
+from labkit.prune.criteria import (ALL_CRITERIA, CRITERIA, DATA_CRITERIA, Criterion, batch_gradients, criterion_names,
+                                   fisher_diagonal, get_criterion, gradient_scores, magnitude_scores, mask_jaccard,
+                                   obd_scores, random_scores, rank_correlation, register_criterion, saliency,
+                                   taylor_scores, unregister_criterion)
 from labkit.prune.masks import (apply_mask, get_mask, is_pruned, prunable_layers, reapply_masks, remove,
                                 remove_all, sparsity)
 from labkit.prune.lottery import (lottery_ticket, prune_remaining, remaining_after, rewind,
@@ -37,7 +38,8 @@ __all__ = ["AGPSchedule", "apply_allocation", "check_budget", "global_allocation
            "weights_snapshot", "ALL_CRITERIA", "CHANNEL_CRITERIA", "ChannelGroup", "bn_l1_penalty", "bn_l1_regularizer",
            "bn_scale_scores", "channel_groups", "channel_scores", "correlation_scores", "filter_norms",
            "geometric_median_scores", "keep_indices", "prune_channels", "structured_prune", "zero_channels",
-           "CRITERIA", "DATA_CRITERIA", "agp_schedule", "agp_sparsity", "apply_mask",
+           "CRITERIA", "DATA_CRITERIA", "Criterion", "criterion_names", "get_criterion", "register_criterion",
+           "unregister_criterion", "agp_schedule", "agp_sparsity", "apply_mask",
            "batch_gradients", "fisher_diagonal", "get_mask", "global_magnitude_prune", "global_prune",
            "global_threshold", "gradient_scores", "group_lasso_penalty", "group_lasso_regularizer", "group_norms",
            "is_pruned", "iterative_schedule", "l1_penalty", "l1_proximal", "l1_regularizer", "layerwise_prune",

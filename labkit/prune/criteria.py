@@ -20,7 +20,11 @@ a model at once (``{layer name: score tensor of the weight's shape}``). Removing
   whose diagonal Hessian is approximated by the empirical Fisher ``mean_b g_b²``.
 * ``gradient_scores`` — ``mean_b |g_b|``: how strongly the loss pulls on a weight, ignoring its size.
 
-``saliency(model, criterion, data)`` gives any of them (magnitude and random included) as a dict
+Every criterion — these, the channel criteria of ``labkit.prune.structured`` and any you add — is
+registered once, by name, with ``register_criterion`` (see ``Criterion`` for the one signature) and is
+then usable by name in ``saliency``, ``global_prune``, ``prune_layer``, the schedules,
+``channel_scores``/``structured_prune`` and the explorers; an unknown name is a ``ValueError`` that
+lists the registered ones. ``saliency(model, criterion, data)`` gives any weight criterion as a dict
 that ``global_prune(model, s, scores=...)`` ranks. ``mask_jaccard`` and ``rank_correlation``
 compare two criteria. A score of ``-inf`` marks a weight that is already pruned, so it is pruned
 again first. Explained in notebooks/07_unstructured_pruning.ipynb (magnitude, random) and
@@ -28,6 +32,8 @@ notebooks/08_importance_criteria.ipynb (the rest).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -36,7 +42,7 @@ from torch.nn import functional as F
 
 from labkit import train
 from labkit.prune.masks import effective_weight, is_pruned, prunable_layers
-from labkit.validate import require_choice, require_float_tensor, require_int
+from labkit.validate import require_bool, require_choice, require_float_tensor, require_int, require_module
 
 
 def magnitude_scores(weight: torch.Tensor) -> torch.Tensor:
@@ -60,14 +66,140 @@ def random_scores(weight: torch.Tensor, seed: int = 0) -> torch.Tensor:
     return torch.rand(weight.shape, generator=generator, dtype=torch.float64).to(weight.device)
 
 
-CRITERIA = {"magnitude": magnitude_scores, "random": random_scores}
-"""The data-free criteria: ``name -> f(weight)``, usable as ``criterion=`` everywhere in ``labkit.prune``."""
+# ----------------------------------------------------------------------------- the registry
+ScoreFn = Callable[..., dict]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A registered pruning criterion: how it scores single weights and/or whole output channels.
+
+    Every score function has the one signature ``fn(model, targets, *, seed, data, **options) ->
+    {name: float tensor}``. ``targets`` maps a name to what is scored: for ``weights``, a layer
+    (``nn.Linear``/``nn.Conv2d``; return a tensor of its weight's shape), for ``channels``, a
+    ``ChannelGroup`` (return float64 ``[C_out]``). The ``i``-th target draws any randomness from
+    ``seed + i``; ``data`` is the labelled data (``(x, y)`` or a Dataset) of a criterion that
+    ``needs_data``, else None; ``options`` (``batches``, ``loss_fn``...) only reach a data criterion.
+    Lower scores are pruned first. A criterion without ``channels`` scores a channel by the sum of its
+    weights' scores over the filter (``"magnitude"`` summed is the L1 filter norm; ``"taylor"`` summed
+    is Molchanov et al. 2019's group Taylor score). Explained in notebooks/08_importance_criteria.ipynb.
+    """
+
+    name: str
+    weights: ScoreFn | None = None
+    channels: ScoreFn | None = None
+    needs_data: bool = False
+
+    def score_weights(self, model: nn.Module, layers: dict, *, seed: int = 0, data=None, **options) -> dict:
+        """``{layer name: scores of its weight's shape}`` for the layers ``{name: module}`` of ``model``."""
+        self._check_call(data, options)
+        return self.weights(model, layers, seed=seed, data=data, **options)
+
+    def score_channels(self, model: nn.Module, groups: dict, *, seed: int = 0, data=None, **options) -> dict:
+        """``{group name: float64 [C_out]}`` for the ``{name: ChannelGroup}`` of ``model``."""
+        self._check_call(data, options)
+        if self.channels is not None:
+            return self.channels(model, groups, seed=seed, data=data, **options)
+        layers = {name: model.get_submodule(group.layer) for name, group in groups.items()}
+        scores = self.weights(model, layers, seed=seed, data=data, **options)
+        return {name: s.detach().double().reshape(s.shape[0], -1).sum(dim=1) for name, s in scores.items()}
+
+    def _check_call(self, data, options: dict) -> None:
+        if self.needs_data and data is None:
+            raise ValueError(f"criterion {self.name!r} is computed from data: pass data=(x, y) or a labelled Dataset")
+        if options and not self.needs_data:
+            raise TypeError(f"criterion {self.name!r} takes no keyword arguments, got {sorted(options)}")
+
+
+_REGISTRY: dict[str, Criterion] = {}
+UNITS = ("weight", "channel")
+
+
+def register_criterion(name: str, fn: ScoreFn | None = None, *, unit: str = "weight", needs_data: bool = False):
+    """Register ``fn`` as criterion ``name`` for one ``unit`` (``"weight"`` or ``"channel"``); return ``fn``.
+
+    ``fn`` has the signature of ``Criterion``. Without ``fn`` it is a decorator:
+    ``@register_criterion("negative")``. A name may score both units (``"random"`` does: a
+    per-channel draw is not the sum of per-weight draws); registering a unit twice is a
+    ``ValueError`` (``unregister_criterion`` first). Explained in notebooks/08_importance_criteria.ipynb.
+    """
+    if fn is None:
+        return lambda f: register_criterion(name, f, unit=unit, needs_data=needs_data)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if not callable(fn):
+        raise TypeError(f"fn must be callable (model, targets, *, seed, data) -> {{name: tensor}}, got {fn!r}")
+    field = {"weight": "weights", "channel": "channels"}[require_choice("unit", unit, UNITS)]
+    require_bool("needs_data", needs_data)
+    old = _REGISTRY.get(name) or Criterion(name, needs_data=needs_data)
+    if getattr(old, field) is not None or old.needs_data != needs_data:
+        raise ValueError(f"criterion {name!r} is already registered for {unit}s (or with another needs_data); "
+                         f"call unregister_criterion({name!r}) first")
+    _REGISTRY[name] = replace(old, **{field: fn})
+    return fn
+
+
+def unregister_criterion(name: str) -> Criterion:
+    """Remove criterion ``name`` (every unit) from the registry and return it."""
+    return _REGISTRY.pop(require_choice("criterion", name, tuple(_REGISTRY)))
+
+
+def criterion_names(unit: str = "weight", *, needs_data: bool | None = None) -> tuple[str, ...]:
+    """Registered names usable for ``unit``, in registration order; ``needs_data`` filters if not None.
+
+    Every criterion scores channels (those without a channel function by summing weight scores); only
+    those with a weight function score single weights.
+    """
+    require_choice("unit", unit, UNITS)
+    return tuple(name for name, c in _REGISTRY.items()
+                 if (unit == "channel" or c.weights is not None) and needs_data in (None, c.needs_data))
+
+
+def get_criterion(name: str, unit: str = "weight", *, needs_data: bool | None = None) -> Criterion:
+    """The registered ``Criterion`` called ``name``; ``ValueError`` listing the usable names otherwise."""
+    return _REGISTRY[require_choice("criterion", name, criterion_names(unit, needs_data=needs_data))]
+
+
+class CriterionView(Mapping):
+    """A live, read-only ``{name: Criterion}`` view of the registry for one unit (and data need)."""
+
+    def __init__(self, unit: str, needs_data: bool | None = None):
+        self.unit, self.needs_data = unit, needs_data
+
+    def __getitem__(self, name: str) -> Criterion:
+        if name not in criterion_names(self.unit, needs_data=self.needs_data):
+            raise KeyError(name)
+        return _REGISTRY[name]
+
+    def __iter__(self):
+        return iter(criterion_names(self.unit, needs_data=self.needs_data))
+
+    def __len__(self) -> int:
+        return len(criterion_names(self.unit, needs_data=self.needs_data))
+
+    def __repr__(self) -> str:
+        return f"CriterionView({list(self)})"
+
+
+@register_criterion("magnitude")
+def magnitude_criterion(model: nn.Module, layers: dict, *, seed: int = 0, data=None) -> dict:
+    """``magnitude_scores`` of each layer's effective weight (the registered ``"magnitude"``)."""
+    return {name: magnitude_scores(effective_weight(m)) for name, m in layers.items()}
+
+
+@register_criterion("random")
+def random_criterion(model: nn.Module, layers: dict, *, seed: int = 0, data=None) -> dict:
+    """``random_scores`` of each layer, the ``i``-th seeded with ``seed + i`` (the registered ``"random"``)."""
+    return {name: random_scores(effective_weight(m), seed + i) for i, (name, m) in enumerate(layers.items())}
+
+
+CRITERIA = CriterionView("weight", needs_data=False)
+"""The data-free weight criteria (live view of the registry): usable as ``criterion=`` everywhere in ``labkit.prune``."""
 
 
 # ----------------------------------------------------------------------------- data-driven scores
 def _check_model(model) -> dict[str, nn.Module]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     layers = prunable_layers(model)
     if not layers:
         raise ValueError("model has no nn.Linear or nn.Conv2d layer to score")
@@ -180,33 +312,39 @@ def gradient_scores(model: nn.Module, data, *, batches: int = 4, batch_size: int
     return {name: torch.stack([g[name].abs() for g in grads]).mean(0) for name in grads[0]}
 
 
-DATA_CRITERIA = {"taylor": taylor_scores, "obd": obd_scores, "gradient": gradient_scores}
-"""The data-driven criteria: ``name -> f(model, data, ...)`` returning ``{layer name: scores}``."""
+def model_criterion(score_model: Callable) -> ScoreFn:
+    """Adapt ``score_model(model, data, *, seed, **options) -> {layer: scores}`` (``taylor_scores``...)
+    to the registry's signature: the scores of the ``layers`` asked for."""
+    def score(model: nn.Module, layers: dict, *, seed: int = 0, data=None, **options) -> dict:
+        scores = score_model(model, data, seed=seed, **options)
+        return {name: scores[name] for name in layers}
+    return score
 
-ALL_CRITERIA = (*CRITERIA, *DATA_CRITERIA)
+
+register_criterion("taylor", model_criterion(taylor_scores), needs_data=True)
+register_criterion("obd", model_criterion(obd_scores), needs_data=True)
+register_criterion("gradient", model_criterion(gradient_scores), needs_data=True)
+
+DATA_CRITERIA = CriterionView("weight", needs_data=True)
+"""The data-driven weight criteria (live view): ``saliency(model, name, data)`` computes them."""
+
+ALL_CRITERIA = CriterionView("weight")
+"""Every criterion that scores single weights (live view), data-free ones first."""
 
 
 def saliency(model: nn.Module, criterion: str, data=None, *, seed: int = 0, **kwargs) -> dict[str, torch.Tensor]:
     """Scores of every prunable layer's weight under ``criterion``: ``{layer name: tensor}``.
 
-    ``criterion`` is one of ``ALL_CRITERIA``: ``"magnitude"``, ``"random"`` (layer ``i`` seeded
-    with ``seed + i``, as ``global_prune`` does), or a data-driven ``"taylor"``, ``"obd"``,
-    ``"gradient"``, which need ``data`` (labelled) and accept ``batches``, ``batch_size``,
-    ``loss_fn``. Feed the result to ``global_prune(model, s, scores=...)``.
-    Explained in notebooks/08_importance_criteria.ipynb.
+    ``criterion`` is a registered weight criterion (``ALL_CRITERIA``): ``"magnitude"``,
+    ``"random"`` (layer ``i`` seeded with ``seed + i``, as ``global_prune`` does), a data-driven
+    ``"taylor"``, ``"obd"``, ``"gradient"``, which need ``data`` (labelled) and accept ``batches``,
+    ``batch_size``, ``loss_fn`` — or one added with ``register_criterion``. Feed the result to
+    ``global_prune(model, s, scores=...)``. Explained in notebooks/08_importance_criteria.ipynb.
     """
     layers = _check_model(model)
-    criterion = require_choice("criterion", criterion, ALL_CRITERIA)
+    chosen = get_criterion(criterion, "weight")
     seed = require_int("seed", seed, 0, 2**32 - 1)
-    if criterion in DATA_CRITERIA:
-        if data is None:
-            raise ValueError(f"criterion {criterion!r} is computed from data: pass data=(x, y) or a labelled Dataset")
-        return DATA_CRITERIA[criterion](model, data, seed=seed, **kwargs)
-    if kwargs:
-        raise TypeError(f"criterion {criterion!r} takes no keyword arguments, got {sorted(kwargs)}")
-    if criterion == "magnitude":
-        return {name: magnitude_scores(effective_weight(m)) for name, m in layers.items()}
-    return {name: random_scores(effective_weight(m), seed + i) for i, (name, m) in enumerate(layers.items())}
+    return chosen.score_weights(model, layers, seed=seed, data=data, **kwargs)
 
 
 # ----------------------------------------------------------------------------- comparing criteria

@@ -19,6 +19,9 @@ Channel scores (one number per output channel, the lowest are removed first):
   all the others are the most replaceable.
 * ``random`` — the baseline.
 
+Each is registered in ``labkit.prune.criteria``'s one registry (``register_criterion(name, fn,
+unit="channel")``); every weight criterion (``magnitude``, ``taylor``, one you add) scores channels
+too, by the sum of its weight scores over each filter. ``CHANNEL_CRITERIA`` lists the data-free ones.
 The surgery itself (``prune_channels``) lives in ``labkit.prune.surgery``.
 Explained in notebooks/09_structured_pruning.ipynb.
 """
@@ -29,11 +32,13 @@ from typing import Callable
 import torch
 from torch import nn
 
+from labkit.prune.criteria import CriterionView, get_criterion, register_criterion
 from labkit.prune.sparse_training import soft_threshold
 from labkit.prune.surgery import ChannelGroup, channel_groups, prune_channels
-from labkit.validate import require_choice, require_float, require_float_tensor, require_int
+from labkit.validate import require_bool, require_choice, require_float, require_float_tensor, require_int, require_module
 
-CHANNEL_CRITERIA = ("l1", "l2", "bn", "correlation", "geometric_median", "random")
+CHANNEL_CRITERIA = CriterionView("channel", needs_data=False)
+"""The data-free criteria that ``channel_scores`` accepts (live view of the registry)."""
 
 
 def _rows(weight: torch.Tensor) -> torch.Tensor:
@@ -96,40 +101,56 @@ def geometric_median_scores(weight: torch.Tensor) -> torch.Tensor:
     return torch.cdist(rows, rows).sum(dim=1)
 
 
+def filter_criterion(score_filters: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
+    """Adapt ``score_filters(weight [C_out, ...]) -> [C_out]`` to the registry's channel signature."""
+    def score(model: nn.Module, groups: dict, *, seed: int = 0, data=None) -> dict:
+        return {name: score_filters(model.get_submodule(g.layer).weight) for name, g in groups.items()}
+    return score
+
+
+register_criterion("l1", filter_criterion(lambda w: filter_norms(w, 1)), unit="channel")
+register_criterion("l2", filter_criterion(lambda w: filter_norms(w, 2)), unit="channel")
+
+
+@register_criterion("bn", unit="channel")
+def bn_criterion(model: nn.Module, groups: dict, *, seed: int = 0, data=None) -> dict:
+    """``bn_scale_scores`` of the BatchNorm after each group's layer (network slimming's ``|γ|``)."""
+    missing = [name for name, g in groups.items() if g.norm is None]
+    if missing:
+        raise ValueError(f"criterion 'bn' needs a BatchNorm after layer {missing[0]!r}; use l1, l2, "
+                         "correlation, geometric_median or random for this model")
+    return {name: bn_scale_scores(model.get_submodule(g.norm)) for name, g in groups.items()}
+
+
+register_criterion("correlation", filter_criterion(correlation_scores), unit="channel")
+register_criterion("geometric_median", filter_criterion(geometric_median_scores), unit="channel")
+
+
+@register_criterion("random", unit="channel")
+def random_channel_criterion(model: nn.Module, groups: dict, *, seed: int = 0, data=None) -> dict:
+    """Uniform ``[0, 1)`` float64 ``[C_out]`` per group, the ``i``-th from ``manual_seed(seed + i)``."""
+    return {name: torch.rand(model.get_submodule(g.layer).weight.shape[0], dtype=torch.float64,
+                             generator=torch.Generator().manual_seed(seed + i))
+            for i, (name, g) in enumerate(groups.items())}
+
+
 def channel_scores(model: nn.Module, criterion: str = "l1", *, layers=None, seed: int = 0,
-                   linear: bool = False) -> dict:
+                   linear: bool = False, data=None, **options) -> dict:
     """``{group name: float64 [C_out]}`` scores of every prunable channel group of ``model``.
 
-    ``criterion`` is one of ``CHANNEL_CRITERIA``; ``layers`` (default: every group of
+    ``criterion`` is any registered criterion (``CHANNEL_CRITERIA`` lists the data-free ones; a
+    weight criterion such as ``"taylor"`` — computed from ``data`` with ``options`` — scores a channel
+    by the sum of its weights' scores); ``layers`` (default: every group of
     ``channel_groups(model, linear=linear)``; ``linear=True`` adds the hidden neurons of Linear layers,
     whose "filters" are weight rows) restricts the groups. ``bn`` needs a BatchNorm after each scored
     layer; ``random`` draws from ``torch.Generator().manual_seed(seed + i)`` for the i-th group.
     Explained in notebooks/09_structured_pruning.ipynb and notebooks/08_importance_criteria.ipynb.
     """
-    require_choice("criterion", criterion, CHANNEL_CRITERIA)
+    rule = get_criterion(criterion, "channel")
     seed = require_int("seed", seed, 0, 2**62)
-    if not isinstance(linear, bool):
-        raise TypeError(f"linear must be True or False, got {linear!r}")
+    linear = require_bool("linear", linear)
     groups = _select(channel_groups(model, linear=linear), layers)
-    scores = {}
-    for i, (name, group) in enumerate(groups.items()):
-        weight = model.get_submodule(group.layer).weight
-        if criterion == "bn":
-            if group.norm is None:
-                raise ValueError(f"criterion 'bn' needs a BatchNorm after layer {name!r}; use l1, l2, "
-                                 "correlation, geometric_median or random for this model")
-            scores[name] = bn_scale_scores(model.get_submodule(group.norm))
-        elif criterion == "random":
-            scores[name] = torch.rand(weight.shape[0], generator=torch.Generator().manual_seed(seed + i),
-                                      dtype=torch.float64)
-        else:
-            scores[name] = _WEIGHT_CRITERIA[criterion](weight)
-    return scores
-
-
-_WEIGHT_CRITERIA: dict[str, Callable] = {
-    "l1": lambda w: filter_norms(w, 1), "l2": lambda w: filter_norms(w, 2),
-    "correlation": correlation_scores, "geometric_median": geometric_median_scores}
+    return rule.score_channels(model, groups, seed=seed, data=data, **options)
 
 
 def _select(groups: dict, layers) -> dict:
@@ -160,19 +181,20 @@ def keep_indices(scores: torch.Tensor, amount: float) -> torch.Tensor:
 
 
 def structured_prune(model: nn.Module, amount: float, criterion: str = "l1", *, layers=None, seed: int = 0,
-                     scores: dict | None = None, fold: bool = False, linear: bool = False) -> tuple[nn.Module, dict]:
+                     scores: dict | None = None, fold: bool = False, linear: bool = False, data=None,
+                     **options) -> tuple[nn.Module, dict]:
     """Remove ``round(amount·C_out)`` channels from every group (``layers``) and return
     ``(smaller model, {group: kept indices})``; ``model`` itself is not modified.
 
-    Channels are ranked per layer by ``channel_scores(model, criterion)`` (or the precomputed
-    ``scores``); ``amount`` in [0, 1). The result is a dense ``nn.Module`` of the same class with
+    Channels are ranked per layer by ``channel_scores(model, criterion, data=data, **options)`` (or
+    the precomputed ``scores``); ``amount`` in [0, 1). The result is a dense ``nn.Module`` of the same class with
     thinner layers (``prune_channels``; ``fold=True`` folds each removed channel's constant
     ``relu(β_c)`` into the next layer; ``linear=True`` also prunes hidden Linear neurons).
     Explained in notebooks/09_structured_pruning.ipynb.
     """
     require_float("amount", amount, 0.0, 1.0, high_open=True)
     if scores is None:
-        scores = channel_scores(model, criterion, layers=layers, seed=seed, linear=linear)
+        scores = channel_scores(model, criterion, layers=layers, seed=seed, linear=linear, data=data, **options)
     keep = {name: keep_indices(s, amount) for name, s in scores.items()}
     return prune_channels(model, keep, fold=fold), keep
 
@@ -209,8 +231,7 @@ def bn_l1_proximal(threshold: float) -> Callable[[nn.Module], None]:
 
 
 def _bn_scales(model: nn.Module) -> list:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     gammas = [m.weight for m in model.modules()
               if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.weight is not None]
     if not gammas:

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from labkit.prune.criteria import CRITERIA, magnitude_scores, random_scores
+from labkit.prune.criteria import get_criterion
 from labkit.prune.masks import PRUNABLE_TYPES, apply_mask, effective_weight, is_pruned, prunable_layers
-from labkit.validate import require_choice, require_float, require_int, require_module
+from labkit.validate import require_float, require_int, require_module
 
 
 def _check_amount(amount, name: str = "amount") -> float:
@@ -35,14 +35,10 @@ def _check_layer(module) -> nn.Module:
     return module
 
 
-def _scores(module: nn.Module, criterion: str, seed: int, given: torch.Tensor | None = None) -> torch.Tensor:
-    """Scores of the module's effective weight (or the ``given`` ones); already pruned weights get ``-inf``."""
+def _ranked(module: nn.Module, scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` of the module's weight as float64 on its device; already pruned weights get ``-inf``."""
     weight = effective_weight(module)
-    if given is not None:
-        scores = given.detach()
-    else:
-        scores = magnitude_scores(weight) if criterion == "magnitude" else random_scores(weight, seed)
-    scores = scores.to(device=weight.device, dtype=torch.float64)
+    scores = scores.detach().to(device=weight.device, dtype=torch.float64)
     if is_pruned(module):
         scores = scores.masked_fill(module.weight_mask == 0, float("-inf"))
     return scores
@@ -74,8 +70,9 @@ def prune_layer(module: nn.Module, amount: float, criterion: str = "magnitude", 
                 scores: torch.Tensor | None = None) -> torch.Tensor:
     """Prune ``module.weight`` so that ``round(amount · n)`` of its ``n`` weights are zero; return the mask.
 
-    ``criterion`` is ``"magnitude"`` (prune the smallest ``|w|``) or ``"random"`` (seeded by
-    ``seed``); ``scores`` (a tensor of the weight's shape, e.g. one layer of
+    ``criterion`` is a data-free registered criterion (``criteria.CRITERIA``): ``"magnitude"``
+    (prune the smallest ``|w|``), ``"random"`` (seeded by ``seed``) or one added with
+    ``criteria.register_criterion``; ``scores`` (a tensor of the weight's shape, e.g. one layer of
     ``criteria.taylor_scores``, chapter 08) replaces the criterion when given. The module gets the
     ``weight_orig``/``weight_mask`` re-parametrisation of ``masks.apply_mask``. Equivalent to
     ``torch.nn.utils.prune.l1_unstructured`` (magnitude) on a fresh layer without ties. Raises
@@ -86,11 +83,14 @@ def prune_layer(module: nn.Module, amount: float, criterion: str = "magnitude", 
     """
     _check_layer(module)
     amount = _check_amount(amount)
-    criterion = require_choice("criterion", criterion, tuple(CRITERIA))
+    chosen = get_criterion(criterion, "weight", needs_data=False)
     seed = require_int("seed", seed, 0, 2**63 - 1)
-    if scores is not None:
+    if scores is None:
+        scores = chosen.score_weights(module, {"": module}, seed=seed)[""]
+        scores = _check_scores(f"criterion {criterion!r}'s scores", scores, effective_weight(module))
+    else:
         scores = _check_scores("scores", scores, effective_weight(module))
-    scores = _scores(module, criterion, seed, scores)
+    scores = _ranked(module, scores)
     mask = _lowest_k_mask(scores, round(amount * scores.numel()))
     apply_mask(module, "weight", mask=mask)
     return module.weight_mask.detach().clone()
@@ -120,26 +120,32 @@ def _check_model(model) -> dict[str, nn.Module]:
 
 
 def global_prune(model: nn.Module, amount: float, criterion: str = "magnitude", *, seed: int = 0,
-                 layers=None, scores: Mapping | None = None) -> dict[str, torch.Tensor]:
+                 layers=None, scores: Mapping | None = None, data=None, **options) -> dict[str, torch.Tensor]:
     """Prune ``round(amount · N)`` of the ``N`` weights of all prunable layers together, by one ranking.
 
-    The scores of every layer (``|w|`` or seeded random, already-pruned weights ``-inf``) are
-    concatenated in ``named_modules`` order and the lowest ``k`` are pruned — one global threshold,
-    as ``torch.nn.utils.prune.global_unstructured``. ``layers`` (optional) restricts pruning to
-    those layer names. ``scores`` (optional), a ``{layer name: tensor}`` dict such as
+    The scores of every layer under the registered weight ``criterion`` (``|w|``, seeded random with
+    ``seed + i`` for the ``i``-th layer, or a data criterion such as ``"taylor"`` computed from
+    ``data`` with ``options``; already-pruned weights ``-inf``) are concatenated in
+    ``named_modules`` order and the lowest ``k`` are pruned — one global threshold, as
+    ``torch.nn.utils.prune.global_unstructured``. ``layers`` (optional) restricts pruning to those
+    layer names. ``scores`` (optional), a ``{layer name: tensor}`` dict such as
     ``criteria.saliency(model, "taylor", data)`` (chapter 08), replaces the criterion: it must hold
     a tensor of the weight's shape for every layer pruned. Returns ``{layer name: mask}``. Raises
-    ``ValueError`` for ``amount`` outside [0, 1], an unknown criterion or layer name, or missing /
-    misshapen scores. Explained in notebooks/07_unstructured_pruning.ipynb and
+    ``ValueError`` for ``amount`` outside [0, 1], an unknown criterion (the message lists the
+    registered ones) or layer name, or missing / misshapen scores. Explained in notebooks/07_unstructured_pruning.ipynb and
     notebooks/08_importance_criteria.ipynb.
     """
     all_layers = _check_model(model)
     amount = _check_amount(amount)
-    criterion = require_choice("criterion", criterion, tuple(CRITERIA))
+    rule = get_criterion(criterion, "weight")
     seed = require_int("seed", seed, 0, 2**63 - 1)
     chosen = all_layers if layers is None else {n: all_layers[n] for n in _check_names(layers, all_layers)}
-    given = _check_score_dict(scores, chosen)
-    scores = [_scores(m, criterion, seed + i, given[n]) for i, (n, m) in enumerate(chosen.items())]
+    if scores is None:
+        scores = rule.score_weights(model, chosen, seed=seed, data=data, **options)
+        given = _check_score_dict(scores, chosen, f"criterion {criterion!r}'s scores")
+    else:
+        given = _check_score_dict(scores, chosen)
+    scores = [_ranked(m, given[n]) for n, m in chosen.items()]
     flat = torch.cat([s.reshape(-1) for s in scores])
     mask = _lowest_k_mask(flat, round(amount * flat.numel()))
     masks, start = {}, 0
@@ -150,15 +156,13 @@ def global_prune(model: nn.Module, amount: float, criterion: str = "magnitude", 
     return masks
 
 
-def _check_score_dict(scores, chosen: dict) -> dict:
-    if scores is None:
-        return dict.fromkeys(chosen)
+def _check_score_dict(scores, chosen: dict, name: str = "scores") -> dict:
     if not isinstance(scores, Mapping):
-        raise TypeError(f"scores must be a dict {{layer name: score tensor}}, got {type(scores).__name__}")
+        raise TypeError(f"{name} must be a dict {{layer name: score tensor}}, got {type(scores).__name__}")
     missing = [n for n in chosen if n not in scores]
     if missing:
-        raise ValueError(f"scores must hold a tensor for every layer pruned; missing {missing}")
-    return {n: _check_scores(f"scores[{n!r}]", scores[n], effective_weight(m)) for n, m in chosen.items()}
+        raise ValueError(f"{name} must hold a tensor for every layer pruned; missing {missing}")
+    return {n: _check_scores(f"{name}[{n!r}]", scores[n], effective_weight(m)) for n, m in chosen.items()}
 
 
 def global_magnitude_prune(model: nn.Module, amount: float, *, layers=None) -> dict[str, torch.Tensor]:
