@@ -47,7 +47,7 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _as_dataset(data, name: str = "data", *, labelled: bool = False) -> Dataset:
+def as_dataset(data, name: str = "data", *, labelled: bool = False) -> Dataset:
     """Accept a non-empty Dataset, an ``(x, y)`` pair of tensors, or (unless ``labelled``) a bare ``x``.
 
     Checked here so that an empty split or a bare ``x`` tensor given to ``fit``/``evaluate`` fails
@@ -76,7 +76,7 @@ def _wrap(data, name: str) -> Dataset:
                     f"got {type(data).__name__}")
 
 
-def _loader(dataset: Dataset, batch_size: int, generator: torch.Generator | None) -> DataLoader:
+def batch_loader(dataset: Dataset, batch_size: int, generator: torch.Generator | None) -> DataLoader:
     """Batches in a seeded random order (``generator``) or in order (``None``).
 
     A ``TensorDataset`` is indexed with a whole list of indices at once (``x[idx]``), which is
@@ -89,7 +89,8 @@ def _loader(dataset: Dataset, batch_size: int, generator: torch.Generator | None
     return DataLoader(dataset, sampler=sampler, batch_size=batch_size)
 
 
-def _device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
 
@@ -108,7 +109,7 @@ def _inputs(x: torch.Tensor, model: nn.Module, name: str) -> torch.Tensor:
                         "divide uint8 pixels by 255 first")
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} holds NaN or Inf values in its images (x); clean or drop those samples")
-    return x.to(_device(model), _float_dtype(model))
+    return x.to(model_device(model), _float_dtype(model))
 
 
 def _forward(model: nn.Module, x: torch.Tensor, name: str) -> torch.Tensor:
@@ -132,7 +133,8 @@ def _check_labels(y: torch.Tensor, num_classes: int, name: str) -> None:
                          f"outputs), got labels in [{int(y.min())}, {int(y.max())}]")
 
 
-def _check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule) -> None:
+def check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule) -> None:
+    """Refuse ``fit``'s (and every other training loop's) hyper-parameters outside their ranges, by name."""
     require_int("epochs", epochs, 1, 10_000)
     require_float("lr", lr, 0.0, 10.0, low_open=True)
     require_int("batch_size", batch_size, 1, None)
@@ -142,7 +144,8 @@ def _check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_sc
     require_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
 
 
-def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """``"sgd"`` (momentum 0.9) or ``"adam"`` (AdamW when ``weight_decay > 0``) over the trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
@@ -170,17 +173,17 @@ def fit(model: nn.Module, train_data, *, epochs: int = 5, lr: float = 1e-3, batc
     stops training with a ``ValueError`` (before that step changes the weights). ``model`` is float32
     or float64 (the batches are cast to its dtype). Explained in notebooks/00_why_compress.ipynb.
     """
-    _check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
+    check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
     require_module("model", model, dtypes=(torch.float32, torch.float64))
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"model has no trainable parameters ({type(model).__name__}): there is nothing to fit")
-    dataset, loss_fn = _as_dataset(train_data, "train_data", labelled=True), loss_fn or F.cross_entropy
+    dataset, loss_fn = as_dataset(train_data, "train_data", labelled=True), loss_fn or F.cross_entropy
     if val_data is not None:
-        val_data = _as_dataset(val_data, "val_data", labelled=True)  # fail now, not after an epoch
-    loader = _loader(dataset, batch_size, torch.Generator().manual_seed(seed))
-    opt = _make_optimizer(model, optimizer, lr, weight_decay)
+        val_data = as_dataset(val_data, "val_data", labelled=True)  # fail now, not after an epoch
+    loader = batch_loader(dataset, batch_size, torch.Generator().manual_seed(seed))
+    opt = make_optimizer(model, optimizer, lr, weight_decay)
     total = epochs * len(loader)
-    sched = _cosine(opt, total) if lr_schedule == "cosine" else None
+    sched = cosine_schedule(opt, total) if lr_schedule == "cosine" else None
     was_training, history = model.training, []
     with tqdm(total=total, desc="training", disable=not progress, leave=False) as bar:
         for epoch in range(1, epochs + 1):
@@ -194,14 +197,15 @@ def fit(model: nn.Module, train_data, *, epochs: int = 5, lr: float = 1e-3, batc
     return history
 
 
-def _cosine(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def cosine_schedule(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step learning-rate factor ``½·(1 + cos(π·t / total_steps))``: from 1 down to 0 at the last step."""
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / total_steps)))
 
 
 def _train_epoch(model, loader, *, opt, sched, loss_fn, regularizer, after_step, bar, lr) -> tuple[float, float]:
     """One pass over ``loader``; returns (mean loss, training accuracy) over the epoch."""
     model.train()
-    device, loss_sum, correct, seen = _device(model), 0.0, 0, 0
+    device, loss_sum, correct, seen = model_device(model), 0.0, 0, 0
     for x, y in loader:
         x, y = _inputs(x, model, "train_data"), y.to(device)
         logits = _forward(model, x, "train_data")
@@ -239,7 +243,7 @@ def predict(model: nn.Module, data, batch_size: int = 512, progress: bool = Fals
     """
     require_int("batch_size", batch_size, 1, None)
     require_module("model", model)
-    loader = _loader(_as_dataset(data), batch_size, None)
+    loader = batch_loader(as_dataset(data), batch_size, None)
     was_training = model.training
     model.eval()
     try:
@@ -258,11 +262,11 @@ def correct(model: nn.Module, data, batch_size: int = 512, progress: bool = Fals
     difference of two models on the same images. Same arguments and modes as ``evaluate``.
     Explained in notebooks/00_why_compress.ipynb.
     """
-    dataset = _as_dataset(data, labelled=True)
+    dataset = as_dataset(data, labelled=True)
     logits = predict(model, dataset, batch_size, progress)
     if logits.dim() != 2:
         raise ValueError(f"model must output logits [N, classes] to be scored, got shape {list(logits.shape)}")
-    labels = torch.cat([batch[1] for batch in _loader(dataset, 4096, None)])
+    labels = torch.cat([batch[1] for batch in batch_loader(dataset, 4096, None)])
     _check_labels(labels, logits.shape[-1], "data")  # a label 10 of a 10-class model is never "correct"
     return logits.argmax(1) == labels
 
@@ -276,3 +280,9 @@ def evaluate(model: nn.Module, data, batch_size: int = 512, progress: bool = Fal
     with ``labkit.stats.accuracy_interval``. Explained in notebooks/00_why_compress.ipynb.
     """
     return correct(model, data, batch_size, progress).float().mean().item()
+
+
+# The former private names, kept only until labkit.distill and labkit.widgets.structured import the
+# public ones above (issue 10); nothing else may use them.
+_as_dataset, _loader, _device = as_dataset, batch_loader, model_device
+_make_optimizer, _check_fit_args, _cosine = make_optimizer, check_fit_args, cosine_schedule

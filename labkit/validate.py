@@ -37,6 +37,16 @@ def require_float(name: str, value, low: float | None = None, high: float | None
     return value
 
 
+def require_pair(name: str, value, low: int | None = None, high: int | None = None) -> tuple[int, int]:
+    """``(h, w)`` from an int or a pair of ints (a kernel size, stride, padding), each in [low, high]."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return require_int(name, value[0], low, high), require_int(name, value[1], low, high)
+    value = require_int(name, value, low, high)
+    return value, value
+
+
 def require_bool(name: str, value) -> bool:
     """Return ``value`` if it is ``True`` or ``False`` (not 0/1, not a string)."""
     if not isinstance(value, bool):

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_int, require_pair
 
 from . import reference
 
@@ -167,16 +167,6 @@ def _requant_args(multiplier, shift, out_zero_point, relu, n):
     return multiplier, shift, out_zero_point, bool(relu)
 
 
-def _pair(name: str, value, low: int, high: int | None = None) -> tuple[int, int]:
-    """An int or a pair of ints (height, width), each in [low, high]."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        return require_int(name, value[0], low, high), require_int(name, value[1], low, high)
-    value = require_int(name, value, low, high)
-    return value, value
-
-
 def _bias(bias, n: int):
     if bias is None:
         return None
@@ -310,8 +300,8 @@ class PackedConv2d:
         w = _require_array("w", w, np.int8, 4)
         self.out_channels, self.in_channels, self.kernel_h, self.kernel_w = w.shape
         _require_k(self.in_channels * self.kernel_h * self.kernel_w, "C*KH*KW")
-        self.stride = _pair("stride", stride, 1, MAX_STRIDE)
-        self.padding = _pair("padding", padding, 0, MAX_PADDING)
+        self.stride = require_pair("stride", stride, 1, MAX_STRIDE)
+        self.padding = require_pair("padding", padding, 0, MAX_PADDING)
         bias = _bias(bias, self.out_channels)
         if _ext is not None:
             self._packed = _ext.PackedConv2d(w, bias, *self.stride, *self.padding)
@@ -357,9 +347,9 @@ def maxpool2d_u8(x: np.ndarray, kernel_size=2, stride=None, padding=0) -> np.nda
     (default: ``kernel_size``) in [1, 65536], ``padding <= kernel_size // 2`` (padded cells never
     win, as in torch). Explained in notebooks/04_integer_inference.ipynb."""
     x = _require_array("x", x, np.uint8, 4)
-    kernel = _pair("kernel_size", kernel_size, 1, MAX_POOL_KERNEL)
-    stride = kernel if stride is None else _pair("stride", stride, 1, MAX_STRIDE)
-    padding = _pair("padding", padding, 0)
+    kernel = require_pair("kernel_size", kernel_size, 1, MAX_POOL_KERNEL)
+    stride = kernel if stride is None else require_pair("stride", stride, 1, MAX_STRIDE)
+    padding = require_pair("padding", padding, 0)
     for k, p, size, axis in zip(kernel, padding, x.shape[2:], ("height", "width")):
         if 2 * p > k:
             raise ValueError(f"padding must be in [0, kernel_size // 2], got {p} for a kernel of {k}")

@@ -230,10 +230,10 @@ def batch_gradients(model: nn.Module, data, *, batches: int = 4, batch_size: int
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable (logits, y) -> scalar loss, got {type(loss_fn).__name__}")
     loss_fn = loss_fn or F.cross_entropy
-    dataset = train._as_dataset(data, "data", labelled=True)
-    loader = train._loader(dataset, batch_size, torch.Generator().manual_seed(seed))
+    dataset = train.as_dataset(data, "data", labelled=True)
+    loader = train.batch_loader(dataset, batch_size, torch.Generator().manual_seed(seed))
     weights = [_trainable_weight(m) for m in layers.values()]
-    was_training, device, grads = model.training, train._device(model), []
+    was_training, device, grads = model.training, train.model_device(model), []
     model.eval()
     try:
         for x, y in loader:

@@ -35,7 +35,8 @@ from torch import nn
 from labkit.prune.criteria import CriterionView, get_criterion, register_criterion
 from labkit.prune.sparse_training import soft_threshold
 from labkit.prune.surgery import ChannelGroup, channel_groups, prune_channels
-from labkit.validate import require_bool, require_choice, require_float, require_float_tensor, require_int, require_module
+from labkit.validate import (require_bool, require_choice, require_float, require_float_tensor, require_int,
+                             require_module)
 
 CHANNEL_CRITERIA = CriterionView("channel", needs_data=False)
 """The data-free criteria that ``channel_scores`` accepts (live view of the registry)."""

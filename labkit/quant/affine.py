@@ -29,13 +29,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from labkit.validate import require_choice, require_float, require_float_tensor, require_int
+from labkit.validate import (require_bool, require_choice, require_float, require_float_tensor, require_int,
+                             require_module)
 
 __all__ = [
     "GRANULARITIES", "SCHEMES", "FLOAT32_EPS", "QParams", "qrange", "storage_dtype",
     "qparams_from_range", "quantize", "dequantize", "fake_quantize", "quantize_tensor",
     "tensor_range", "mse", "sqnr_db", "quantize_activation", "grid_levels", "quantized_nbytes",
     "WeightQuantization", "quantize_weight", "weight_quantization_error",
+    "check_bits", "check_axis", "check_qparams", "apply_qparams",
 ]
 
 GRANULARITIES = ("tensor", "channel", "group")
@@ -47,13 +49,13 @@ FLOAT32_EPS = torch.finfo(torch.float32).eps  # smallest scale, as in torch.ao (
 def qrange(bits: int, signed: bool) -> tuple[int, int]:
     """The integer range ``(qmin, qmax)`` of a ``bits``-bit integer: ``(-2^(b-1), 2^(b-1) - 1)``
     if ``signed`` else ``(0, 2^b - 1)``. Explained in notebooks/01_quantization_basics.ipynb."""
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
 def storage_dtype(bits: int, signed: bool) -> torch.dtype:
     """The smallest torch integer dtype that holds every code of a ``bits``-bit quantizer."""
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     if bits <= 8:
         return torch.int8 if signed else torch.uint8
     return torch.int16 if signed else torch.int32
@@ -101,21 +103,14 @@ class QParams:
 
 
 # --------------------------------------------------------------------------- argument checks
-def _check_bits(bits) -> int:
-    return require_int("bits", bits, 1, 16)
+def check_bits(bits, low: int = 1, high: int = 16) -> int:
+    """``bits`` as an int in ``[low, high]``: [1, 16] for the affine grid (int16 storage holds 16 bits);
+    quantizers with a narrower valid range pass theirs (a codebook index packs into ≤ 8 bits)."""
+    return require_int("bits", bits, low, high)
 
 
-def _check_tensor(name: str, x) -> torch.Tensor:
-    return require_float_tensor(name, x)
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _check_axis(axis, ndim: int) -> int:
+def check_axis(axis, ndim: int) -> int:
+    """``axis`` of a tensor with ``ndim`` dimensions, as a non-negative int (``-1`` → ``ndim - 1``)."""
     axis = require_int("axis", axis)
     if ndim == 0 or not -ndim <= axis < ndim:
         raise ValueError(f"axis must be an integer in [{-ndim}, {ndim - 1}] for a tensor with "
@@ -146,9 +141,9 @@ def qparams_from_range(min_val, max_val, bits: int = 8, symmetric: bool = False,
     ``axis``/``group_size`` are recorded to tell later calls how the parameters broadcast.
     Explained in notebooks/01_quantization_basics.ipynb.
     """
-    bits = _check_bits(bits)
-    _check_bool("symmetric", symmetric)
-    _check_bool("signed", signed)
+    bits = check_bits(bits)
+    require_bool("symmetric", symmetric)
+    require_bool("signed", signed)
     min_val, max_val = _as_float32("min_val", min_val), _as_float32("max_val", max_val)
     if min_val.shape != max_val.shape:
         raise ValueError(f"min_val and max_val must have the same shape, got {tuple(min_val.shape)} "
@@ -201,8 +196,9 @@ def _broadcast(param: torch.Tensor, x: torch.Tensor, qp: QParams) -> torch.Tenso
     return param.reshape(shape)
 
 
-def _apply(x: torch.Tensor, qp: QParams, fn) -> torch.Tensor:
-    """Run ``fn(x, scale, zero_point)`` with the parameters broadcast to ``x``'s granularity."""
+def apply_qparams(x: torch.Tensor, qp: QParams, fn) -> torch.Tensor:
+    """Run ``fn(x, scale, zero_point)`` with ``qp``'s parameters broadcast to ``x``'s granularity
+    (per tensor, per channel along ``qp.axis``, or per group of ``qp.group_size``); returns ``x``'s shape."""
     if qp.group_size is not None:
         g = _grouped(x, qp.axis or 0, qp.group_size)
         out = fn(g, qp.scale.unsqueeze(-1), qp.zero_point.unsqueeze(-1))
@@ -210,7 +206,8 @@ def _apply(x: torch.Tensor, qp: QParams, fn) -> torch.Tensor:
     return fn(x, _broadcast(qp.scale, x, qp), _broadcast(qp.zero_point, x, qp))
 
 
-def _check_qparams(qp) -> QParams:
+def check_qparams(qp) -> QParams:
+    """``qp`` if it is a ``QParams`` (``TypeError`` otherwise)."""
     if not isinstance(qp, QParams):
         raise TypeError(f"qp must be a QParams, got {type(qp).__name__}")
     return qp
@@ -223,50 +220,48 @@ def quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
     ``x`` float of any shape; returns the same shape in the smallest integer dtype that holds
     ``[qmin, qmax]`` (``storage_dtype``). Explained in notebooks/01_quantization_basics.ipynb.
     """
-    x, qp = _check_tensor("x", x), _check_qparams(qp)
-    codes = _apply(x.float(), qp, lambda v, s, z: (torch.round(v / s) + z).clamp(qp.qmin, qp.qmax))
+    x, qp = require_float_tensor("x", x), check_qparams(qp)
+    codes = apply_qparams(x.float(), qp, lambda v, s, z: (torch.round(v / s) + z).clamp(qp.qmin, qp.qmax))
     return codes.to(storage_dtype(qp.bits, qp.signed))
 
 
 def dequantize(q: torch.Tensor, qp: QParams) -> torch.Tensor:
     """Back to float32: ``x̂ = (x_q - z) · s``; ``q`` integer codes of any shape.
     Explained in notebooks/01_quantization_basics.ipynb."""
-    _check_qparams(qp)
+    check_qparams(qp)
     if not isinstance(q, torch.Tensor):
         raise TypeError(f"q must be a torch.Tensor, got {type(q).__name__}")
-    return _apply(q.float(), qp, lambda v, s, z: (v - z) * s)
+    return apply_qparams(q.float(), qp, lambda v, s, z: (v - z) * s)
 
 
-def fake_quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
+def fake_quantize(x: torch.Tensor, qp: QParams, *, check: bool = True) -> torch.Tensor:
     """Quantize then dequantize in one go, staying in float32: ``(clamp(round(x/s)+z) - z) · s``.
 
     The result has ``x``'s shape, takes at most ``2^bits`` distinct values (per channel/group),
     and differs from ``x`` by at most ``s/2`` inside the range. No gradient flows through the
-    rounding here; ``labkit.quant.fake_quant`` adds the straight-through estimator.
+    rounding here; ``labkit.quant.fake_quant`` adds the straight-through estimator. ``check=False``
+    skips the argument checks (a layer's forward pass, whose ``x`` and ``qp`` are already trusted).
     Explained in notebooks/01_quantization_basics.ipynb.
     """
-    x, qp = _check_tensor("x", x), _check_qparams(qp)
-    return _fake_quantize(x.float(), qp)
+    if check:
+        x, qp = require_float_tensor("x", x).float(), check_qparams(qp)
 
-
-def _fake_quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
-    """``fake_quantize`` without the argument checks (for layers' forward passes)."""
     def fq(v, s, z):
         return ((torch.round(v / s) + z).clamp(qp.qmin, qp.qmax) - z) * s
-    return _apply(x, qp, fq)
+    return apply_qparams(x, qp, fq)
 
 
 def tensor_range(x: torch.Tensor, granularity: str = "tensor", axis: int = 0,
                  group_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(min, max)`` of ``x`` per tensor (shape ``[]``), per channel along ``axis`` (``[C]``) or per
     group (``[C, G]``). Explained in notebooks/01_quantization_basics.ipynb."""
-    x = _check_tensor("x", x)
+    x = require_float_tensor("x", x)
     require_choice("granularity", granularity, GRANULARITIES)
     if x.numel() == 0:
         raise ValueError("x must not be empty")
     if granularity == "tensor":
         return torch.aminmax(x.float())
-    axis = _check_axis(axis, x.dim())
+    axis = check_axis(axis, x.dim())
     if granularity == "channel":
         return torch.aminmax(x.float().movedim(axis, 0).reshape(x.shape[axis], -1), dim=1)
     if group_size is None:
@@ -285,9 +280,9 @@ def quantize_tensor(x: torch.Tensor, bits: int = 8, symmetric: bool = False, sig
     ``group_size`` consecutive values within each channel). ``x_q`` has ``x``'s shape.
     Explained in notebooks/01_quantization_basics.ipynb.
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     lo, hi = tensor_range(x, granularity, axis, group_size)
-    axis = None if granularity == "tensor" else _check_axis(axis, x.dim())
+    axis = None if granularity == "tensor" else check_axis(axis, x.dim())
     qp = qparams_from_range(lo, hi, bits, symmetric, signed, axis=axis,
                             group_size=group_size if granularity == "group" else None)
     return quantize(x, qp), qp
@@ -318,7 +313,7 @@ def sqnr_db(x: torch.Tensor, x_hat: torch.Tensor) -> float:
 
 
 def _check_same(name_a, a, name_b, b):
-    _check_tensor(name_a, a), _check_tensor(name_b, b)
+    require_float_tensor(name_a, a), require_float_tensor(name_b, b)
     if a.shape != b.shape:
         raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     return a, b
@@ -335,9 +330,9 @@ def quantize_activation(x: torch.Tensor, a: float, b: float, bits: int) -> tuple
     ``a / Δ`` is an integer. ``a == b`` gives ``q = 0``, ``x̂ = a``; ``a > b`` raises ``ValueError``.
     Explained in notebooks/01_quantization_basics.ipynb.
     """
-    x = _check_tensor("x", x)
+    x = require_float_tensor("x", x)
     a, b = require_float("a", a), require_float("b", b)
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     if a > b:
         raise ValueError(f"a must be <= b (the range [a, b]), got a={a}, b={b}")
     top = (1 << bits) - 1
@@ -356,7 +351,7 @@ def grid_levels(qp: QParams) -> torch.Tensor:
     Shape ``[L]`` per tensor, ``[C, L]`` per channel, ``[C, G, L]`` per group (``L = 2^bits``).
     Explained in notebooks/01_quantization_basics.ipynb.
     """
-    qp = _check_qparams(qp)
+    qp = check_qparams(qp)
     codes = torch.arange(qp.qmin, qp.qmax + 1, dtype=torch.float32)
     return (codes - qp.zero_point.unsqueeze(-1).float()) * qp.scale.unsqueeze(-1)
 
@@ -365,7 +360,7 @@ def quantized_nbytes(qp: QParams, numel: int) -> int:
     """Bytes to store ``numel`` codes bit-packed plus the parameters: ``ceil(numel·b/8)`` + 4 bytes
     per float32 scale + 4 bytes per int32 zero point (asymmetric only: a symmetric zero point is a
     constant). Explained in notebooks/01_quantization_basics.ipynb."""
-    qp = _check_qparams(qp)
+    qp = check_qparams(qp)
     numel = require_int("numel", numel, 0, None)
     params = qp.num_params() * (4 if qp.symmetric else 8)
     return math.ceil(numel * qp.bits / 8) + params
@@ -412,8 +407,7 @@ def weight_quantization_error(model: nn.Module, bits: int = 8, scheme: str = "sy
     "fp32_bytes", "quant_bytes"}``. The model is not modified.
     Explained in notebooks/01_quantization_basics.ipynb.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     rows = []
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from labkit.validate import require_choice, require_float
+from labkit.validate import require_choice, require_float, require_module
 
 METHODS = ("binaryconnect", "xnor", "ternary")
 
@@ -331,8 +331,7 @@ def binarize_model(model: nn.Module, method: str = "binaryconnect", per_channel:
     produces the logits, and both hold few weights. ``model`` itself is not changed.
     Explained in notebooks/02_binary_ternary.ipynb
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     require_choice("method", method, METHODS)
     if not isinstance(skip_first_last, bool):
         raise TypeError(f"skip_first_last must be a bool, got {type(skip_first_last).__name__}")
@@ -360,8 +359,7 @@ def clip_latent_weights(model: nn.Module, bound: float = 1.0) -> None:
     BinaryConnect does this after each optimizer step (the layers also do it at the start of each
     training forward when ``clip_latent`` is on). Explained in notebooks/02_binary_ternary.ipynb
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     bound = require_float("bound", bound, 0.0, None, low_open=True)
     for m in model.modules():
         if isinstance(m, _BinaryWeightMixin):
@@ -392,8 +390,7 @@ def weight_levels(model: nn.Module, per_channel: bool = False) -> dict[str, int]
     3 for per-tensor ternary); float layers report their raw weight. With ``per_channel=True`` the
     count is the largest over output channels. Explained in notebooks/02_binary_ternary.ipynb
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     levels = {}
     for name in _weight_layers(model):
         m = model.get_submodule(name)

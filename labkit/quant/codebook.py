@@ -31,9 +31,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from labkit import architecture
-from labkit.validate import require_choice, require_float, require_float_tensor, require_int
+from labkit.quant.affine import check_bits
+from labkit.validate import require_choice, require_float, require_float_tensor, require_int, require_module
 
 INITS = ("linear", "density", "random")
+
+INDEX_BITS = (1, 8)  # bits per codebook index: 2..256 centroids, an index packs into at most one byte
 
 __all__ = [
     "INITS", "kmeans_quantize", "cluster_gradients", "WeightSharing", "apply_weight_sharing",
@@ -41,14 +44,6 @@ __all__ = [
     "pq_compression_ratio", "packed_index_bytes", "pack_indices", "unpack_indices",
     "weight_sharing_bytes", "weight_sharing_compression_ratio", "storage_report",
 ]
-
-
-def _check_tensor(name: str, x) -> torch.Tensor:
-    return require_float_tensor(name, x, allow_empty=False)
-
-
-def _check_bits(bits) -> int:
-    return require_int("bits", bits, 1, 8)
 
 
 # --------------------------------------------------------------------------- 1-D k-means (scalar codebook)
@@ -98,8 +93,8 @@ def kmeans_quantize(w: torch.Tensor, bits: int, init: str = "linear", iters: int
     ``codebook[indices] ≈ w``. ``bits`` in [1, 8].
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
     """
-    _check_tensor("w", w)
-    bits = _check_bits(bits)
+    require_float_tensor("w", w, allow_empty=False)
+    bits = check_bits(bits, *INDEX_BITS)
     require_choice("init", init, INITS)
     iters = require_int("iters", iters, 0, 10_000)
     if not isinstance(keep_zeros, bool):
@@ -212,17 +207,16 @@ def apply_weight_sharing(model: nn.Module, bits, init: str = "linear", iters: in
     ``model`` is not changed.
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     if isinstance(bits, Mapping):
         unknown = sorted(set(bits) - set(names))
         if unknown:
             raise ValueError(f"bits names layers that are not Linear/Conv2d in model: {unknown}; "
                              f"valid names: {names}")
-        plan = {n: _check_bits(b) for n, b in bits.items()}
+        plan = {n: check_bits(b, *INDEX_BITS) for n, b in bits.items()}
     else:
-        plan = {n: _check_bits(bits) for n in names}
+        plan = {n: check_bits(bits, *INDEX_BITS) for n in names}
     if not plan:
         raise ValueError("model has no nn.Linear or nn.Conv2d layer to quantize")
     model = copy.deepcopy(model)
@@ -258,8 +252,7 @@ def finetune_codebooks(model: nn.Module, data, epochs: int = 1, lr: float = 1e-3
     Returns the mean training loss of each epoch. The model is left in ``eval()`` mode.
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     epochs = require_int("epochs", epochs, 1)
     lr = require_float("lr", lr, 0.0, None, low_open=True)
     require_choice("optimizer", optimizer, ("adam", "sgd"))
@@ -347,10 +340,10 @@ def product_quantize(w: torch.Tensor, sub_dim: int, bits: int, iters: int = 30, 
     ``sub_dim`` must divide ``cols``; ``2^bits`` must not exceed ``rows``; ``bits`` in [1, 8].
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
     """
-    _check_tensor("w", w)
+    require_float_tensor("w", w, allow_empty=False)
     if w.dim() < 2:
         raise ValueError(f"w must have at least 2 dimensions [rows, cols, ...], got shape {tuple(w.shape)}")
-    bits = _check_bits(bits)
+    bits = check_bits(bits, *INDEX_BITS)
     rows, cols = w.shape[0], w[0].numel()
     sub_dim = require_int("sub_dim", sub_dim, 1, cols)
     if cols % sub_dim:
@@ -374,7 +367,7 @@ def pq_compression_ratio(rows: int, cols: int, sub_dim: int, bits: int, float_bi
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
     """
     rows, cols = require_int("rows", rows, 1), require_int("cols", cols, 1)
-    sub_dim, bits = require_int("sub_dim", sub_dim, 1, cols), _check_bits(bits)
+    sub_dim, bits = require_int("sub_dim", sub_dim, 1, cols), check_bits(bits, *INDEX_BITS)
     float_bits = require_int("float_bits", float_bits, 1, 64)
     if cols % sub_dim:
         raise ValueError(f"sub_dim must divide cols {cols}, got {sub_dim}")
@@ -386,7 +379,7 @@ def pq_compression_ratio(rows: int, cols: int, sub_dim: int, bits: int, float_bi
 def packed_index_bytes(num_indices: int, bits: int) -> int:
     """Bytes to store ``num_indices`` indices of ``bits`` bits each back to back: ``⌈n·b / 8⌉``;
     ``bits`` in [1, 8]."""
-    return math.ceil(require_int("num_indices", num_indices, 0) * _check_bits(bits) / 8)
+    return math.ceil(require_int("num_indices", num_indices, 0) * check_bits(bits, *INDEX_BITS) / 8)
 
 
 def pack_indices(indices: torch.Tensor, bits: int) -> bytes:
@@ -395,7 +388,7 @@ def pack_indices(indices: torch.Tensor, bits: int) -> bytes:
     ``len(result) == packed_index_bytes(indices.numel(), bits)``; :func:`unpack_indices` inverts it.
     ``bits`` in [1, 8].
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits, *INDEX_BITS)
     if not isinstance(indices, torch.Tensor) or indices.is_floating_point() or indices.is_complex():
         raise TypeError("indices must be an integer torch.Tensor")
     v = indices.detach().reshape(-1).cpu().numpy().astype(np.int64)
@@ -409,7 +402,7 @@ def pack_indices(indices: torch.Tensor, bits: int) -> bytes:
 
 def unpack_indices(data: bytes, bits: int, count: int) -> torch.Tensor:
     """Inverse of :func:`pack_indices`: the first ``count`` indices, int64 ``[count]``; ``bits`` in [1, 8]."""
-    bits = _check_bits(bits)
+    bits = check_bits(bits, *INDEX_BITS)
     count = require_int("count", count, 0)
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
@@ -426,7 +419,7 @@ def weight_sharing_bytes(num_weights: int, bits: int, codebook_bytes_per_entry: 
     ``bits`` in [1, 8]."""
     num_weights = require_int("num_weights", num_weights, 0)
     entry = require_int("codebook_bytes_per_entry", codebook_bytes_per_entry, 1, 8)
-    return 2 ** _check_bits(bits) * entry + packed_index_bytes(num_weights, bits)
+    return 2 ** check_bits(bits, *INDEX_BITS) * entry + packed_index_bytes(num_weights, bits)
 
 
 def weight_sharing_compression_ratio(num_weights: int, bits: int) -> float:
@@ -442,8 +435,7 @@ def storage_report(model: nn.Module) -> dict[str, dict[str, float]]:
     Weights only (biases, kept in float32, are not counted on either side).
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     report = {}
     for name, m in model.named_modules():
         if isinstance(m, WeightSharing):

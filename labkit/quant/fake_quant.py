@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from labkit import architecture
-from labkit.quant.affine import QParams, _apply, _check_axis, _check_bits, _check_bool, _check_qparams, qrange
+from labkit.quant.affine import QParams, apply_qparams, check_axis, check_bits, check_qparams, qrange
 from labkit.quant.observers import MovingAverageMinMaxObserver, Observer
-from labkit.validate import require_choice, require_float, require_float_tensor, require_int
+from labkit.validate import require_bool, require_choice, require_float, require_float_tensor, require_int
 
 __all__ = [
     "STE_MODES", "round_ste", "grad_scale", "fake_quantize_ste", "FakeQuantize", "LSQQuantizer",
@@ -95,9 +95,9 @@ def fake_quantize_ste(x: torch.Tensor, qp: QParams, ste: str = "clipped") -> tor
     Explained in notebooks/05_quantization_aware_training.ipynb.
     """
     require_float_tensor("x", x)
-    qp = _check_qparams(qp)
+    qp = check_qparams(qp)
     require_choice("ste", ste, STE_MODES)
-    return _apply(x, qp, lambda v, s, z: _FakeQuantizeSTE.apply(v, s, z.float(), qp.qmin, qp.qmax,
+    return apply_qparams(x, qp, lambda v, s, z: _FakeQuantizeSTE.apply(v, s, z.float(), qp.qmin, qp.qmax,
                                                                   ste == "clipped"))
 
 
@@ -123,7 +123,7 @@ class FakeQuantize(nn.Module):
         self.ste = require_choice("ste", ste, STE_MODES)
         self.observer_enabled = True
         self.fake_quant_enabled = True
-        self.always_observe = _check_bool("always_observe", always_observe)
+        self.always_observe = require_bool("always_observe", always_observe)
         self._qparams: QParams | None = None
 
     @property
@@ -132,7 +132,7 @@ class FakeQuantize(nn.Module):
 
     def set_bits(self, bits: int) -> None:
         """Use ``bits``-bit codes from now on (the observed range is kept)."""
-        self.observer.bits = _check_bits(bits)
+        self.observer.bits = check_bits(bits)
         self._qparams = None
 
     def freeze(self) -> None:
@@ -167,7 +167,7 @@ def lsq_init_step(x: torch.Tensor, bits: int, signed: bool, axis: int | None = N
     if axis is None:
         mean_abs = x.detach().abs().mean()
     else:
-        axis = _check_axis(axis, x.dim())
+        axis = check_axis(axis, x.dim())
         mean_abs = x.detach().abs().movedim(axis, 0).reshape(x.shape[axis], -1).mean(dim=1)
     return (2 * mean_abs / math.sqrt(max(qp_max, 1))).clamp_min(1e-8)  # Q_P = 0 for 1-bit signed
 
@@ -189,12 +189,12 @@ class LSQQuantizer(nn.Module):
     def __init__(self, bits: int = 8, signed: bool | None = None, axis: int | None = None,
                  is_activation: bool = False, step: float | None = None):
         super().__init__()
-        self.bits = _check_bits(bits)
+        self.bits = check_bits(bits)
         if signed is not None:
-            _check_bool("signed", signed)
+            require_bool("signed", signed)
         self.signed = signed
         self.axis = None if axis is None else require_int("axis", axis)  # range checked against the input
-        self.is_activation = _check_bool("is_activation", is_activation)
+        self.is_activation = require_bool("is_activation", is_activation)
         if step is not None and signed is None:
             raise ValueError("signed must be given (True or False) together with an explicit step")
         init = 1.0 if step is None else require_float("step", step, 0.0, None, low_open=True)
@@ -207,7 +207,7 @@ class LSQQuantizer(nn.Module):
 
     def set_bits(self, bits: int) -> None:
         """Change the bit width, rescaling the step so that the clipping range stays about the same."""
-        bits = _check_bits(bits)
+        bits = check_bits(bits)
         if bool(self.initialized):
             old_qp = max(self._range()[1], 1)
             self.bits = bits
@@ -231,7 +231,7 @@ class LSQQuantizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         require_float_tensor("x", x)
         if self.axis is not None:  # torch would fail later with a bare IndexError
-            self.axis = _check_axis(self.axis, x.dim())
+            self.axis = check_axis(self.axis, x.dim())
         if not bool(self.initialized):
             self._initialize(x)
         q_n, q_p = self._range()
@@ -272,13 +272,13 @@ class PACTQuantizer(nn.Module):
 
     def __init__(self, bits: int = 8, alpha: float | None = None):
         super().__init__()
-        self.bits = _check_bits(bits)
+        self.bits = check_bits(bits)
         init = 1.0 if alpha is None else require_float("alpha", alpha, 0.0, None, low_open=True)
         self.alpha = nn.Parameter(torch.tensor(float(init)))
         self.register_buffer("initialized", torch.tensor(alpha is not None))
 
     def set_bits(self, bits: int) -> None:
-        self.bits = _check_bits(bits)
+        self.bits = check_bits(bits)
 
     def freeze(self) -> None:
         self.alpha.requires_grad_(False)

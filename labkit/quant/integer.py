@@ -30,7 +30,7 @@ from torch import nn
 from labkit import architecture, kernels
 from labkit.quant.modules import QuantizedConv2d, QuantizedLinear
 from labkit.quant.ptq import fold_batchnorm, iter_inputs, quantize_static
-from labkit.validate import require_int
+from labkit.validate import require_int, require_module, require_pair
 
 INPUT_SCALE, INPUT_ZERO_POINT = 1.0 / 255.0, 0
 SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Identity, nn.BatchNorm2d,
@@ -100,9 +100,9 @@ class IntegerLayer:
         if self.kind == "logits":
             return self._logits(ref.gemm_u8s8s32(x, self.weight))
         if self.kind == "maxpool":
-            k = kernels.api._pair("kernel_size", self.params["kernel_size"], 1)
-            s = k if self.params["stride"] is None else kernels.api._pair("stride", self.params["stride"], 1)
-            return ref.maxpool2d_u8(x, k, s, kernels.api._pair("padding", self.params["padding"], 0))
+            k = require_pair("kernel_size", self.params["kernel_size"], 1)
+            s = k if self.params["stride"] is None else require_pair("stride", self.params["stride"], 1)
+            return ref.maxpool2d_u8(x, k, s, require_pair("padding", self.params["padding"], 0))
         return self.run(x)
 
 
@@ -218,8 +218,7 @@ def convert_to_integer(model: nn.Module, calib_data, num_batches: int | None = 4
     quantized per tensor and returns int32 logits. ``TypeError`` names any unsupported module.
     Explained in notebooks/04_integer_inference.ipynb.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     _check_modules(model)
     if num_batches is not None:
         num_batches = require_int("num_batches", num_batches, 1, None)
@@ -277,9 +276,9 @@ def convert_to_integer(model: nn.Module, calib_data, num_batches: int | None = 4
                 raise TypeError(f"convert_to_integer: MaxPool2d {name!r} with dilation/ceil_mode is not supported")
             params = {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding}
             layer = IntegerLayer(name, "maxpool", params=params)
-            k = kernels.api._pair("k", module.kernel_size, 1)
-            s = k if module.stride is None else kernels.api._pair("s", module.stride, 1)
-            p = kernels.api._pair("p", module.padding, 0)
+            k = require_pair("k", module.kernel_size, 1)
+            s = k if module.stride is None else require_pair("s", module.stride, 1)
+            p = require_pair("p", module.padding, 0)
             shape = (shape[0], (shape[1] + 2 * p[0] - k[0]) // s[0] + 1, (shape[2] + 2 * p[1] - k[1]) // s[1] + 1)
         elif isinstance(module, nn.Flatten):
             layer = IntegerLayer(name, "flatten")

@@ -23,9 +23,9 @@ from typing import Mapping, Sequence
 import numpy as np
 from torch import nn
 
-from labkit.quant.affine import _check_bool, fake_quantize
+from labkit.quant.affine import fake_quantize
 from labkit.quant.modules import check_model, quantizable_layers, quantized_layer, weight_qparams
-from labkit.validate import require_choice, require_int
+from labkit.validate import require_bool, require_choice, require_int
 
 __all__ = ["METHODS", "layer_sizes", "layer_sensitivity", "allocation_bytes", "allocate_bits",
            "uniform_allocation", "apply_bit_allocation"]
@@ -55,7 +55,7 @@ def layer_sensitivity(model: nn.Module, data, bits: Sequence[int] = (2, 3, 4, 8)
 
     check_model(model)
     bits = _check_choices("bits", bits)
-    _check_bool("per_channel", per_channel)
+    require_bool("per_channel", per_channel)
     baseline = evaluate(model, data, batch_size)
     result = {}
     for name, layer in quantizable_layers(model):
@@ -213,7 +213,7 @@ def apply_bit_allocation(model: nn.Module, allocation: Mapping[str, int], per_ch
     check_model(model)
     if not isinstance(allocation, Mapping):
         raise TypeError(f"allocation must be a mapping {{layer: bits}}, got {type(allocation).__name__}")
-    _check_bool("per_channel", per_channel)
+    require_bool("per_channel", per_channel)
     qmodel = copy.deepcopy(model).eval()
     layers = dict(quantizable_layers(qmodel))
     for name, bits in allocation.items():

@@ -26,9 +26,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from labkit import architecture
-from labkit.quant.affine import (QParams, _check_bits, _check_bool, _fake_quantize, dequantize, qparams_from_range,
-                                 quantize, quantized_nbytes, tensor_range)
-from labkit.validate import require_module
+from labkit.quant.affine import (QParams, check_bits, dequantize, fake_quantize, qparams_from_range, quantize,
+                                 quantized_nbytes, tensor_range)
+from labkit.validate import require_bool, require_module
 
 __all__ = [
     "LAYER_TYPES", "GRID_PRESERVING", "quantizable_layers", "swap_layers", "replace_modules",
@@ -203,7 +203,7 @@ class QuantizedLayer(nn.Module):
         super().__init__()
         if not isinstance(layer, self.float_type):
             raise TypeError(f"layer must be an {self.float_type.__name__}, got {type(layer).__name__}")
-        self.relu = _check_bool("relu", relu)
+        self.relu = require_bool("relu", relu)
         self.register_buffer("weight_codes", quantize(layer.weight.detach(), weight_qp))
         _save_qparams(self, "weight", weight_qp)
         self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone().float())
@@ -233,12 +233,12 @@ class QuantizedLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         in_qp, out_qp = self.input_qparams, self.output_qparams
         if in_qp is not None:
-            x = _fake_quantize(x, in_qp)
+            x = fake_quantize(x, in_qp, check=False)
         y = self._op(x, self.weight)
         if self.relu:
             y = F.relu(y)
         if out_qp is not None:
-            y = _fake_quantize(y, out_qp)
+            y = fake_quantize(y, out_qp, check=False)
         return y
 
     def nbytes(self) -> int:
@@ -307,7 +307,7 @@ class ObservedLayer(nn.Module):
         super().__init__()
         if not isinstance(layer, LAYER_TYPES):
             raise TypeError(f"layer must be an nn.Conv2d or nn.Linear, got {type(layer).__name__}")
-        self.layer, self.relu = layer, _check_bool("relu", relu)
+        self.layer, self.relu = layer, require_bool("relu", relu)
         self.input_observer, self.output_observer = input_observer, output_observer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -340,7 +340,7 @@ class QATLayer(nn.Module):
         super().__init__()
         if not isinstance(layer, LAYER_TYPES):
             raise TypeError(f"layer must be an nn.Conv2d or nn.Linear, got {type(layer).__name__}")
-        self.layer, self.relu = layer, _check_bool("relu", relu)
+        self.layer, self.relu = layer, require_bool("relu", relu)
         self.weight_quant, self.input_quant, self.output_quant = weight_quant, input_quant, output_quant
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -388,12 +388,12 @@ class DynamicQuantLinear(nn.Module):
         super().__init__()
         if not isinstance(layer, nn.Linear):
             raise TypeError(f"layer must be an nn.Linear, got {type(layer).__name__}")
-        self.bits = _check_bits(bits)
-        self.reduce_range = _check_bool("reduce_range", reduce_range)
+        self.bits = check_bits(bits)
+        self.reduce_range = require_bool("reduce_range", reduce_range)
         if reduce_range and bits < 2:
             raise ValueError("bits must be >= 2 when reduce_range=True")
         self.in_features, self.out_features = layer.in_features, layer.out_features
-        wqp = weight_qparams(layer.weight, bits, _check_bool("per_channel", per_channel), symmetric=True)
+        wqp = weight_qparams(layer.weight, bits, require_bool("per_channel", per_channel), symmetric=True)
         self.register_buffer("weight_codes", quantize(layer.weight.detach(), wqp))
         _save_qparams(self, "weight", wqp)
         self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone().float())

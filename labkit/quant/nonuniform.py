@@ -24,18 +24,13 @@ import math
 
 import torch
 
+from labkit.quant.affine import check_bits
 from labkit.validate import require_choice, require_float, require_float_tensor, require_int
+
+BITS = (2, 8)  # bits per code: one for the sign and at least one for the level; 8 at most
 
 __all__ = ["pow2_levels", "pow2_quantize", "log_levels", "log_quantize", "uniform_quantize",
            "quantization_error", "compare_quantizers"]
-
-
-def _check_tensor(name: str, x) -> torch.Tensor:
-    return require_float_tensor(name, x, allow_empty=False)
-
-
-def _check_bits(bits) -> int:
-    return require_int("bits", bits, 2, 8)
 
 
 def _nearest_level(x: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -51,7 +46,7 @@ def pow2_levels(bits: int, max_exponent: int) -> torch.Tensor:
     exponents, so there are ``2^b - 1`` levels. ``bits`` in [2, 8], ``max_exponent`` in [-126, 127]
     (float32's normal range). Explained in notebooks/01_quantization_basics.ipynb
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits, *BITS)
     max_exponent = require_int("max_exponent", max_exponent, -126, 127)
     return _pow2_levels64(bits, max_exponent).float()
 
@@ -83,8 +78,8 @@ def pow2_quantize(x: torch.Tensor, bits: int = 4, max_exponent: int | None = Non
     powers of two. ``bits`` in [2, 8].
     Explained in notebooks/01_quantization_basics.ipynb
     """
-    _check_tensor("x", x)
-    bits = _check_bits(bits)
+    require_float_tensor("x", x, allow_empty=False)
+    bits = check_bits(bits, *BITS)
     require_choice("rounding", rounding, ("nearest", "log"))
     k_lo, k_hi = _exponent_range(x.dtype)
     if max_exponent is None:
@@ -108,7 +103,7 @@ def log_levels(bits: int, max_value: float, base: float = 2.0) -> torch.Tensor:
     ``bits`` in [2, 8].
     Explained in notebooks/01_quantization_basics.ipynb
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits, *BITS)
     max_value = require_float("max_value", max_value, 0.0, None, low_open=True)
     base = require_float("base", base, 1.0, None, low_open=True)
     j = torch.arange(2 ** (bits - 1) - 1, dtype=torch.float64)
@@ -125,8 +120,8 @@ def log_quantize(x: torch.Tensor, bits: int = 4, base: float = 2.0, max_value: f
     (finer, narrower range). Returns a tensor like ``x``; ``bits`` in [2, 8].
     Explained in notebooks/01_quantization_basics.ipynb
     """
-    _check_tensor("x", x)
-    bits = _check_bits(bits)
+    require_float_tensor("x", x, allow_empty=False)
+    bits = check_bits(bits, *BITS)
     if max_value is None:
         max_value = x.detach().abs().max().item()
         if max_value == 0:
@@ -142,8 +137,8 @@ def uniform_quantize(x: torch.Tensor, bits: int = 4) -> torch.Tensor:
     the non-uniform quantizers are compared with. Returns a tensor like ``x``; ``bits`` in [2, 8].
     Explained in notebooks/01_quantization_basics.ipynb
     """
-    _check_tensor("x", x)
-    bits = _check_bits(bits)
+    require_float_tensor("x", x, allow_empty=False)
+    bits = check_bits(bits, *BITS)
     qmax = 2 ** (bits - 1) - 1
     peak = x.detach().abs().max()
     if peak == 0:
@@ -160,8 +155,8 @@ def quantization_error(x: torch.Tensor, x_quantized: torch.Tensor) -> dict[str, 
     ``rel_error = mean |x - q| / (|x| + eps)`` over non-zero ``x`` (how badly small weights are treated).
     Explained in notebooks/01_quantization_basics.ipynb
     """
-    _check_tensor("x", x)
-    _check_tensor("x_quantized", x_quantized)
+    require_float_tensor("x", x, allow_empty=False)
+    require_float_tensor("x_quantized", x_quantized, allow_empty=False)
     if x.shape != x_quantized.shape:
         raise ValueError(f"x_quantized must have the shape of x {tuple(x.shape)}, got {tuple(x_quantized.shape)}")
     x, q = x.detach().double(), x_quantized.detach().double()
@@ -185,8 +180,8 @@ def compare_quantizers(x: torch.Tensor, bits: int = 4) -> dict[str, dict[str, fl
     Try it on a Gaussian (``torch.randn``) and a Laplacian tensor. ``bits`` in [2, 8].
     Explained in notebooks/01_quantization_basics.ipynb
     """
-    _check_tensor("x", x)
-    bits = _check_bits(bits)
+    require_float_tensor("x", x, allow_empty=False)
+    bits = check_bits(bits, *BITS)
     return {
         "uniform": quantization_error(x, uniform_quantize(x, bits)),
         "pow2": quantization_error(x, pow2_quantize(x, bits)),

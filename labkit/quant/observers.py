@@ -27,9 +27,8 @@ import torch
 from torch import nn
 
 from labkit import architecture
-from labkit.quant.affine import (QParams, _check_axis, _check_bits, _check_bool, _check_tensor, qparams_from_range,
-                                 fake_quantize)
-from labkit.validate import require_choice, require_float, require_int
+from labkit.quant.affine import QParams, check_axis, check_bits, fake_quantize, qparams_from_range
+from labkit.validate import require_bool, require_choice, require_float, require_float_tensor, require_int
 
 __all__ = [
     "Observer", "MinMaxObserver", "PerChannelMinMaxObserver", "MovingAverageMinMaxObserver",
@@ -48,13 +47,13 @@ class Observer(nn.Module):
 
     def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False):
         super().__init__()
-        self.bits = _check_bits(bits)
-        self.symmetric = _check_bool("symmetric", symmetric)
-        self.signed = _check_bool("signed", signed)
+        self.bits = check_bits(bits)
+        self.symmetric = require_bool("symmetric", symmetric)
+        self.signed = require_bool("signed", signed)
         self.axis: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_tensor("x", x)
+        require_float_tensor("x", x)
         if x.numel() > 0:
             self._observe(x.detach().float())
         return x
@@ -100,7 +99,7 @@ class MinMaxObserver(Observer):
     def _batch_minmax(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.axis is None:
             return torch.aminmax(x)
-        self.axis = _check_axis(self.axis, x.dim())  # QParams need the non-negative axis
+        self.axis = check_axis(self.axis, x.dim())  # QParams need the non-negative axis
         return torch.aminmax(x.movedim(self.axis, 0).reshape(x.shape[self.axis], -1), dim=1)
 
     def _observe(self, x: torch.Tensor) -> None:

@@ -24,10 +24,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from labkit.quant.affine import _check_bits, _check_bool
+from labkit.quant.affine import check_bits
 from labkit.quant.modules import (DynamicQuantLinear, ObservedLayer, check_model, replace_modules, swap_layers)
 from labkit.quant.observers import OBSERVERS, make_observer
-from labkit.validate import require_choice, require_int, require_module
+from labkit.validate import require_bool, require_choice, require_int, require_module
 
 __all__ = ["fold_batchnorm", "conv_bn_pairs", "iter_inputs", "calibrate", "quantize_static", "quantize_dynamic"]
 
@@ -110,8 +110,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     the original model's in eval mode up to float32 rounding. The input model is not modified.
     Explained in notebooks/03_post_training_quantization.ipynb.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     folded = copy.deepcopy(model).eval()
     for layer_name, bn_name in conv_bn_pairs(folded):
         _fold_into(folded.get_submodule(layer_name), folded.get_submodule(bn_name))
@@ -200,7 +199,7 @@ def quantize_static(model: nn.Module, calib_data, weight_bits: int = 8, act_bits
     check_model(model)
     weight_bits = require_int("weight_bits", weight_bits, 1, 16)
     act_bits = require_int("act_bits", act_bits, 1, 16)
-    per_channel, fold_bn = _check_bool("per_channel", per_channel), _check_bool("fold_bn", fold_bn)
+    per_channel, fold_bn = require_bool("per_channel", per_channel), require_bool("fold_bn", fold_bn)
     require_choice("observer", observer, tuple(OBSERVERS))
     batch_size = require_int("batch_size", batch_size, 1, MAX_BATCH_SIZE)
     if num_batches is not None:
@@ -232,6 +231,6 @@ def quantize_dynamic(model: nn.Module, bits: int = 8, reduce_range: bool = False
     require_module("model", model, dtypes=(torch.float32,))  # float64 layers around float32 outputs would fail
     if not any(isinstance(m, nn.Linear) for m in model.modules()):
         raise ValueError(f"model must contain at least one nn.Linear layer; {type(model).__name__} has none")
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     qmodel = copy.deepcopy(model).eval()
     return replace_modules(qmodel, nn.Linear, lambda m: DynamicQuantLinear(m, bits, reduce_range, per_channel))

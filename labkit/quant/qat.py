@@ -24,12 +24,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from labkit.quant.affine import _check_bool
 from labkit.quant.fake_quant import FakeQuantize, LSQQuantizer, PACTQuantizer
 from labkit.quant.modules import QATLayer, check_model, replace_modules, swap_layers
 from labkit.quant.observers import MovingAverageMinMaxObserver
 from labkit.quant.ptq import fold_batchnorm
-from labkit.validate import require_choice, require_int
+from labkit.validate import require_bool, require_choice, require_int, require_module
 
 __all__ = ["QUANTIZERS", "prepare_qat", "freeze_observers", "unfreeze_observers", "convert", "set_bits",
            "fit_progressive", "qat_layers"]
@@ -70,7 +69,7 @@ def prepare_qat(model: nn.Module, weight_bits: int = 8, act_bits: int = 8, per_c
     check_model(model)
     weight_bits = require_int("weight_bits", weight_bits, 1, 16)
     act_bits = require_int("act_bits", act_bits, 1, 16)
-    _check_bool("per_channel", per_channel), _check_bool("fold_bn", fold_bn)
+    require_bool("per_channel", per_channel), require_bool("fold_bn", fold_bn)
     require_choice("quantizer", quantizer, QUANTIZERS)
     qmodel = fold_batchnorm(model) if fold_bn else copy.deepcopy(model)
 
@@ -90,8 +89,7 @@ def qat_layers(model: nn.Module) -> list[QATLayer]:
 
 
 def _require_qat(model) -> list[QATLayer]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     layers = qat_layers(model)
     if not layers:
         raise ValueError("model has no QATLayer: call prepare_qat(model) first")
@@ -126,7 +124,7 @@ def set_bits(model: nn.Module, bits: int, weights: bool = True, activations: boo
     lowering, seed 004 §3.1). Observed ranges and learned steps are kept (LSQ rescales its step to
     cover the same range). Returns the number of quantizers changed. Explained in notebooks/05_quantization_aware_training.ipynb."""
     bits = require_int("bits", bits, 1, 16)
-    _check_bool("weights", weights), _check_bool("activations", activations)
+    require_bool("weights", weights), require_bool("activations", activations)
     count = 0
     for layer in _require_qat(model):
         chosen = ([layer.weight_quant] if weights else []) + \

@@ -44,7 +44,7 @@ def test_taylor_is_abs_w_times_grad_on_one_batch():
 
 def test_taylor_averages_abs_over_batches_and_obd_is_half_fisher_w2():
     model, (x, y) = tiny_model(), tiny_data()
-    # batch_size 4 in the seeded order of train._loader: the same permutation as RandomSampler's
+    # batch_size 4 in the seeded order of train.batch_loader: the same permutation as RandomSampler's
     order = torch.randperm(8, generator=torch.Generator().manual_seed(3))
     g1 = hand_gradients(tiny_model(), x[order[:4]], y[order[:4]])
     g2 = hand_gradients(tiny_model(), x[order[4:]], y[order[4:]])

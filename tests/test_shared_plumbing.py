@@ -1,0 +1,120 @@
+"""Issue 10: the helpers several modules share are public in the lowest layer that owns them, and no
+labkit module reaches into another module's private (``_x``) names."""
+import ast
+import math
+import pathlib
+
+import pytest
+import torch
+from torch import nn
+
+import labkit
+from labkit import train
+from labkit.kernels import api
+from labkit.quant import affine
+from labkit.validate import require_bool, require_module, require_pair
+
+PACKAGE = pathlib.Path(labkit.__file__).parent
+
+# Private names still reached across modules by files outside this change; each is listed with the
+# public name to use in the report of issue 10. The list may only shrink.
+KNOWN = {
+    ("labkit/distill/features.py", "labkit.train._as_dataset"), ("labkit/distill/features.py", "labkit.train._loader"),
+    ("labkit/distill/trainer.py", "labkit.train._as_dataset"), ("labkit/distill/trainer.py", "labkit.train._loader"),
+    ("labkit/distill/trainer.py", "labkit.train._check_fit_args"),
+    ("labkit/distill/trainer.py", "labkit.train._make_optimizer"), ("labkit/distill/trainer.py", "labkit.train._cosine"),
+    ("labkit/widgets/structured.py", "labkit.train._as_dataset"),
+}
+
+
+def cross_module_private_names(path: pathlib.Path) -> set[str]:
+    """``from labkit.x import _y`` and ``labkit_module._y`` in one file, as dotted names."""
+    tree, modules, found = ast.parse(path.read_text()), {}, set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("labkit"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.add(f"{node.module}.{alias.name}")
+                modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("labkit"):
+                    modules[(alias.asname or alias.name).split(".")[0]] = alias.name.split(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            chain, base = [node.attr], node.value
+            while isinstance(base, ast.Attribute):
+                chain.append(base.attr)
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in modules:
+                found.add(".".join([modules[base.id], *reversed(chain)]))
+    return found
+
+
+def test_no_new_private_name_is_imported_across_modules():
+    found = {(str(p.relative_to(PACKAGE.parent)), name) for p in PACKAGE.rglob("*.py")
+             for name in cross_module_private_names(p)}
+    assert found - KNOWN == set()
+
+
+def test_the_scan_sees_both_forms(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from labkit.quant.affine import _grouped\nfrom labkit import train\ntrain._wrap(1, 'x')\n")
+    assert cross_module_private_names(probe) == {"labkit.quant.affine._grouped", "labkit.train._wrap"}
+
+
+def test_require_module_and_bool():
+    assert require_bool("flag", False) is False
+    for bad in (0, 1, "True", None):
+        with pytest.raises(TypeError, match="flag must be True or False"):
+            require_bool("flag", bad)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got list"):
+        require_module("model", [])
+    with pytest.raises(ValueError, match="model is on the meta device"):
+        require_module("model", nn.Linear(2, 2, device="meta"))
+
+
+def test_require_pair_is_the_kernels_check():
+    assert require_pair("stride", 2, 1) == (2, 2) and require_pair("stride", [1, 3], 1, 4) == (1, 3)
+    with pytest.raises(ValueError, match=r"stride must be an integer in \[1, 4\], got 5"):
+        require_pair("stride", (1, 5), 1, 4)
+    with pytest.raises(ValueError, match="padding must be an int or a pair of ints"):
+        require_pair("padding", (1, 2, 3), 0)
+    x = torch.zeros(1, 1, 4, 4, dtype=torch.uint8).numpy()
+    with pytest.raises(ValueError, match=r"kernel_size must be an integer in \[1, "):
+        api.maxpool2d_u8(x, kernel_size=0)
+
+
+def test_train_helpers_are_public_and_the_old_names_alias_them():
+    x, y = torch.rand(10, 1, 2, 2), torch.arange(10) % 2
+    dataset = train.as_dataset((x, y), "data", labelled=True)
+    batches = list(train.batch_loader(dataset, 4, None))
+    assert [len(b[1]) for b in batches] == [4, 4, 2] and torch.equal(batches[0][0], x[:4])
+    model = nn.Linear(4, 2)
+    assert train.model_device(model) == torch.device("cpu")
+    assert isinstance(train.make_optimizer(model, "sgd", 0.1, 0.0), torch.optim.SGD)
+    opt = train.make_optimizer(model, "adam", 0.1, 0.0)
+    sched = train.cosine_schedule(opt, 4)
+    factors = [sched.lr_lambdas[0](t) for t in range(5)]
+    assert factors == pytest.approx([0.5 * (1 + math.cos(math.pi * t / 4)) for t in range(5)]) and factors[-1] == 0
+    with pytest.raises(ValueError, match="epochs must be an integer"):
+        train.check_fit_args(0, 1e-3, 8, "adam", 0.0, 0, "constant")
+    assert train._as_dataset is train.as_dataset and train._loader is train.batch_loader    # until distill switches
+
+
+def test_affine_checks_are_public_and_shared_by_the_quantizers():
+    assert affine.check_bits(8) == 8 and affine.check_axis(-1, 4) == 3
+    with pytest.raises(ValueError, match=r"bits must be an integer in \[1, 16\], got 17"):
+        affine.check_bits(17)
+    from labkit.quant import codebook, nonuniform
+    with pytest.raises(ValueError, match=r"bits must be an integer in \[1, 8\], got 9"):
+        codebook.packed_index_bytes(10, 9)
+    with pytest.raises(ValueError, match=r"bits must be an integer in \[2, 8\], got 1"):
+        nonuniform.pow2_levels(1, 0)
+    with pytest.raises(TypeError, match="qp must be a QParams"):
+        affine.check_qparams((1.0, 0))
+    qp = affine.qparams_from_range(torch.tensor([-1.0, -2.0]), torch.tensor([1.0, 2.0]), symmetric=True, signed=True,
+                                   axis=0)
+    x = torch.tensor([[0.3, -0.7], [1.9, -2.5]])
+    torch.testing.assert_close(affine.fake_quantize(x, qp, check=False), affine.fake_quantize(x, qp))
+    assert torch.equal(affine.apply_qparams(x, qp, lambda v, s, z: s.expand_as(v)), qp.scale[:, None].expand(2, 2))
