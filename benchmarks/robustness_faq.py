@@ -147,15 +147,16 @@ def adversarial_unit(seed: int, cfg: dict, progress: bool) -> dict:
 
 
 def evaluate_hardening(model, base, test_set, cfg: dict, seed: int) -> dict:
-    """Per-image results: clean, PGD-10 at each ε, PGD-``strong_steps`` with restarts, PGD from the base."""
+    """Per-image results: clean, PGD-10 and PGD transferred from the base at each ε, and PGD-``strong_steps``
+    with ``restarts`` random starts at the largest ε (an image counts as robust only if every restart fails)."""
     out = {"clean": train.correct(model, test_set)}
     for eps in cfg["eval_eps"]:
         out[f"pgd {eps:g}"] = robust.robust_correct(model, test_set, eps, seed=seed)
-        strong = torch.ones(len(test_set), dtype=torch.bool)
-        for restart in range(cfg["restarts"]):             # robust only if no restart finds an example
-            strong &= robust.robust_correct(model, test_set, eps, steps=cfg["strong_steps"], seed=seed + 10 * (restart + 1))
-        out[f"pgd-{cfg['strong_steps']}x{cfg['restarts']} {eps:g}"] = strong
         out[f"transfer from base {eps:g}"] = robust.robust_correct(model, test_set, eps, source=base, seed=seed)
+    eps, strong = max(cfg["eval_eps"]), torch.ones(len(test_set), dtype=torch.bool)
+    for restart in range(cfg["restarts"]):                 # robust only if no restart finds an example
+        strong &= robust.robust_correct(model, test_set, eps, steps=cfg["strong_steps"], seed=seed + 10 * (restart + 1))
+    out[f"pgd-{cfg['strong_steps']}x{cfg['restarts']} {eps:g}"] = strong
     return out
 
 

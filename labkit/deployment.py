@@ -17,7 +17,7 @@ the way those limits read it:
 Latency is measured on *this* machine (``labkit.measure.compare_latency``); a phone core is slower and a
 microcontroller cannot be measured here, so ``verdicts`` estimates the microcontroller's time from the
 MACs at the stated throughput and says which numbers are estimates.
-Explained in notebooks/15_robustness_faq.ipynb.
+Explained in notebooks/15_robustness_faq_trends.ipynb.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def peak_activation_values(model: nn.Module, input_shape) -> int:
 
     Computing layers are the leaf modules with parameters (conv, linear, batch norm) and pooling;
     activations (ReLU...), ``Flatten``, ``Identity`` and ``Dropout`` are left out — a deployment runtime
-    fuses them into the layer before or runs them in place. Explained in notebooks/15_robustness_faq.ipynb."""
+    fuses them into the layer before or runs them in place. Explained in notebooks/15_robustness_faq_trends.ipynb."""
     require_module("model", model)
     shape = tuple(require_int("input_shape", s, 1, None) for s in input_shape)
     sizes, hooks = [], []
@@ -95,7 +95,7 @@ def footprint(model: nn.Module, input_shape, fmt: str = "fp32", *, activation_by
 
     ``fmt`` one of ``measure.STORAGE_FORMATS`` (``values_fmt`` for sparse formats); activations take
     ``activation_bytes`` each (default: 1 for an integer format, 2 for fp16, else 4).
-    Explained in notebooks/15_robustness_faq.ipynb.
+    Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     require_choice("fmt", fmt, measure.STORAGE_FORMATS)
     if activation_bytes is None:
@@ -111,7 +111,7 @@ def verdicts(row: dict, latency_ms: float, devices=DEVICES) -> dict[str, str]:
     """``{device name: "fits" | "too slow (…)" | "weights too big (…)" | "activations too big (…)"}`` for a
     ``footprint`` row and its latency measured here. A device with ``macs_per_second`` is judged on the
     estimate ``macs / macs_per_second``; the others on ``latency_ms`` measured on this machine.
-    Explained in notebooks/15_robustness_faq.ipynb."""
+    Explained in notebooks/15_robustness_faq_trends.ipynb."""
     latency_ms = require_float("latency_ms", latency_ms, 0.0, None)
     out = {}
     for device in devices:

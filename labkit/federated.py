@@ -21,7 +21,7 @@ not a formula:
   (Seide et al. 2014's 1-bit SGD; Stich, Cordonnier & Jaggi, NeurIPS 2018), so nothing is lost for good.
 
 Only the uplink is compressed; the downlink (the server's model) is float32 and is counted apart.
-Explained in notebooks/15_robustness_faq.ipynb.
+Explained in notebooks/15_robustness_faq_trends.ipynb.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ METHODS = ("float32", "quantize", "topk")
 class UpdateCodec:
     """How a client encodes its update: ``method`` in ``METHODS``, ``bits`` (quantize, 1–8),
     ``keep_fraction`` (topk, in (0, 1]) and ``error_feedback``. ``encode``/``decode`` are exact inverses
-    up to the compression itself. Explained in notebooks/15_robustness_faq.ipynb."""
+    up to the compression itself. Explained in notebooks/15_robustness_faq_trends.ipynb."""
 
     method: str = "float32"
     bits: int = 8
@@ -119,7 +119,7 @@ class UpdateCodec:
 
 def split_clients(data: TensorDataset, clients: int, seed: int = 0) -> list[TensorDataset]:
     """``data`` shuffled with ``seed`` and cut into ``clients`` ≥ 1 shards of (almost) equal size — an
-    IID split (every client sees every class). Explained in notebooks/15_robustness_faq.ipynb."""
+    IID split (every client sees every class). Explained in notebooks/15_robustness_faq_trends.ipynb."""
     x, y = data.tensors
     clients = require_int("clients", clients, 1, len(x))
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(require_int("seed", seed, 0, 2**63 - 1)))
@@ -151,7 +151,7 @@ def federated_averaging(model: nn.Module, client_data: list[TensorDataset], test
     shard-weighted average. Returns ``{"rounds": [{"round", "uplink_bytes", "accuracy"}],
     "uplink_bytes", "downlink_bytes", "correct"}``: cumulative bytes sent by all clients, test accuracy
     after each round and the final per-image results bool ``[N]`` (for ``labkit.stats``). ``seed`` fixes
-    the mini-batches and the stochastic rounding. Explained in notebooks/15_robustness_faq.ipynb.
+    the mini-batches and the stochastic rounding. Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     require_module("model", model, dtypes=(torch.float32,))
     if not isinstance(client_data, (list, tuple)) or not client_data:

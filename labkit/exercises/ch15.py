@@ -1,4 +1,4 @@
-"""Checkers for notebooks/15_robustness_faq.ipynb: one FGSM step by hand on a tiny linear model, and the
+"""Checkers for notebooks/15_robustness_faq_trends.ipynb: one FGSM step by hand on a tiny linear model, and the
 bytes a federated client sends under each update codec.
 
 Every expected value is computed here from first principles (numpy, integer arithmetic), never with

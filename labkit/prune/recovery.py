@@ -7,7 +7,7 @@ to each ratio, fine-tune it, and record the accuracy after 0, a few, more... opt
 trajectory (constant learning rate), which is exactly what separate runs of those lengths would give,
 at the cost of the longest one. Evaluate on a *validation* split held out from the training images to
 choose a setting (seed 001 §9.4), and report the chosen one on the test set.
-Explained in notebooks/15_robustness_faq.ipynb.
+Explained in notebooks/15_robustness_faq_trends.ipynb.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def recovery_curve(model: nn.Module, amount: float, train_data: TensorDataset, e
     ``eval_sets`` (``{name: labelled data}``) with ``train.correct``. The first k steps do not depend on
     the other checkpoints, so each checkpoint is what a run of exactly that length gives.
     ``model`` is not modified.
-    Explained in notebooks/15_robustness_faq.ipynb.
+    Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     amount = require_float("amount", amount, 0.0, 1.0, high_open=True)
     steps = sorted({require_int("checkpoints", c, 0, 1_000_000) for c in checkpoints})

@@ -9,7 +9,7 @@ and distribution shift.
 - ``variants``     the compressed versions of one model that the chapter compares (one per method)
 
 Import direction: ``robust`` uses ``train``, ``stats``, ``quant``, ``prune``, ``distill``, ``lowrank`` and ``validate``.
-Explained in notebooks/15_robustness_faq.ipynb.
+Explained in notebooks/15_robustness_faq_trends.ipynb.
 """
 from labkit.robust.attacks import (ATTACKS, adversarial_examples, check_attackable, check_eps, fgsm, input_gradient,
                                    pgd, robust_correct)

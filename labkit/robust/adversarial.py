@@ -11,7 +11,7 @@ forward/backward passes per batch instead of one.
 ``adversarial_finetune`` is the short version chapter 15 applies to an already trained (compressed)
 model: a few hundred steps, then the robust accuracy is measured again with a *stronger* attack
 (PGD-10) than the one trained against, so that the gain is not an artefact of the weaker attack.
-Explained in notebooks/15_robustness_faq.ipynb.
+Explained in notebooks/15_robustness_faq_trends.ipynb.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def adversarial_finetune(model: nn.Module, train_data: TensorDataset, eps: float
     ``steps`` steps of ``step_size`` (default 1.25·eps for one step, else 2.5·eps/steps) from a random
     start. Adam with ``lr``, mini-batches in an order seeded by ``seed`` (which also seeds the random
     starts); ``after_step(model)`` runs after every optimizer step (a binary model clips its latent
-    weights there). ``mix`` in [0, 1]; ``eps`` in [0, 1]. Explained in notebooks/15_robustness_faq.ipynb.
+    weights there). ``mix`` in [0, 1]; ``eps`` in [0, 1]. Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     check_attackable(model)
     eps, mix = check_eps(eps), require_float("mix", mix, 0.0, 1.0)

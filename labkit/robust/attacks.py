@@ -24,7 +24,7 @@ on integers (``quant.integer.IntegerModel``) would *look* robust — FGSM's ``si
 pixel (gradient masking; Athalye, Carlini, Wagner, ICML 2018). ``check_attackable`` refuses such
 models and says how to attack them: through their fake-quantized twin with a straight-through
 gradient (``labkit.robust.twin.straight_through_twin``), then score the examples on the real model.
-Explained in notebooks/15_robustness_faq.ipynb.
+Explained in notebooks/15_robustness_faq_trends.ipynb.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def check_attackable(model) -> nn.Module:
     — their input gradient is 0 almost everywhere, so an attack would report a robustness that is
     only a masked gradient. The message names the layer and says how to attack it (its twin).
     Weight-only quantized layers (``quant.apply_bit_allocation``) and QAT models (STE) are accepted.
-    Explained in notebooks/15_robustness_faq.ipynb.
+    Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     if isinstance(model, IntegerModel):
         raise TypeError("model is an IntegerModel: its integer-only layers run on numpy int8/int32 kernels and "
@@ -95,7 +95,7 @@ def _check_batch(x, y) -> tuple[torch.Tensor, torch.Tensor]:
 
 def check_eps(eps) -> float:
     """``eps`` as a float in [0, 1] (pixels live in [0, 1]); ``TypeError``/``ValueError`` otherwise,
-    also for NaN and ±inf. Explained in notebooks/15_robustness_faq.ipynb."""
+    also for NaN and ±inf. Explained in notebooks/15_robustness_faq_trends.ipynb."""
     return require_float("eps", eps, 0.0, 1.0)
 
 
@@ -106,7 +106,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
     sum (not the mean) makes each image's gradient independent of the batch size. The model runs in
     eval mode (BatchNorm statistics, no dropout) and its mode is restored; parameter gradients are
     not touched. For a linear model ``f(x) = Wx + b`` this is ``Wᵀ(softmax(f(x)) − e_y)`` per image.
-    Explained in notebooks/15_robustness_faq.ipynb.
+    Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     check_attackable(model)
     x, y = _check_batch(x, y)
@@ -140,7 +140,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torc
     """FGSM: ``clip_[0,1](x + ε·sign(∇ₓL(f(x), y)))`` (Goodfellow et al. 2015), float ``[N, C, H, W]``.
 
     ``eps`` in [0, 1] (ε = 0 returns ``x``). Each pixel moves by exactly ε (or less at the ends of
-    [0, 1], or 0 where its gradient is 0). Explained in notebooks/15_robustness_faq.ipynb.
+    [0, 1], or 0 where its gradient is 0). Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     eps = check_eps(eps)
     x, y = _check_batch(x, y)
@@ -157,7 +157,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, steps
     then ``steps`` ≥ 1 times ``xᵗ⁺¹ = Π(xᵗ + α·sign(∇ₓL))`` with ``α = step_size`` (default
     2.5·ε/steps) and ``Π`` the projection onto the ε-ball around ``x`` intersected with [0, 1].
     With ``steps=1, step_size=eps, random_start=False`` it equals ``fgsm``.
-    Explained in notebooks/15_robustness_faq.ipynb.
+    Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     eps = check_eps(eps)
     steps = require_int("steps", steps, 1, 10_000)
@@ -193,7 +193,7 @@ def adversarial_examples(model: nn.Module, data, eps: float, *, attack: str = "p
     ``data`` is a ``TensorDataset`` / ``(x, y)`` pair (x float ``[N, C, H, W]`` in [0, 1], y int64);
     ``attack`` is ``"fgsm"`` or ``"pgd"`` (``steps``, ``step_size``, ``random_start`` as in ``pgd``);
     batch ``i`` of ``batch_size`` images draws its PGD start from seed ``seed + i``, so the result
-    does not depend on anything but the arguments. Explained in notebooks/15_robustness_faq.ipynb.
+    does not depend on anything but the arguments. Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     require_choice("attack", attack, ATTACKS)
     eps, batch_size = check_eps(eps), require_int("batch_size", batch_size, 1, None)
@@ -217,7 +217,7 @@ def robust_correct(model, data, eps: float, *, source: nn.Module | None = None, 
     ``adversarial_examples(source, data, eps, **attack_options)``; with another ``source`` this is a
     *transfer* (black-box) attack. ``model`` may then be an ``IntegerModel``, scored on the pixels
     ``round(255·x')`` it reads. Feed the result to ``labkit.stats`` (``accuracy_interval``,
-    ``paired_difference``). Explained in notebooks/15_robustness_faq.ipynb.
+    ``paired_difference``). Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     attacked = adversarial_examples(source if source is not None else model, data, eps, **attack_options)
     if isinstance(model, IntegerModel):

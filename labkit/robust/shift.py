@@ -12,7 +12,7 @@ the two sets (0.5 = not at all, 1 = perfectly).
 Corruptions (``CORRUPTIONS``; images float ``[N, 1, H, W]`` in [0, 1], severity in its own unit):
 ``noise`` (Gaussian, σ in pixel units), ``blur`` (Gaussian kernel σ in pixels), ``shift`` (whole pixels
 right and down, zeros come in), ``rotate`` (degrees, bilinear), ``contrast`` (``x ↦ m + c·(x − m)`` with
-``m`` the image mean, 0 < c ≤ 1). Explained in notebooks/15_robustness_faq.ipynb.
+``m`` the image mean, 0 < c ≤ 1). Explained in notebooks/15_robustness_faq_trends.ipynb.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def corrupt(x: torch.Tensor, kind: str, severity: float, seed: int = 0) -> torch
     """A corrupted copy of the images ``x`` float ``[N, C, H, W]`` in [0, 1], clipped back into [0, 1].
 
     ``kind`` in ``CORRUPTIONS``; ``severity`` in that kind's range (severity 0 — or 1 for contrast —
-    returns ``x`` unchanged); ``seed`` fixes the noise. Explained in notebooks/15_robustness_faq.ipynb.
+    returns ``x`` unchanged); ``seed`` fixes the noise. Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     require_choice("kind", kind, tuple(CORRUPTIONS))
     x = require_float_tensor("x", x)
@@ -63,7 +63,7 @@ def corrupt(x: torch.Tensor, kind: str, severity: float, seed: int = 0) -> torch
 
 def corrupted(data: TensorDataset, kind: str, severity: float, seed: int = 0) -> TensorDataset:
     """``TensorDataset(corrupt(x, kind, severity, seed), y)`` for a labelled ``data``: same labels, shifted inputs.
-    Explained in notebooks/15_robustness_faq.ipynb."""
+    Explained in notebooks/15_robustness_faq_trends.ipynb."""
     x, y = data.tensors
     return TensorDataset(corrupt(x, kind, severity, seed), y)
 
@@ -71,7 +71,7 @@ def corrupted(data: TensorDataset, kind: str, severity: float, seed: int = 0) ->
 @torch.no_grad()
 def max_softmax(model, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
     """The confidence score ``max_c softmax(f(x))_c`` float ``[N]`` (Hendrycks & Gimpel 2017), eval mode.
-    Explained in notebooks/15_robustness_faq.ipynb."""
+    Explained in notebooks/15_robustness_faq_trends.ipynb."""
     was_training = model.training
     model.eval()
     try:
@@ -85,7 +85,7 @@ def auroc(in_scores, out_scores) -> float:
 
     ``P(s_in > s_out) + ½·P(s_in = s_out)`` over all pairs — the Mann–Whitney U statistic divided by
     ``n_in·n_out``, computed from the mid-ranks of the pooled scores (``scipy.stats.rankdata``).
-    Explained in notebooks/15_robustness_faq.ipynb.
+    Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     a, b = _scores("in_scores", in_scores), _scores("out_scores", out_scores)
     return float(_placements(a, b)[0].mean())
@@ -110,7 +110,7 @@ def paired_auroc_difference(in_a, out_a, in_b, out_b, confidence: float = 0.95) 
     of each model (DeLong, DeLong & Clarke-Pearson, Biometrics 1988), the variance of the difference is
     ``var(V10_B − V10_A)/n_in + var(V01_B − V01_A)/n_out`` (sample variances), and the interval
     ``d ± z·√variance`` — paired, so that image difficulty cancels as in ``stats.paired_difference``.
-    Explained in notebooks/15_robustness_faq.ipynb.
+    Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     in_a, in_b, out_a, out_b = (_scores(n, v) for n, v in (("in_a", in_a), ("in_b", in_b), ("out_a", out_a),
                                                            ("out_b", out_b)))

@@ -8,7 +8,7 @@ of the activations by the same rounding with a straight-through gradient
 Carlini & Wagner's BPDA ("Obfuscated Gradients Give a False Sense of Security", ICML 2018) applied to
 quantization. Forward values are bit-identical to the quantized model's, so an example that fools the
 twin fools the model; the gradient is the one of the float network around the quantized point.
-Explained in notebooks/15_robustness_faq.ipynb.
+Explained in notebooks/15_robustness_faq_trends.ipynb.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class StraightThroughQuantized(nn.Module):
     Wraps ``layer`` (kept as ``self.layer``, its buffers shared): forward
     ``y = fq_out(relu(ŵ ∗ fq_in(x) + b))`` exactly as ``QuantizedLayer.forward`` but with
     ``fake_quantize_ste``, so ``x [N, *] → y`` float32 is identical and ``∂y/∂x`` is the clipped STE's.
-    Explained in notebooks/15_robustness_faq.ipynb.
+    Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
 
     def __init__(self, layer: QuantizedLayer):
@@ -60,7 +60,7 @@ def straight_through_twin(model: nn.Module) -> nn.Module:
     ``model`` is a static-PTQ or QAT-converted model (``quant.quantize_static``, ``quant.convert``).
     ``TypeError`` for a ``DynamicQuantLinear`` (its activation range is measured on each batch, so the
     twin would depend on the batch: attack the float model and transfer) and for a model without any
-    quantized layer. Explained in notebooks/15_robustness_faq.ipynb.
+    quantized layer. Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     require_module("model", model, dtypes=(torch.float32,))
     dynamic = [name for name, m in model.named_modules() if isinstance(m, DynamicQuantLinear)]

@@ -23,7 +23,7 @@ low-rank            the largest Linear factorised by SVD at rank 32 + FT        
 ``labkit.robust.straight_through_twin`` (``attack_view`` does it). The student starts from random
 weights, so it trains longer: ``student_epochs`` passes over the whole training set (Adam, lr 3e-3,
 cosine schedule) — 97.27 % on MNIST with seed 0, against the base's 98.41 %.
-Explained in notebooks/15_robustness_faq.ipynb.
+Explained in notebooks/15_robustness_faq_trends.ipynb.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ LR, BATCH_SIZE, STUDENT_LR = 1e-3, 64, 3e-3
 
 def training_subset(train_data: TensorDataset, images: int, seed: int) -> TensorDataset:
     """The first ``images`` of a permutation of ``train_data`` seeded with ``seed`` (x, y tensors).
-    Explained in notebooks/15_robustness_faq.ipynb."""
+    Explained in notebooks/15_robustness_faq_trends.ipynb."""
     x, y = train_data.tensors
     images = require_int("images", images, 1, len(x))
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(require_int("seed", seed, 0, 2**63 - 1)))
@@ -108,7 +108,7 @@ def compressed_variants(base: nn.Module, train_data: TensorDataset, *, seed: int
     ``base`` is a trained float32 model (LeNet-300-100 or LeNet-5: hidden Linear layers or convs);
     ``train_data`` a ``TensorDataset`` of training images; ``seed`` fixes the fine-tuning subset of
     ``finetune_images`` images, its order and every initialisation. ``base`` is never modified.
-    Explained in notebooks/15_robustness_faq.ipynb.
+    Explained in notebooks/15_robustness_faq_trends.ipynb.
     """
     require_module("base", base, dtypes=(torch.float32,))
     names = tuple(names)
@@ -124,7 +124,7 @@ def compressed_variants(base: nn.Module, train_data: TensorDataset, *, seed: int
 def attack_view(model: nn.Module) -> nn.Module:
     """What a gradient attack should differentiate: ``straight_through_twin(model)`` when the model holds
     quantized layers (their roundings would mask the gradient), else ``model`` itself.
-    Explained in notebooks/15_robustness_faq.ipynb."""
+    Explained in notebooks/15_robustness_faq_trends.ipynb."""
     if any(isinstance(m, QuantizedLayer) for m in model.modules()):
         return straight_through_twin(model)
     return model

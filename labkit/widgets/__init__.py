@@ -3,6 +3,7 @@
 The conventions every explorer follows are written in ``labkit.widgets.base``.
 """
 from labkit.widgets.agp import AGPExplorer
+from labkit.widgets.attack import AttackExplorer
 from labkit.widgets.attention import AttentionExplorer
 from labkit.widgets.base import Explorer, checkbox, css_class, dropdown, int_slider, slider
 from labkit.widgets.budget import BudgetExplorer
@@ -16,8 +17,8 @@ from labkit.widgets.quant_grid import QuantGridExplorer, valid_group_sizes
 from labkit.widgets.ste import QuantizerGradientExplorer, quantizer_response
 from labkit.widgets.structured import ChannelPruningExplorer
 
-__all__ = ["AGPExplorer", "AttentionExplorer", "BudgetExplorer", "CalibrationExplorer", "ChannelPruningExplorer",
-           "CriteriaExplorer", "Explorer", "PruningExplorer", "QuantGridExplorer",
+__all__ = ["AGPExplorer", "AttackExplorer", "AttentionExplorer", "BudgetExplorer", "CalibrationExplorer",
+           "ChannelPruningExplorer", "CriteriaExplorer", "Explorer", "PruningExplorer", "QuantGridExplorer",
            "QuantizerGradientExplorer", "RankExplorer", "TemperatureExplorer", "WeightHistogramExplorer",
            "activation_taps", "checkbox", "css_class", "dropdown", "int_slider", "quantizer_response",
            "slider", "valid_group_sizes", "weight_statistics", "weight_tensors"]
