@@ -1,0 +1,20 @@
+"""labkit.llm — compressing a small transformer language model (chapter 16, beyond the seeds).
+
+One concept per module:
+
+- ``corpus``       Python's documentation text (shipped, PSF licence), characters ↔ ids, batches
+- ``model``        ``TinyGPT``: a decoder-only transformer from scratch, ``GPTConfig``, ``generate``
+- ``training``     AdamW training on the corpus; ``checkpoint``: the shipped model, verified, rebuildable
+- ``evaluate``     perplexity over held-out windows with a 95 % interval; paired PPL ratios
+- ``rtn``          group-wise weight quantization (``QuantizedWeight``) and round-to-nearest
+- ``gptq``         GPTQ: inverse-Hessian error compensation, Cholesky, lazy batches (Frantar et al. 2023)
+- ``awq``          AWQ: activation-aware per-channel scale search (Lin et al. 2024)
+- ``weight_only``  RTN / GPTQ / AWQ applied to every block linear of a model, sequentially
+- ``activations``  calibration inputs, per-channel maxima, outlier channels (and a controlled injection)
+- ``smoothquant``  SmoothQuant's migration (α) and simulated W8A8 layers (Xiao et al. 2023)
+- ``llm_int8``     LLM.int8()'s mixed-precision outlier decomposition (Dettmers et al. 2022)
+- ``int4``         packed int4 weights (two per byte) with group scales; a torch reference product
+- ``storage``      bytes on disk of a compressed model
+
+Explained in notebooks/16_transformer_compression.ipynb
+"""

@@ -1,0 +1,78 @@
+"""Int4 weight-only storage and matrix product: two 4-bit codes per byte, one scale and zero point per group.
+
+Layout (the one the compiled kernel is meant to read): a code matrix uint8 ``[out, in]`` with values
+``0…15`` is packed row-major into uint8 ``[out, in/2]``; byte ``k`` of a row holds column ``2k`` in its low
+nibble and column ``2k+1`` in its high nibble (``byte = c[2k] | c[2k+1] << 4``). ``int4_linear`` unpacks,
+dequantizes ``(q − z)·s`` group by group and multiplies in float32 — a readable Python/torch reference.
+At batch 1 decoding reads every weight once per token, so memory traffic, not arithmetic, sets the
+speed: 4-bit weights move 8× fewer bytes than float32 (plus the group scales). This reference does not
+realise that speed (it materialises the float weight); the compiled int4 kernel is not written yet.
+
+Explained in notebooks/16_transformer_compression.ipynb
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from labkit.llm.rtn import QuantizedWeight
+
+
+def pack_int4(codes: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[out, in]`` codes in ``[0, 15]`` (``in`` even) → packed uint8 ``[out, in/2]``."""
+    if not isinstance(codes, torch.Tensor) or codes.dtype != torch.uint8 or codes.dim() != 2:
+        raise TypeError("codes must be a uint8 tensor [out, in]")
+    if codes.shape[1] % 2:
+        raise ValueError(f"the input width must be even to pack two codes per byte, got {codes.shape[1]}")
+    if codes.numel() and int(codes.max()) > 15:
+        raise ValueError(f"codes must lie in [0, 15] for 4 bits, got a maximum of {int(codes.max())}")
+    return codes[:, 0::2] | (codes[:, 1::2] << 4)
+
+
+def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``pack_int4``: uint8 ``[out, in/2]`` → uint8 ``[out, in]`` (bit-exact)."""
+    if not isinstance(packed, torch.Tensor) or packed.dtype != torch.uint8 or packed.dim() != 2:
+        raise TypeError("packed must be a uint8 tensor [out, in/2]")
+    return torch.stack([packed & 0x0F, packed >> 4], dim=2).reshape(packed.shape[0], -1)
+
+
+def dequantize_int4(packed: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, group_size: int) -> torch.Tensor:
+    """float32 ``[out, in]`` weight ``(q − z)·s`` from packed codes and per-group ``scale``/``zero_point`` ``[out, G]``."""
+    q = unpack_int4(packed).float().view(packed.shape[0], -1, group_size)
+    return ((q - zero_point.float().unsqueeze(-1)) * scale.unsqueeze(-1)).reshape(packed.shape[0], -1)
+
+
+def int4_linear(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
+                group_size: int, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x Ŵᵀ + b`` for ``x`` float32 ``[..., in]`` and an int4 group-quantized ``Ŵ`` ``[out, in]``."""
+    return F.linear(x, dequantize_int4(packed, scale, zero_point, group_size), bias)
+
+
+class Int4Linear(nn.Module):
+    """A linear layer that stores packed int4 weights (``pack_int4``) and group scales.
+
+    Built from a 4-bit ``QuantizedWeight``; with AWQ's ``input_scale`` ``s`` the input is divided by ``s``
+    first (in a deployed model that division is folded into the previous operator).
+    """
+
+    def __init__(self, quantized: QuantizedWeight, bias: torch.Tensor | None = None):
+        super().__init__()
+        if quantized.bits != 4:
+            raise ValueError(f"Int4Linear needs a 4-bit QuantizedWeight, got bits={quantized.bits}")
+        self.group_size = quantized.group_size
+        self.register_buffer("packed", pack_int4(quantized.codes))
+        self.register_buffer("scale", quantized.qparams.scale.clone())
+        self.register_buffer("zero_point", quantized.qparams.zero_point.to(torch.uint8))
+        self.register_buffer("input_scale", quantized.input_scale)
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_scale is not None:
+            x = x / self.input_scale
+        return int4_linear(x, self.packed, self.scale, self.zero_point, self.group_size, self.bias)
+
+    def storage(self) -> dict:
+        """Packed codes, float32 scales, uint8 zero points (and AWQ's input scale, the bias)."""
+        names = ("packed", "scale", "zero_point", "input_scale", "bias")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}

@@ -1,0 +1,49 @@
+"""Bytes on disk of a compressed ``TinyGPT``: what a deployment would actually write.
+
+``save_compressed(model, path)`` writes one ``torch.save`` file: the config, every float tensor of the
+modules that are not quantized (embeddings, LayerNorms, head), and for each quantized layer the tensors
+its ``storage()`` names (bit-packed codes, scales, zero points, outlier columns). ``nbytes_on_disk``
+returns the file's size, container overhead included. The file is written atomically.
+
+Explained in notebooks/16_transformer_compression.ipynb
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from labkit.llm.model import TinyGPT
+
+
+def compressed_state(model: TinyGPT) -> dict:
+    """``{"config", "float", "layers"}``: the tensors a compressed model must store."""
+    if not isinstance(model, TinyGPT):
+        raise TypeError(f"model must be a TinyGPT, got {type(model).__name__}")
+    layers = {n: m.storage() for n, m in model.named_modules() if hasattr(m, "storage")}
+    floats = {k: v for k, v in model.state_dict().items()
+              if not any(k.startswith(n + ".") for n in layers)}
+    return {"config": model.config.to_dict(), "float": floats, "layers": layers}
+
+
+def save_compressed(model: TinyGPT, path) -> int:
+    """Write ``compressed_state(model)`` to ``path`` atomically; return its size in bytes."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(compressed_state(model), f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path.stat().st_size
+
+
+def nbytes_on_disk(model: TinyGPT) -> int:
+    """Size of ``save_compressed(model)`` written to a temporary folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        return save_compressed(model, Path(folder) / "model.pt")

@@ -1,0 +1,154 @@
+"""SmoothQuant, LLM.int8() and the int4 layout: exactness where the maths says exact, gains where it says better."""
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from labkit.llm.activations import capture_inputs, channel_absmax, inject_outlier_channels, outlier_ratio
+from labkit.llm.int4 import Int4Linear, dequantize_int4, pack_int4, unpack_int4
+from labkit.llm.llm_int8 import Int8MixedLinear, llm_int8_model
+from labkit.llm.model import GPTConfig, TinyGPT, linear_layers
+from labkit.llm.rtn import rtn_quantize
+from labkit.llm.smoothquant import W8A8Linear, fake_quant_int8, smooth_model, smoothing_scales, w8a8_model
+from labkit.llm.storage import nbytes_on_disk
+from labkit.llm.weight_only import GroupQuantLinear, quantize_weights
+
+CFG = GPTConfig(vocab_size=13, context=16, d_model=64, n_head=2, n_layer=2)
+
+
+def model_and_ids(seed=0):
+    torch.manual_seed(seed)
+    model = TinyGPT(CFG).eval()
+    with torch.no_grad():                        # trained-looking LayerNorms: spread gains
+        for block in model.blocks:
+            for ln in (block.ln1, block.ln2):
+                ln.weight.uniform_(0.5, 1.5)
+    ids = torch.randint(0, 13, (16, 16), generator=torch.Generator().manual_seed(seed))
+    return model, ids
+
+
+def outlier_activations(seed=0, n=512, inp=64, outliers=(3, 17), gain=40.0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, inp, generator=g)
+    x[:, list(outliers)] *= gain
+    return x
+
+
+def test_smoothing_scales_formula():
+    act = torch.tensor([4.0, 1.0, 9.0])
+    w = torch.tensor([[1.0, -2.0, 0.5], [0.25, 1.0, -1.0]])
+    s = smoothing_scales(act, w, alpha=0.5)
+    torch.testing.assert_close(s, torch.tensor([2 / 1.0, 1 / 2 ** 0.5, 3 / 1.0]))
+    with pytest.raises(ValueError, match="alpha"):
+        smoothing_scales(act, w, alpha=1.5)
+
+
+@torch.no_grad()
+def test_smoothing_lowers_w8a8_error_on_outlier_channels_and_is_exact_in_float():
+    x = outlier_activations()
+    layer = nn.Linear(64, 32)
+    ref = layer(x)
+    naive = F.linear(fake_quant_int8(x), fake_quant_int8(layer.weight, "channel"), layer.bias)
+    s = smoothing_scales(channel_absmax(x), layer.weight, 0.5)
+    smoothed = nn.Linear(64, 32)
+    with torch.no_grad():
+        smoothed.weight.copy_(layer.weight * s), smoothed.bias.copy_(layer.bias)
+    torch.testing.assert_close(smoothed(x / s), ref, rtol=1e-4, atol=1e-4)           # float: unchanged
+    smooth_out = W8A8Linear(smoothed)(x / s)
+    err = lambda y: float(((y - ref) ** 2).mean())
+    assert err(smooth_out) < 0.2 * err(naive)
+
+
+@torch.no_grad()
+def test_smooth_model_equals_the_original_in_float_and_helps_w8a8_with_outliers():
+    model, ids = model_and_ids()
+    outliers = inject_outlier_channels(model, [5, 40], factor=40.0)
+    ref = model(ids)
+    torch.testing.assert_close(outliers(ids), ref, rtol=1e-4, atol=1e-4)           # the injection is exact
+    stats = {k: channel_absmax(v) for k, v in capture_inputs(outliers, ids).items()}
+    assert outlier_ratio(stats["blocks.0.attn.qkv"]) > 20
+    smoothed = smooth_model(outliers, stats, 0.5)
+    torch.testing.assert_close(smoothed(ids), ref, rtol=1e-4, atol=1e-4)
+    err = lambda m: float(((m(ids) - ref) ** 2).mean())
+    assert err(w8a8_model(smoothed)) < 0.5 * err(w8a8_model(outliers))
+    with pytest.raises(ValueError, match="no statistics for blocks.0.attn.qkv"):
+        smooth_model(model, {}, 0.5)
+
+
+def test_llm_int8_is_exact_when_every_column_is_an_outlier():
+    g = torch.Generator().manual_seed(0)
+    layer = nn.Linear(64, 32)
+    x = torch.randn(40, 64, generator=g)
+    mixed = Int8MixedLinear(layer, torch.ones(64, dtype=torch.bool))
+    assert torch.equal(mixed(x), layer(x))
+
+
+def test_llm_int8_regular_part_is_vectorwise_int8_and_outliers_help():
+    x = outlier_activations()
+    layer = nn.Linear(64, 32)
+    ref = layer(x)
+    none = Int8MixedLinear(layer, torch.zeros(64, dtype=torch.bool))
+    xs = x.abs().amax(1, keepdim=True) / 127.5                 # symmetric int8 per token row
+    ws = layer.weight.abs().amax(1, keepdim=True) / 127.5      # per output row
+    xq = torch.round(x / xs).clamp(-128, 127)
+    wq = torch.round(layer.weight / ws).clamp(-128, 127)
+    by_hand = (xq.double() @ wq.double().T * xs.double() * ws.double().T).float() + layer.bias
+    torch.testing.assert_close(none(x), by_hand, rtol=1e-5, atol=1e-5)
+    mask = channel_absmax(x) >= 6.0
+    assert mask.sum() == 2
+    err = lambda y: float(((y - ref) ** 2).mean())
+    assert err(Int8MixedLinear(layer, mask)(x)) < 0.2 * err(none(x))
+
+
+def test_llm_int8_model_threshold_zero_is_the_float_model():
+    model, ids = model_and_ids()
+    stats = {k: channel_absmax(v) for k, v in capture_inputs(model, ids).items()}
+    torch.testing.assert_close(llm_int8_model(model, stats, 0.0)(ids), model(ids), rtol=1e-5, atol=1e-5)
+
+
+def test_int4_pack_unpack_is_bit_exact_and_nibble_ordered():
+    codes = torch.arange(16, dtype=torch.uint8).repeat(3, 2)          # [3, 32], every value
+    packed = pack_int4(codes)
+    assert packed.shape == (3, 16) and packed[0, 0] == 0x10 and packed[0, 7] == 0xFE
+    assert torch.equal(unpack_int4(packed), codes)
+    with pytest.raises(ValueError, match=r"\[0, 15\]"):
+        pack_int4(torch.full((2, 4), 16, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="even"):
+        pack_int4(torch.zeros(2, 3, dtype=torch.uint8))
+
+
+def test_int4_linear_matches_the_dequantized_layer():
+    g = torch.Generator().manual_seed(0)
+    w, b = torch.randn(32, 128, generator=g), torch.randn(32, generator=g)
+    q = rtn_quantize(w, 4, 64)
+    layer = Int4Linear(q, b)
+    torch.testing.assert_close(dequantize_int4(layer.packed, layer.scale, layer.zero_point, 64), q.weight(),
+                               rtol=0, atol=0)
+    x = torch.randn(5, 128, generator=g)
+    torch.testing.assert_close(layer(x), F.linear(x, q.weight(), b), rtol=1e-5, atol=1e-5)
+    assert layer.packed.numel() == 32 * 128 // 2
+    with pytest.raises(ValueError, match="4-bit"):
+        Int4Linear(rtn_quantize(w, 3, 64))
+
+
+def test_quantize_weights_on_a_model_refuses_bad_settings_and_shrinks_the_file():
+    model, ids = model_and_ids()
+    with pytest.raises(ValueError, match="needs calibration ids"):
+        quantize_weights(model, "gptq", 4, 32)
+    with pytest.raises(ValueError, match=r"bits must be an integer in \[2, 8\]"):
+        quantize_weights(model, "rtn", 1, 32)
+    with pytest.raises(ValueError, match="group_size must divide the input width 64"):
+        quantize_weights(model, "rtn", 4, 48)
+    with pytest.raises(ValueError, match="longer than the model's context"):
+        quantize_weights(model, "awq", 4, 32, torch.zeros(2, 17, dtype=torch.long))
+    fp = nbytes_on_disk(model)
+    sizes = {}
+    for method in ("rtn", "gptq", "awq"):
+        q = quantize_weights(model, method, 4, 32, ids)
+        assert all(isinstance(m, GroupQuantLinear) for m in linear_layers(q).values())
+        assert torch.isfinite(q(ids)).all()
+        sizes[method] = nbytes_on_disk(q)
+    linear_params = sum(m.weight.numel() for m in linear_layers(model).values())
+    saved = fp - sizes["rtn"]
+    assert saved > 0.85 * linear_params * (4 - 0.5 - 5 / 32)     # ~3.3 bytes saved per quantized weight
+    assert sizes["awq"] > sizes["rtn"]                            # AWQ also stores its input scales
