@@ -385,21 +385,23 @@ def _torch_threads(threads: int | None):
 # Bit packing
 # --------------------------------------------------------------------------------------------
 
-def pack_bits(codes, bits: int) -> bytes:
+def pack_bits(codes, bits: int, *, name: str = "codes") -> bytes:
     """Pack unsigned integer codes (each ``< 2**bits``) into ``ceil(len * bits / 8)`` bytes, LSB-first.
 
     Code ``i`` occupies bits ``i*bits … i*bits + bits - 1`` of the stream, its least significant bit
     first; stream bit ``j`` is bit ``j % 8`` (value ``2**(j % 8)``) of byte ``j // 8``. The last byte is
-    padded with zero bits. Example: ``pack_bits([1, 2, 3], 2) == bytes([0b111001])``.
+    padded with zero bits. Example: ``pack_bits([1, 2, 3], 2) == bytes([0b111001])``. This is labkit's
+    one bit packer (codebook indices, binary/ternary codes, sparse masks, compressed-model streams);
+    ``name`` is the caller's argument name for error messages.
     Explained in notebooks/00_why_compress.ipynb.
     """
     bits = require_int("bits", bits, 1, 32)
     codes = np.asarray(codes)
     if codes.size and codes.dtype.kind not in "ui":
-        raise TypeError(f"codes must be an array of integers, got dtype {codes.dtype}")
+        raise TypeError(f"{name} must be an array of integers, got dtype {codes.dtype}")
     codes = codes.reshape(-1)
     if codes.size and (codes.min() < 0 or codes.max() >= 2 ** bits):
-        raise ValueError(f"codes must lie in [0, {2 ** bits - 1}] for bits={bits}, "
+        raise ValueError(f"{name} must lie in [0, {2 ** bits - 1}] for bits={bits}, "
                          f"got values in [{codes.min()}, {codes.max()}]")
     codes = codes.astype(np.uint32)
     n_bits = codes.size * bits

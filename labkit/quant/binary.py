@@ -315,12 +315,6 @@ def _weight_layers(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
-def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
-
-
 def binarize_model(model: nn.Module, method: str = "binaryconnect", per_channel: bool = False,
                    skip_first_last: bool = True, stochastic: bool = False) -> nn.Module:
     """A deep copy of ``model`` whose Conv2d / Linear layers use binary or ternary weights in forward.
@@ -348,7 +342,7 @@ def binarize_model(model: nn.Module, method: str = "binaryconnect", per_channel:
         if isinstance(module, _BinaryWeightMixin):
             continue
         cls = BinaryLinear if isinstance(module, nn.Linear) else BinaryConv2d
-        _set_submodule(model, name, cls.from_float(module, method, per_channel, stochastic))
+        model.set_submodule(name, cls.from_float(module, method, per_channel, stochastic))
     return model
 
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from labkit import architecture
+from labkit import architecture, measure
 from labkit.quant.affine import check_bits
 from labkit.validate import require_choice, require_float, require_float_tensor, require_int, require_module
 
@@ -221,9 +221,7 @@ def apply_weight_sharing(model: nn.Module, bits, init: str = "linear", iters: in
         raise ValueError("model has no nn.Linear or nn.Conv2d layer to quantize")
     model = copy.deepcopy(model)
     for name, b in plan.items():
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, WeightSharing(getattr(parent, child), b, init, iters, keep_zeros, seed))
+        model.set_submodule(name, WeightSharing(model.get_submodule(name), b, init, iters, keep_zeros, seed))
     return model
 
 
@@ -383,35 +381,24 @@ def packed_index_bytes(num_indices: int, bits: int) -> int:
 
 
 def pack_indices(indices: torch.Tensor, bits: int) -> bytes:
-    """Pack integer indices in ``[0, 2^bits)`` into bytes, ``bits`` per index, most significant bit first.
+    """Codebook indices in ``[0, 2^bits)`` as ``measure.pack_bits`` bytes: ``bits`` per index, LSB-first.
 
-    ``len(result) == packed_index_bytes(indices.numel(), bits)``; :func:`unpack_indices` inverts it.
-    ``bits`` in [1, 8].
+    The one bit order of every labkit file (``measure.pack_bits``: index ``i`` fills stream bits
+    ``i·bits … i·bits + bits − 1``, least significant first; stream bit ``j`` is bit ``j % 8`` of byte
+    ``j // 8``). ``len(result) == packed_index_bytes(indices.numel(), bits)``; :func:`unpack_indices`
+    inverts it. ``indices`` an integer tensor of any shape (flattened); ``bits`` in [1, 8].
+    Explained in notebooks/06_mixed_precision_vector_quantization.ipynb.
     """
     bits = check_bits(bits, *INDEX_BITS)
     if not isinstance(indices, torch.Tensor) or indices.is_floating_point() or indices.is_complex():
         raise TypeError("indices must be an integer torch.Tensor")
-    v = indices.detach().reshape(-1).cpu().numpy().astype(np.int64)
-    if v.size and (v.min() < 0 or v.max() >= 2 ** bits):
-        raise ValueError(f"indices must lie in [0, {2 ** bits - 1}] for bits={bits}, "
-                         f"got range [{v.min()}, {v.max()}]")
-    shifts = np.arange(bits - 1, -1, -1, dtype=np.int64)
-    bit_matrix = ((v[:, None] >> shifts) & 1).astype(np.uint8)      # [n, bits]
-    return np.packbits(bit_matrix.reshape(-1)).tobytes()
+    return measure.pack_bits(indices.detach().reshape(-1).cpu().numpy(), bits, name="indices")
 
 
 def unpack_indices(data: bytes, bits: int, count: int) -> torch.Tensor:
     """Inverse of :func:`pack_indices`: the first ``count`` indices, int64 ``[count]``; ``bits`` in [1, 8]."""
     bits = check_bits(bits, *INDEX_BITS)
-    count = require_int("count", count, 0)
-    if not isinstance(data, (bytes, bytearray)):
-        raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    if len(data) < packed_index_bytes(count, bits):
-        raise ValueError(f"data holds {len(data)} bytes, fewer than the {packed_index_bytes(count, bits)} "
-                         f"needed for count={count} indices of {bits} bits")
-    flat = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8))[: count * bits]
-    weights = 1 << np.arange(bits - 1, -1, -1, dtype=np.int64)
-    return torch.from_numpy(flat.reshape(count, bits).astype(np.int64) @ weights)
+    return torch.from_numpy(measure.unpack_bits(data, bits, count).astype(np.int64))
 
 
 def weight_sharing_bytes(num_weights: int, bits: int, codebook_bytes_per_entry: int = 4) -> int:

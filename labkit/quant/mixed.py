@@ -226,7 +226,5 @@ def apply_bit_allocation(model: nn.Module, allocation: Mapping[str, int], per_ch
         new = quantized_layer(layer, weight_qparams(layer.weight, bits, per_channel))
         if name == "":
             return new.eval()
-        parent_name, _, child = name.rpartition(".")
-        parent = qmodel.get_submodule(parent_name) if parent_name else qmodel
-        parent._modules[child] = new
+        qmodel.set_submodule(name, new)
     return qmodel

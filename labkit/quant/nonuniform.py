@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from labkit.quant.affine import check_bits
+from labkit.quant.affine import check_bits, mse, sqnr_db
 from labkit.validate import require_choice, require_float, require_float_tensor, require_int
 
 BITS = (2, 8)  # bits per code: one for the sign and at least one for the level; 8 at most
@@ -161,16 +161,9 @@ def quantization_error(x: torch.Tensor, x_quantized: torch.Tensor) -> dict[str, 
         raise ValueError(f"x_quantized must have the shape of x {tuple(x.shape)}, got {tuple(x_quantized.shape)}")
     x, q = x.detach().double(), x_quantized.detach().double()
     err = x - q
-    noise = float((err ** 2).sum())
-    signal = float((x ** 2).sum())
     nz = x != 0
     rel = float((err[nz].abs() / x[nz].abs()).mean()) if nz.any() else 0.0
-    return {
-        "mse": float((err ** 2).mean()),
-        "sqnr_db": math.inf if noise == 0 else 10 * math.log10(signal / noise) if signal > 0 else -math.inf,
-        "max_abs": float(err.abs().max()),
-        "rel_error": rel,
-    }
+    return {"mse": mse(x, q), "sqnr_db": sqnr_db(x, q), "max_abs": float(err.abs().max()), "rel_error": rel}
 
 
 def compare_quantizers(x: torch.Tensor, bits: int = 4) -> dict[str, dict[str, float]]:

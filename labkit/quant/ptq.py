@@ -95,12 +95,6 @@ def _fold_into(layer: nn.Module, bn: nn.Module) -> None:
             layer.bias.copy_(new_bias)
 
 
-def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    parent._modules[child] = module
-
-
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (in eval mode) with each BatchNorm merged into the Conv2d/Linear before it.
 
@@ -114,7 +108,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     folded = copy.deepcopy(model).eval()
     for layer_name, bn_name in conv_bn_pairs(folded):
         _fold_into(folded.get_submodule(layer_name), folded.get_submodule(bn_name))
-        _set_submodule(folded, bn_name, nn.Identity())
+        folded.set_submodule(bn_name, nn.Identity())
     return folded
 
 

@@ -4,6 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from labkit import measure
 from labkit.quant import codebook as C
 
 
@@ -103,7 +104,10 @@ def test_pack_unpack_round_trip_and_sizes():
     data = C.pack_indices(idx, 5)
     assert len(data) == C.packed_index_bytes(1001, 5) == 626
     assert torch.equal(C.unpack_indices(data, 5, 1001), idx)
-    assert C.pack_indices(torch.tensor([1, 0, 3, 2]), 2) == bytes([0b01001110])
+    # one bit order for every labkit file: measure.pack_bits's LSB-first (index 0 in the low bits)
+    assert C.pack_indices(torch.tensor([1, 0, 3, 2]), 2) == bytes([0b10_11_00_01])
+    assert C.pack_indices(idx, 5) == measure.pack_bits(idx.numpy(), 5)
+    assert torch.equal(C.unpack_indices(measure.pack_bits(idx.numpy(), 5), 5, 1001), idx)
     assert C.weight_sharing_bytes(1000, 4) == 16 * 4 + 500
     assert C.weight_sharing_compression_ratio(1000, 4) == pytest.approx(4000 / 564)
 

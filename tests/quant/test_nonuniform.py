@@ -68,6 +68,10 @@ def test_error_metrics_and_comparison():
     assert err["max_abs"] == pytest.approx(0.5)
     assert err["rel_error"] == pytest.approx(1 / 3)
     assert N.quantization_error(x, x)["sqnr_db"] == math.inf
+    # one SQNR and one MSE in labkit: the non-uniform report is affine's functions
+    from labkit.quant import affine
+    assert err["sqnr_db"] == affine.sqnr_db(x, q) and err["mse"] == affine.mse(x, q)
+    assert N.quantization_error(torch.zeros(3), torch.ones(3))["sqnr_db"] == -math.inf
 
     g = torch.Generator().manual_seed(0)
     laplace = torch.distributions.Laplace(0.0, 1.0)
