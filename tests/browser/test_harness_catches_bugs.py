@@ -1,7 +1,9 @@
 """The harness proves itself: on a widget with every bug of issue 11, each check reports its bug.
 
-``fixtures/broken_explorer.ipynb`` gives a bar trace its labels only when the figure is built (they
-never reach plotly.js, as in chapter 07's bytes bars), leaves two traces unnamed (the legend reads
+``fixtures/broken_explorer.ipynb`` gives a bar trace labels that reach the kernel's figure and never
+plotly.js (as chapter 07's bytes bars did; the fixture writes them into plotly's trace dict, which sends
+no message: labkit's FigureWidget and ``complete_batch`` fixed the transport bug it used to rely on),
+leaves two traces unnamed (the legend reads
 "trace 0", "trace 1"), gives no axis a title, squeezes its readout into a column too narrow for its
 text, warns under the cell and raises in a widget callback once the slider passes 3.
 """
