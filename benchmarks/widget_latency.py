@@ -103,13 +103,15 @@ def positions(root, explorer: str, control: str, kind: str, moves: int, rng: ran
 
 
 def measure_control(page, root, probe, explorer: str, control: str, moves: int, rng: random.Random) -> dict:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     kind = widget_checks.control_kind(root, f".labkit-{explorer}-{control}")
     browser, python, redraws, silent = [], [], [], 0
     for to in positions(root, explorer, control, kind, moves, rng):
         before = widget_checks.python_figures(probe, explorer)
         try:
             ms = widget_checks.move(page, root, explorer, control, to, timeout=20.0)
-        except AssertionError:   # nothing changed on the page
+        except (AssertionError, PlaywrightTimeout):   # nothing changed on the page, or the page did not answer
             silent += 1
             continue
         after = widget_checks.python_figures(probe, explorer)
@@ -140,7 +142,7 @@ def row(notebook: str, explorer: dict, control: str, result: dict) -> str:
         if verdict == "ok" and p90(b) > target:
             verdict = "ok (p90 over)"
         target_text = f"≤ {target}"
-    silent = f" ({result['silent']} moves changed nothing)" if result["silent"] else ""
+    silent = f" ({result['silent']} moves changed nothing or timed out)" if result["silent"] else ""
     return (f"{where:34s} {result['kind']:8s} {len(b):5d} {statistics.median(b):8.0f} {p90(b):6.0f} {py_text} "
             f"{redraws}  {target_text:>6s}  {verdict}{silent}")
 
@@ -208,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                                  args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
             for notebook in notebooks:
                 rows += benchmark_notebook(page, server, notebook, moves, args.seed)
             browser.close()
