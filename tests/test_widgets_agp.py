@@ -65,6 +65,23 @@ def test_refused_schedules_show_labkit_error_and_keep_the_last_valid_one():
     assert explorer.stats["error"] is None and explorer.stats["end"] == 200
 
 
+def test_setting_computes_without_redrawing():
+    explorer = AGPExplorer(small_model(), eval_data(), total_steps=200, final=0.9, duration=100, frequency=10, step=50)
+    count, title = explorer.update_count, explorer.figure.layout.title.text
+    got = explorer.setting(100)
+    assert explorer.update_count == count and explorer.figure.layout.title.text == title   # nothing redrawn
+    assert explorer.stats["step"] == 50 and got["step"] == 100
+    assert got["sparsity"] == pytest.approx(prune.AGPSchedule(0.9, end=100, frequency=10).sparsity(100))
+    assert explorer.setting(50) == explorer.stats                                           # same numbers as shown
+    assert explorer.setting(50, final=0.5)["sparsity"] < explorer.stats["sparsity"]
+    with pytest.raises(ValueError, match="after the end of training"):
+        explorer.setting(10, start=150)
+    with pytest.raises(ValueError, match="step must be an integer"):
+        explorer.setting(201)
+    with pytest.raises(ValueError, match="unknown schedule argument"):
+        explorer.setting(10, sparsity=0.5)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="no nn.Linear or nn.Conv2d layer"):
         AGPExplorer(nn.Sequential(nn.Flatten()), eval_data(), total_steps=100)

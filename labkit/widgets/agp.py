@@ -24,7 +24,7 @@ from torch import nn
 from labkit import train
 from labkit.prune import AGPSchedule, global_prune, prunable_layers
 from labkit.validate import require_float, require_int
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, int_slider, slider
 
 PER = 1000  # the derivative is shown per 1,000 steps
 
@@ -38,7 +38,8 @@ class AGPExplorer(Explorer):
     ``step`` (IntSliders). ``stats``: ``initial``, ``final``, ``start``, ``end``, ``frequency``,
     ``step``, ``sparsity`` (at ``step``), ``rate_per_1000`` (ds/dt there), ``prunes`` (number of
     pruning steps), ``accuracy`` (model pruned to ``sparsity``), ``dense_accuracy``, ``error`` (the
-    refused schedule's message, else None). Explained in notebooks/10_pruning_schedules_automation.ipynb.
+    refused schedule's message, else None). ``setting(step, **schedule)`` returns the same numbers for
+    any step (and schedule) without redrawing. Explained in notebooks/10_pruning_schedules_automation.ipynb.
     """
 
     name = "agp"
@@ -100,7 +101,7 @@ class AGPExplorer(Explorer):
         fig.update_yaxes(title_text="% per 1,000 steps", row=2, col=1)
         fig.update_xaxes(title_text="training step", row=1, col=1)
         fig.update_xaxes(title_text="training step", row=2, col=1)
-        return go.FigureWidget(fig)
+        return FigureWidget(fig)
 
     # --- the numbers (labkit.prune.AGPSchedule, global_prune, train.evaluate) -----------------
     def accuracy_at(self, sparsity: float) -> float:
@@ -112,6 +113,29 @@ class AGPExplorer(Explorer):
                 global_prune(model, key)
             self._cache[key] = train.evaluate(model, self.eval_data)
         return self._cache[key]
+
+    def setting(self, step: int, **schedule) -> dict:
+        """The numbers the explorer would show at training step ``step`` (computed, cached, no redraw).
+
+        ``schedule`` overrides any of ``initial``, ``final``, ``start``, ``duration``, ``frequency``
+        (default: the controls' current values). Returns the keys of ``stats``; a schedule labkit
+        refuses raises its ``ValueError``."""
+        unknown = sorted(set(schedule) - {"initial", "final", "start", "duration", "frequency"})
+        if unknown:
+            raise ValueError(f"unknown schedule argument(s) {unknown}; accepted: initial, final, start, duration, "
+                             "frequency")
+        values = {**self.values, **schedule, "step": require_int("step", step, 0, self.total_steps)}
+        s, error = self._schedule(values)
+        if s is None:
+            raise ValueError(error)
+        return self._stats(s, values["step"], None)
+
+    def _stats(self, s: AGPSchedule, t: int, error: str | None) -> dict:
+        sparsity, rate = s.sparsity(t), s.rate(t)
+        return {"initial": s.initial, "final": s.final, "start": s.start, "end": s.end,
+                "frequency": s.frequency, "step": t, "sparsity": sparsity, "rate_per_1000": PER * rate,
+                "prunes": len(s.steps()), "accuracy": self.accuracy_at(sparsity),
+                "dense_accuracy": self.dense_accuracy, "error": error}
 
     def _schedule(self, values: dict) -> tuple[AGPSchedule | None, str | None]:
         try:
@@ -144,10 +168,7 @@ class AGPExplorer(Explorer):
         slope_marker.x, slope_marker.y = [t], [100 * PER * rate]
         self.figure.layout.title.text = (f"AGP: {s.initial:.0%} → {s.final:.0%} from step {s.start} to {s.end}, "
                                          f"every {s.frequency} steps ({len(s.steps())} pruning steps)")
-        self.stats = {"initial": s.initial, "final": s.final, "start": s.start, "end": s.end,
-                      "frequency": s.frequency, "step": t, "sparsity": sparsity, "rate_per_1000": PER * rate,
-                      "prunes": len(s.steps()), "accuracy": self.accuracy_at(sparsity),
-                      "dense_accuracy": self.dense_accuracy, "error": error}
+        self.stats = self._stats(s, t, error)
         self.readout.value = _readout_html(self.stats)
 
 
