@@ -28,9 +28,9 @@ def train_again(config: GPTConfig = GPTConfig(), log_every: int = 0) -> TinyGPT:
     return train_lm(config, log_every=log_every, **RECIPE)
 
 
-def save(model: TinyGPT, path=CHECKPOINT_PATH, **meta) -> Path:
-    """Write ``model`` with its config, recipe, ``meta`` and weight digest, atomically."""
-    path = Path(path)
+def save(model: TinyGPT, path=None, **meta) -> Path:
+    """Write ``model`` with its config, recipe, ``meta`` and weight digest, atomically (default: the shipped file)."""
+    path = Path(CHECKPOINT_PATH if path is None else path)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     blob = {"config": model.config.to_dict(), "state_dict": state, "recipe": dict(RECIPE),
             "weights_sha256": weights_digest(state), **meta}
@@ -45,9 +45,9 @@ def save(model: TinyGPT, path=CHECKPOINT_PATH, **meta) -> Path:
     return path
 
 
-def load(path=CHECKPOINT_PATH) -> tuple[TinyGPT, dict]:
-    """``(model in eval mode, checkpoint dict)`` from ``path``, weights verified against their SHA-256."""
-    path = Path(path)
+def load(path=None) -> tuple[TinyGPT, dict]:
+    """``(model in eval mode, checkpoint dict)`` from ``path`` (default: the shipped file), weights verified."""
+    path = Path(CHECKPOINT_PATH if path is None else path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError) as err:

@@ -76,3 +76,19 @@ class Int4Linear(nn.Module):
         """Packed codes, float32 scales, uint8 zero points (and AWQ's input scale, the bias)."""
         names = ("packed", "scale", "zero_point", "input_scale", "bias")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+def to_int4_model(model: nn.Module) -> nn.Module:
+    """A copy of a ``weight_only.quantize_weights(..., bits=4)`` model whose layers are ``Int4Linear``."""
+    import copy
+
+    from labkit.llm.weight_only import GroupQuantLinear
+
+    twin = copy.deepcopy(model)
+    layers = [(n, m) for n, m in twin.named_modules() if isinstance(m, GroupQuantLinear)]
+    if not layers or any(m.quantized.bits != 4 for _, m in layers):
+        raise ValueError("model must come from quantize_weights(..., bits=4): every block linear 4-bit")
+    for name, module in layers:
+        parent, child = name.rsplit(".", 1)
+        twin.get_submodule(parent).register_module(child, Int4Linear(module.quantized, module.bias))
+    return twin

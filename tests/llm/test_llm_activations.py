@@ -75,6 +75,7 @@ def test_smooth_model_equals_the_original_in_float_and_helps_w8a8_with_outliers(
         smooth_model(model, {}, 0.5)
 
 
+@torch.no_grad()
 def test_llm_int8_is_exact_when_every_column_is_an_outlier():
     g = torch.Generator().manual_seed(0)
     layer = nn.Linear(64, 32)
@@ -83,6 +84,7 @@ def test_llm_int8_is_exact_when_every_column_is_an_outlier():
     assert torch.equal(mixed(x), layer(x))
 
 
+@torch.no_grad()
 def test_llm_int8_regular_part_is_vectorwise_int8_and_outliers_help():
     x = outlier_activations()
     layer = nn.Linear(64, 32)
