@@ -33,7 +33,7 @@ from labkit.validate import require_bool, require_choice, require_float, require
 __all__ = [
     "Observer", "MinMaxObserver", "PerChannelMinMaxObserver", "MovingAverageMinMaxObserver",
     "HistogramObserver", "PercentileObserver", "MSEObserver", "EntropyObserver", "OBSERVERS",
-    "make_observer",
+    "make_observer", "register_observer",
 ]
 
 
@@ -80,7 +80,39 @@ class Observer(nn.Module):
         return f"bits={self.bits}, symmetric={self.symmetric}, signed={self.signed}"
 
 
+# --------------------------------------------------------------------------- by name
+OBSERVERS: dict[str, type] = {}
+"""``name -> Observer subclass``, in registration order: what ``make_observer``, ``quantize_static``
+and the calibration explorer accept as ``observer=``."""
+
+
+def register_observer(name: str):
+    """Class decorator: make an ``Observer`` subclass available as ``observer=name`` everywhere
+    (``OBSERVERS``, ``make_observer``, ``quantize_static``, the calibration explorer) and saveable
+    by ``labkit.architecture`` — it must keep each constructor argument in an attribute of the same
+    name and what it has seen in buffers. ``ValueError`` for a name already taken.
+    Explained in notebooks/03_post_training_quantization.ipynb.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if name in OBSERVERS:
+        raise ValueError(f"observer {name!r} is already registered ({OBSERVERS[name].__name__})")
+
+    def register(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, Observer)):
+            raise TypeError(f"register_observer({name!r}) decorates an Observer subclass, got {cls!r}")
+        OBSERVERS[name] = cls
+        _register_saving(cls)
+        return cls
+    return register
+
+
+def _register_saving(cls: type) -> None:
+    architecture.register_module(cls, architecture.constructor_arguments, lambda args, children: cls(**args))
+
+
 # --------------------------------------------------------------------------- min / max
+@register_observer("minmax")
 class MinMaxObserver(Observer):
     """Running ``min`` and ``max`` of everything seen: ``lo = min_t min(x_t)``, ``hi = max_t max(x_t)``.
 
@@ -119,10 +151,6 @@ class MinMaxObserver(Observer):
     def range(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.min_val, self.max_val
 
-    def reset(self) -> None:
-        """Forget everything observed so far."""
-        self.min_val, self.max_val = torch.tensor(math.inf), torch.tensor(-math.inf)
-
 
 class PerChannelMinMaxObserver(MinMaxObserver):
     """``MinMaxObserver`` with one range per index of ``axis`` (default 0: output channels).
@@ -132,6 +160,7 @@ class PerChannelMinMaxObserver(MinMaxObserver):
         super().__init__(bits, symmetric, signed, axis=require_int("axis", axis))
 
 
+@register_observer("moving_average")
 class MovingAverageMinMaxObserver(MinMaxObserver):
     """Exponential moving average of each batch's min/max: ``lo ← lo + c·(min(x) - lo)`` (first batch:
     ``lo = min(x)``), same for ``hi``, with ``c = averaging_constant`` in (0, 1].
@@ -151,6 +180,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
 
 
 # --------------------------------------------------------------------------- histograms
+@register_observer("histogram")
 class HistogramObserver(Observer):
     """Running histogram of the values (``bins`` bins over the running ``[min, max]``), then the range
     that minimises the L2 quantization error, found by torch.ao's greedy search.
@@ -289,6 +319,7 @@ def _f32(value: float) -> float:
     return float(np.float32(value))
 
 
+@register_observer("percentile")
 class PercentileObserver(HistogramObserver):
     """Clip the tails: ``lo`` = the ``(100 - p)``-th and ``hi`` = the ``p``-th percentile of all values
     seen (read off the running histogram, linear inside a bin). ``percentile`` in (50, 100].
@@ -314,6 +345,7 @@ class PercentileObserver(HistogramObserver):
         return self._quantile(1.0 - p), self._quantile(p)
 
 
+@register_observer("mse")
 class MSEObserver(HistogramObserver):
     """Search ``[α·min, α·max]`` for ``α`` in ``1/n, 2/n, ..., 1`` (``n = steps``) and keep the range
     with the smallest expected squared error ``Σ_i h_i (c_i - fq(c_i))²`` over the histogram's bin
@@ -337,6 +369,7 @@ class MSEObserver(HistogramObserver):
         return best_range
 
 
+@register_observer("entropy")
 class EntropyObserver(HistogramObserver):
     """TensorRT's entropy calibration (Migacz, "8-bit Inference with TensorRT", 2017): histogram
     ``|x|`` over ``[0, max|x|]`` and choose the threshold ``T`` = edge of bin ``i`` that minimises
@@ -447,17 +480,6 @@ def _kl_per_threshold(hist: np.ndarray, levels: int, first: int) -> np.ndarray:
     return np.where(infinite, math.inf, kl)
 
 
-# --------------------------------------------------------------------------- by name
-OBSERVERS = {
-    "minmax": MinMaxObserver,
-    "moving_average": MovingAverageMinMaxObserver,
-    "histogram": HistogramObserver,
-    "percentile": PercentileObserver,
-    "mse": MSEObserver,
-    "entropy": EntropyObserver,
-}
-
-
 def make_observer(name: str, bits: int = 8, symmetric: bool = False, signed: bool = False, **kwargs) -> Observer:
     """Build an observer by name (one of ``OBSERVERS``: minmax, moving_average, histogram,
     percentile, mse, entropy); ``kwargs`` go to its constructor. Explained in notebooks/03_post_training_quantization.ipynb."""
@@ -465,10 +487,4 @@ def make_observer(name: str, bits: int = 8, symmetric: bool = False, signed: boo
     return OBSERVERS[name](bits=bits, symmetric=symmetric, signed=signed, **kwargs)
 
 
-# --------------------------------------------------------------------------- saving (labkit.architecture)
-# Every observer keeps its constructor arguments in attributes of the same name, and what it has
-# seen (ranges, histograms) in buffers, which the state dict holds.
-for _cls in (MinMaxObserver, PerChannelMinMaxObserver, MovingAverageMinMaxObserver, HistogramObserver,
-             PercentileObserver, MSEObserver, EntropyObserver):
-    architecture.register_module(_cls, architecture.constructor_arguments,
-                                 lambda args, children, cls=_cls: cls(**args))
+_register_saving(PerChannelMinMaxObserver)  # saveable, but not a name of its own (it is minmax with axis=0)

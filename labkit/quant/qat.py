@@ -19,7 +19,8 @@ Explained in notebooks/05_quantization_aware_training.ipynb
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -30,27 +31,60 @@ from labkit.quant.observers import MovingAverageMinMaxObserver
 from labkit.quant.ptq import fold_batchnorm
 from labkit.validate import require_bool, require_choice, require_int, require_module
 
-__all__ = ["QUANTIZERS", "prepare_qat", "freeze_observers", "unfreeze_observers", "convert", "set_bits",
+__all__ = ["QUANTIZERS", "QATMethod", "register_quantizer", "prepare_qat", "freeze_observers", "unfreeze_observers", "convert", "set_bits",
            "fit_progressive", "qat_layers"]
 
-QUANTIZERS = ("ste", "lsq", "pact")
+@dataclass(frozen=True)
+class QATMethod:
+    """How one QAT method fake-quantizes a layer: ``weight(bits, per_channel)`` builds the weight's
+    quantizer, ``activation(bits, after_relu)`` an input/output quantizer. Each returned module has
+    the interface of ``fake_quant.FakeQuantize``: ``forward(x)`` (fake-quantized ``x``, a gradient
+    to ``x``), ``qparams()``, ``set_bits(b)``, ``freeze()``/``unfreeze()``; and is saveable
+    (``labkit.architecture.register_module``). Explained in notebooks/05_quantization_aware_training.ipynb.
+    """
+
+    weight: Callable[[int, bool], nn.Module]
+    activation: Callable[[int, bool], nn.Module]
 
 
-def _weight_quantizer(kind: str, bits: int, per_channel: bool) -> nn.Module:
-    axis = 0 if per_channel else None
-    if kind == "lsq":
-        return LSQQuantizer(bits, signed=True, axis=axis)
-    # STE (and PACT, which learns only activation clipping): range of the current weight, every step
-    observer = MovingAverageMinMaxObserver(1.0, bits, symmetric=True, signed=True, axis=axis)
+QUANTIZERS: dict[str, QATMethod] = {}
+"""``name -> QATMethod``: what ``prepare_qat(quantizer=...)`` accepts, in registration order."""
+
+
+def register_quantizer(name: str, weight: Callable[[int, bool], nn.Module],
+                       activation: Callable[[int, bool], nn.Module]) -> QATMethod:
+    """Make ``prepare_qat(model, quantizer=name)`` use ``weight``/``activation`` (see ``QATMethod``).
+
+    ``ValueError`` for a name already registered. Explained in notebooks/05_quantization_aware_training.ipynb.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if name in QUANTIZERS:
+        raise ValueError(f"quantizer {name!r} is already registered")
+    if not callable(weight) or not callable(activation):
+        raise TypeError("weight and activation must be callables (bits, flag) -> nn.Module")
+    QUANTIZERS[name] = QATMethod(weight, activation)
+    return QUANTIZERS[name]
+
+
+def _minmax_weight(bits: int, per_channel: bool) -> nn.Module:
+    """STE (and PACT, which learns only activation clipping): range of the current weight, every step."""
+    observer = MovingAverageMinMaxObserver(1.0, bits, symmetric=True, signed=True, axis=0 if per_channel else None)
     return FakeQuantize(observer, always_observe=True)
 
 
-def _activation_quantizer(kind: str, bits: int, after_relu: bool) -> nn.Module:
-    if kind == "lsq":
-        return LSQQuantizer(bits, signed=False if after_relu else None, is_activation=True)
-    if kind == "pact" and after_relu:
-        return PACTQuantizer(bits)
+def _minmax_activation(bits: int, after_relu: bool) -> nn.Module:
     return FakeQuantize(MovingAverageMinMaxObserver(0.01, bits, symmetric=False, signed=False))
+
+
+def _pact_activation(bits: int, after_relu: bool) -> nn.Module:
+    return PACTQuantizer(bits) if after_relu else _minmax_activation(bits, after_relu)
+
+
+register_quantizer("ste", _minmax_weight, _minmax_activation)
+register_quantizer("lsq", lambda bits, per_channel: LSQQuantizer(bits, signed=True, axis=0 if per_channel else None),
+                   lambda bits, after_relu: LSQQuantizer(bits, signed=False if after_relu else None, is_activation=True))
+register_quantizer("pact", _minmax_weight, _pact_activation)
 
 
 def prepare_qat(model: nn.Module, weight_bits: int = 8, act_bits: int = 8, per_channel: bool = True,
@@ -60,8 +94,8 @@ def prepare_qat(model: nn.Module, weight_bits: int = 8, act_bits: int = 8, per_c
     Weights: signed ``weight_bits`` (symmetric, per output channel if ``per_channel``).
     Activations: ``act_bits`` at every layer output (after a fused ReLU) and at inputs that are not
     already quantized. ``quantizer``: ``"ste"`` (min/max ranges + straight-through estimator),
-    ``"lsq"`` (learned step sizes for weights and activations) or ``"pact"`` (learned clipping
-    level for activations after ReLU, STE weights). BN is folded first (see the module docstring).
+    ``"lsq"`` (learned step sizes for weights and activations), ``"pact"`` (learned clipping
+    level for activations after ReLU, STE weights) or one added with ``register_quantizer``. BN is folded first (see the module docstring).
     Train the result with ``labkit.train.fit``; then ``convert``. ``TypeError`` if the model holds a
     weight-bearing layer other than Conv2d/Linear/BatchNorm (a Conv1d, an LSTM...).
     Explained in notebooks/05_quantization_aware_training.ipynb.
@@ -70,15 +104,15 @@ def prepare_qat(model: nn.Module, weight_bits: int = 8, act_bits: int = 8, per_c
     weight_bits = require_int("weight_bits", weight_bits, 1, 16)
     act_bits = require_int("act_bits", act_bits, 1, 16)
     require_bool("per_channel", per_channel), require_bool("fold_bn", fold_bn)
-    require_choice("quantizer", quantizer, QUANTIZERS)
+    method = QUANTIZERS[require_choice("quantizer", quantizer, tuple(QUANTIZERS))]
     qmodel = fold_batchnorm(model) if fold_bn else copy.deepcopy(model)
 
     def wrap(layer, quantize_input, relu):
-        wq = _weight_quantizer(quantizer, weight_bits, per_channel)
+        wq = method.weight(weight_bits, per_channel)
         with torch.no_grad():
             wq(layer.weight)  # initialise from the trained weight (LSQ's step, the weight's range)
-        iq = _activation_quantizer(quantizer, act_bits, after_relu=False) if quantize_input else None
-        return QATLayer(layer, wq, iq, _activation_quantizer(quantizer, act_bits, after_relu=relu), relu)
+        iq = method.activation(act_bits, False) if quantize_input else None
+        return QATLayer(layer, wq, iq, method.activation(act_bits, relu), relu)
 
     return swap_layers(qmodel, wrap).train()
 
