@@ -203,32 +203,55 @@ def cosine_schedule(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim
 
 
 def _train_epoch(model, loader, *, opt, sched, loss_fn, regularizer, after_step, bar, lr) -> tuple[float, float]:
-    """One pass over ``loader``; returns (mean loss, training accuracy) over the epoch."""
+    """One pass of ``fit`` over ``loader``; returns (mean loss, training accuracy) over the epoch."""
     model.train()
-    device, loss_sum, correct, seen = model_device(model), 0.0, 0, 0
-    for x, y in loader:
-        x, y = _inputs(x, model, "train_data"), y.to(device)
+    device = model_device(model)
+
+    def step(batch):
+        x, y = _inputs(batch[0], model, "train_data"), batch[1].to(device)
         logits = _forward(model, x, "train_data")
         _check_labels(y, logits.shape[-1], "train_data")
         loss = loss_fn(logits, y)
-        if regularizer is not None:
-            loss = loss + regularizer(model)
+        return (loss + regularizer(model) if regularizer is not None else loss), logits, y
+
+    return run_epoch(loader, step, opt, sched=sched, after_step=None if after_step is None else lambda: after_step(model),
+                     bar=bar, advice=f"lower lr (got {lr}) or check loss_fn/regularizer")
+
+
+def run_epoch(loader, step: Callable, opt: torch.optim.Optimizer, *, sched=None, after_step: Callable | None = None,
+              bar=None, advice: str = "lower lr") -> tuple[float, float | None]:
+    """labkit's one optimisation loop: one pass over ``loader`` with a hook for the step.
+
+    For each batch, ``step(batch) -> (loss, logits, y)`` computes the 0-d loss (``logits`` may be
+    None: no accuracy is counted); then ``zero_grad``, ``backward``, ``opt.step()``, ``sched.step()``
+    (if given) and ``after_step()`` (if given). A NaN/Inf loss raises ``ValueError`` (with
+    ``advice``) before it changes the weights. ``bar`` (tqdm) shows the running loss/accuracy.
+    Returns ``(Σ loss·|y| / Σ |y|, accuracy or None)``. ``fit`` and ``quant.codebook.finetune_codebooks``
+    run on it. Explained in notebooks/00_why_compress.ipynb.
+    """
+    loss_sum, correct, seen, counted = 0.0, 0, 0, False
+    for batch in loader:
+        loss, logits, y = step(batch)
         if not math.isfinite(loss.item()):
             raise ValueError(f"training diverged: the loss is {loss.item()} after {seen} samples of this epoch "
-                             f"(weights kept from the step before); lower lr (got {lr}) or check loss_fn/regularizer")
+                             f"(weights kept from the step before); {advice}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if sched is not None:
             sched.step()
         if after_step is not None:
-            after_step(model)
+            after_step()
         loss_sum += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
+        if logits is not None:
+            correct, counted = correct + (logits.argmax(1) == y).sum().item(), True
         seen += len(y)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
-    return loss_sum / seen, correct / seen
+        if bar is not None:
+            bar.update(1)
+            shown = {"acc": f"{correct / seen:.1%}"} if counted else {}
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", **shown, refresh=False)
+    seen = max(seen, 1)                                  # an empty loader: 0.0, not a ZeroDivisionError
+    return loss_sum / seen, (correct / seen if counted else None)
 
 
 @torch.no_grad()

@@ -118,3 +118,31 @@ def test_affine_checks_are_public_and_shared_by_the_quantizers():
     x = torch.tensor([[0.3, -0.7], [1.9, -2.5]])
     torch.testing.assert_close(affine.fake_quantize(x, qp, check=False), affine.fake_quantize(x, qp))
     assert torch.equal(affine.apply_qparams(x, qp, lambda v, s, z: s.expand_as(v)), qp.scale[:, None].expand(2, 2))
+
+
+def test_run_epoch_is_the_one_loop_fit_and_codebook_finetuning_use():
+    torch.manual_seed(0)
+    model, x, y = nn.Linear(3, 2), torch.randn(8, 3), torch.tensor([0, 1] * 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    steps = []
+    loss, acc = train.run_epoch([(x[:4], y[:4]), (x[4:], y[4:])],
+                                lambda b: (nn.functional.cross_entropy(model(b[0]), b[1]), None, b[1]), opt,
+                                after_step=lambda: steps.append(1))
+    assert acc is None and steps == [1, 1] and loss > 0
+    calls = []
+
+    def second_batch_nan(batch):
+        calls.append(1)
+        logits = model(batch[0])
+        return logits.sum() * (float("nan") if len(calls) == 2 else 1.0), logits, batch[1]
+    before = model.weight.detach().clone()
+    with pytest.raises(ValueError, match="training diverged: the loss is nan after 4 samples.*lower lr"):
+        train.run_epoch([(x[:4], y[:4]), (x[4:], y[4:])], second_batch_nan, opt)
+    after_first = model.weight.detach().clone()
+    assert not torch.equal(after_first, before)           # the first (finite) step ran...
+    torch.testing.assert_close(after_first, before - 0.1 * torch.autograd.functional.jacobian(
+        lambda w: (x[:4] @ w.T + model.bias.detach()).sum(), before))   # ...exactly one SGD step, the NaN one did not
+    from labkit.quant import codebook
+    shared = codebook.apply_weight_sharing(nn.Sequential(nn.Linear(3, 2)), 2)
+    with pytest.raises(ValueError, match="training diverged"):   # was: NaN centroids, silently
+        codebook.finetune_codebooks(shared, (x, y), loss_fn=lambda out, t: out.sum() * float("nan"))

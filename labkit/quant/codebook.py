@@ -250,6 +250,8 @@ def finetune_codebooks(model: nn.Module, data, epochs: int = 1, lr: float = 1e-3
     Returns the mean training loss of each epoch. The model is left in ``eval()`` mode.
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb
     """
+    from labkit import train  # lazily, as qat.fit_progressive: `import labkit.quant` stays light
+
     require_module("model", model)
     epochs = require_int("epochs", epochs, 1)
     lr = require_float("lr", lr, 0.0, None, low_open=True)
@@ -270,14 +272,10 @@ def finetune_codebooks(model: nn.Module, data, epochs: int = 1, lr: float = 1e-3
             p.requires_grad_(any(p is t for t in trainable))
         model.train()
         for _ in range(epochs):
-            total, count = 0.0, 0
-            for x, y in _batches(data, batch_size, generator):
-                loss = loss_fn(model(x), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total, count = total + loss.item() * len(x), count + len(x)
-            history.append(total / max(count, 1))
+            batches = _batches(data, batch_size, generator)
+            loss, _ = train.run_epoch(batches, lambda batch: (loss_fn(model(batch[0]), batch[1]), None, batch[1]), opt,
+                                      advice=f"lower lr (got {lr}) or check loss_fn")
+            history.append(loss)
     finally:
         for p, flag in saved.items():
             p.requires_grad_(flag)
