@@ -234,6 +234,30 @@ def ticket_stats(units: list[dict], round_: int, key: str) -> dict:
             "remaining": 100 * np.mean([v["remaining"] for v in vals]) if vals else math.nan}
 
 
+def by_seed(a: list, b: list):
+    """``a − b`` paired by seed (a seed fixes θ₀: the dense run, the ticket and its control share it):
+    the 95 % Student-t interval over the seeds, or None with fewer than 2 seeds."""
+    return stats.seed_interval([x - y for x, y in zip(a, b)]) if len(a) >= 2 and len(a) == len(b) else None
+
+
+def interval_text(est, unit: str, fmt: str = "+.2f") -> str:
+    return "1 seed: no interval" if est is None else (
+        f"{format(est.value, fmt)} {unit} [{format(est.low, fmt)}, {format(est.high, fmt)}]")
+
+
+# Frankle & Carbin's claims, each tested on a difference paired by seed: (label, what is compared,
+# tolerance, test on the interval). "Not resolved" (the interval straddles the tolerance) is a FAIL.
+LOTTERY_TESTS = {
+    "ticket": [("ticket ≥ dense accuracy", "acc", "dense", "pt", "ticket − dense > −0.5 pt (non-inferior)",
+                lambda e: e.low > -0.5),
+               ("ticket stops earlier", "es", "dense", "iterations", "ticket − dense < 0", lambda e: e.high < 0)],
+    "falls back": [("ticket falls back to about dense", "acc", "dense", "pt", "ticket − dense inside ±1 pt",
+                    lambda e: -1 < e.low and e.high < 1)],
+    "reinit": [("random re-init worse than the ticket", "acc", "reinit", "pt", "ticket − re-init > 0",
+                lambda e: e.low > 0)],
+}
+
+
 def lottery_rows(units: list[dict]) -> list[Row]:
     rows = []
     init = [u for u in units if u["rewind_iteration"] == 0]
@@ -241,29 +265,22 @@ def lottery_rows(units: list[dict]) -> list[Row]:
     dense = ticket_stats(init, 0, "ticket")
     seconds = sum(u["seconds"] for u in units)
     last = len(init[0]["rounds"]) - 1
+    note = (f"{init[0]['iterations']:,} iterations per run (paper 50,000), {last} pruning rounds of 1.5-4 paper "
+            "rounds each (paper: 20 % per round); differences paired by seed, 95 % Student-t interval over seeds")
     for r in sorted(p for p in LOTTERY_POINTS if p <= last) or [last]:
-        ticket, reinit = ticket_stats(init, r, "ticket"), ticket_stats(init, r, "reinit")
+        compared = {"dense": dense, "reinit": ticket_stats(init, r, "reinit")}
+        ticket = ticket_stats(init, r, "ticket")
         label = LOTTERY_POINTS.get(r, f"{ticket['remaining']:.1f} %")
-        if LOTTERY_CLAIMS.get(r) == "ticket" or r == last and r not in LOTTERY_POINTS:
-            ok = (np.mean(ticket["acc"]) >= np.mean(dense["acc"]) and np.mean(ticket["es"]) < np.mean(dense["es"])
-                  and (not reinit["acc"] or np.mean(reinit["acc"]) < np.mean(ticket["acc"])))
-            claim = "ticket acc ≥ dense, earlier early stop; reinit worse"
-        elif LOTTERY_CLAIMS.get(r) == "falls back":
-            ok = abs(np.mean(ticket["acc"]) - np.mean(dense["acc"])) <= 0.3
-            claim = "ticket falls back to about the dense accuracy (± 0.3 pt)"
-        else:
-            ok, claim = None, "informational"
-        reinit_text = (f"; reinit {spread(reinit['acc'])} % at iteration {spread(reinit['es'], ',.0f')}"
-                       if reinit["acc"] else "")
-        rows.append(Row("Frankle & Carbin 2019 Fig. 3", "lenet300", f"ticket at {label} of weights",
-                        f"{spread(ticket['acc'])} % at iteration {spread(ticket['es'], ',.0f')}{reinit_text} "
-                        f"(dense {spread(dense['acc'])} % at {spread(dense['es'], ',.0f')})",
-                        "tickets ≥ dense accuracy, earlier; reinit worse; 3.6 % ≈ dense", claim,
-                        None if ok is None else bool(ok), len(init), seconds, "Frankle & Carbin 2019, Figure 3",
-                        f"{init[0]['iterations']:,} iterations per run (paper 50,000): most early-stopping "
-                        "iterations fall in the last 20 % of the run, so that comparison is weak; "
-                        f"{len(init[0]['rounds']) - 1} pruning rounds of 1.5-4 paper rounds each (paper: 20 % per "
-                        "round); ± is the 95 % interval over the seeds"))
+        tests = LOTTERY_TESTS.get(LOTTERY_CLAIMS.get(r, "ticket"), []) + (LOTTERY_TESTS["reinit"]
+                                                                         if compared["reinit"]["acc"] else [])
+        for claim, key, other, unit, tolerance, holds in tests:
+            est = by_seed(ticket[key], compared[other][key])
+            fmt = "+,.0f" if key == "es" else "+.2f"
+            rows.append(Row("Frankle & Carbin 2019 Fig. 3", "lenet300", f"{claim} at {label} of weights",
+                            f"{interval_text(est, unit, fmt)} (ticket {spread(ticket[key], fmt[1:])}, {other} "
+                            f"{spread(compared[other][key], fmt[1:])})", "yes (Figure 3)", tolerance,
+                            None if est is None else bool(holds(est)), len(ticket[key]), seconds,
+                            "Frankle & Carbin 2019, Figure 3", note))
     if late:
         ticket = ticket_stats(late, len(late[0]["rounds"]) - 1, "ticket")
         rows.append(Row("Frankle & Carbin 2019 Fig. 3", "lenet300",
@@ -354,9 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         rows, complete = run(args.parts, seeds, cfg, folder, progress=not args.quiet, only_cached=args.only_cached)
     print(f"Pruning against the papers on {cfg['dataset']} ({'smoke run' if args.quick else 'full run'}):\n")
     print(markdown(rows))
-    for r in rows:
-        if r.note:
-            print(f"- {r.model}, {r.metric}: {r.note}")
+    for r in {r.note: r for r in rows if r.note}.values():        # each note once
+        print(f"- {r.experiment}, {r.model}: {r.note}")
     if not args.quick and complete:
         print(f"\nrecorded to {record('prune_table', rows)}")
     return 0
