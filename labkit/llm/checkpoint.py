@@ -38,6 +38,7 @@ def save(model: TinyGPT, path=None, **meta) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(blob, f)
+        os.chmod(tmp, 0o644)                      # mkstemp makes it private; a checkpoint is readable by all
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
