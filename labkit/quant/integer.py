@@ -231,67 +231,108 @@ def convert_to_integer(model: nn.Module, calib_data, num_batches: int | None = 4
         raise TypeError("convert_to_integer needs a model that ends with an nn.Linear (the logits layer)")
 
     sample = next(iter(iter_inputs(calib_data, 1)))[:1]
-    shape = tuple(sample.shape[1:])
-    scale, zp = INPUT_SCALE, INPUT_ZERO_POINT
+    stream = Stream(tuple(sample.shape[1:]), INPUT_SCALE, INPUT_ZERO_POINT)
     layers: list[IntegerLayer] = []
     for index, (name, module) in enumerate(children):
-        in_shape = shape
-        if isinstance(module, (QuantizedConv2d, QuantizedLinear)):
-            is_conv = isinstance(module, QuantizedConv2d)
-            last = index == len(children) - 1
-            if last:
-                codes, w_scale = _symmetric_codes(folded.get_submodule(name).weight, per_channel=False)
-            else:
-                codes = module.weight_codes.numpy().astype(np.int8).reshape(module.weight_codes.shape[0], -1)
-                w_scale = np.broadcast_to(module.weight_qparams.scale.double().numpy(),
-                                          (codes.shape[0],)).copy()
-                if int(module.weight_qparams.zero_point.abs().max()) != 0:
-                    raise AssertionError("weights must be symmetric")
-            codes = np.ascontiguousarray(codes.reshape(module.weight_codes.shape))
-            bias = None
-            if module.bias is not None:
-                bias = np.clip(np.rint(module.bias.double().numpy() / (scale * w_scale)),
-                               -(2**31), 2**31 - 1).astype(np.int32)
-            layer = IntegerLayer(name, "conv" if is_conv else "linear", in_scale=scale, in_zero_point=zp,
-                                 weight=codes, weight_scale=w_scale, bias=bias, relu=module.relu)
-            if is_conv:
-                stride, padding = tuple(module.stride), tuple(module.padding)
-                layer.params = {"stride": stride, "padding": padding}
-                kh, kw = codes.shape[2:]
-                shape = (codes.shape[0], (shape[1] + 2 * padding[0] - kh) // stride[0] + 1,
-                         (shape[2] + 2 * padding[1] - kw) // stride[1] + 1)
-            else:
-                shape = (codes.shape[0],)
-            layer.packed = _pack(layer)
-            if last:
-                layer.kind = "logits"
-                layer.row_sums = codes.astype(np.int32).sum(axis=1).astype(np.int32)
-            else:
-                out_qp = module.output_qparams
-                layer.out_scale, layer.out_zero_point = float(out_qp.scale), int(out_qp.zero_point)
-                layer.multiplier, layer.shift = _multipliers(scale * w_scale / layer.out_scale)
-                scale, zp = layer.out_scale, layer.out_zero_point
-        elif isinstance(module, nn.MaxPool2d):
-            if module.dilation not in (1, (1, 1)) or module.ceil_mode:
-                raise TypeError(f"convert_to_integer: MaxPool2d {name!r} with dilation/ceil_mode is not supported")
-            params = {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding}
-            layer = IntegerLayer(name, "maxpool", params=params)
-            k = require_pair("k", module.kernel_size, 1)
-            s = k if module.stride is None else require_pair("s", module.stride, 1)
-            p = require_pair("p", module.padding, 0)
-            shape = (shape[0], (shape[1] + 2 * p[0] - k[0]) // s[0] + 1, (shape[2] + 2 * p[1] - k[1]) // s[1] + 1)
-        elif isinstance(module, nn.Flatten):
-            layer = IntegerLayer(name, "flatten")
-            shape = (int(np.prod(shape)),)
-        elif isinstance(module, nn.ReLU):
-            layer = IntegerLayer(name, "relu")
-        else:
+        convert = converter_for(module)
+        if convert is None:
             raise TypeError(f"convert_to_integer: layer {name!r} ({type(module).__name__}) is not supported here")
-        if layer.kind in ("maxpool", "flatten", "relu"):
-            layer.in_scale, layer.in_zero_point, layer.out_scale, layer.out_zero_point = scale, zp, scale, zp
-        layer.in_shape, layer.out_shape = in_shape, shape
+        in_shape = stream.shape
+        layer = convert(name, module, stream, folded=folded, last=index == len(children) - 1)
+        layer.in_shape, layer.out_shape = in_shape, stream.shape
         layers.append(layer)
     return IntegerModel(layers, getattr(model, "arch", type(model).__name__))
+
+
+# --------------------------------------------------------------------------- one converter per layer type
+@dataclass
+class Stream:
+    """The activation flowing between layers while converting: its shape (without the batch), and the
+    scale and zero point of its uint8 codes. Each converter reads it and updates it for the next layer."""
+
+    shape: tuple
+    scale: float
+    zero_point: int
+
+
+def convert_weighted(name: str, module, stream: Stream, *, folded: nn.Module, last: bool) -> IntegerLayer:
+    """A ``QuantizedConv2d``/``QuantizedLinear`` as int8 codes, an int32 bias ``round(b / (s_in·s_w))``
+    and the fixed-point requantization ``s_in·s_w / s_out``; the ``last`` layer (per-tensor weights,
+    ``_symmetric_codes``) returns int32 ``logits`` instead. Explained in notebooks/04_integer_inference.ipynb."""
+    is_conv, scale = isinstance(module, QuantizedConv2d), stream.scale
+    if last:
+        codes, w_scale = _symmetric_codes(folded.get_submodule(name).weight, per_channel=False)
+    else:
+        codes = module.weight_codes.numpy().astype(np.int8).reshape(module.weight_codes.shape[0], -1)
+        w_scale = np.broadcast_to(module.weight_qparams.scale.double().numpy(), (codes.shape[0],)).copy()
+        if int(module.weight_qparams.zero_point.abs().max()) != 0:
+            raise AssertionError("weights must be symmetric")
+    codes = np.ascontiguousarray(codes.reshape(module.weight_codes.shape))
+    bias = None
+    if module.bias is not None:
+        bias = np.clip(np.rint(module.bias.double().numpy() / (scale * w_scale)), -(2**31), 2**31 - 1).astype(np.int32)
+    layer = IntegerLayer(name, "conv" if is_conv else "linear", in_scale=scale, in_zero_point=stream.zero_point,
+                         weight=codes, weight_scale=w_scale, bias=bias, relu=module.relu)
+    if is_conv:
+        stride, padding = tuple(module.stride), tuple(module.padding)
+        layer.params = {"stride": stride, "padding": padding}
+        stream.shape = (codes.shape[0], *_window_output(stream.shape[1:], codes.shape[2:], stride, padding))
+    else:
+        stream.shape = (codes.shape[0],)
+    layer.packed = _pack(layer)
+    if last:
+        layer.kind = "logits"
+        layer.row_sums = codes.astype(np.int32).sum(axis=1).astype(np.int32)
+    else:
+        out_qp = module.output_qparams
+        layer.out_scale, layer.out_zero_point = float(out_qp.scale), int(out_qp.zero_point)
+        layer.multiplier, layer.shift = _multipliers(scale * w_scale / layer.out_scale)
+        stream.scale, stream.zero_point = layer.out_scale, layer.out_zero_point
+    return layer
+
+
+def _window_output(size, kernel, stride, padding) -> tuple[int, int]:
+    """``(H + 2p − k) // s + 1`` per spatial dimension (convolution and pooling windows)."""
+    return tuple((n + 2 * p - k) // st + 1 for n, k, st, p in zip(size, kernel, stride, padding))
+
+
+def convert_maxpool(name: str, module: nn.MaxPool2d, stream: Stream, **_) -> IntegerLayer:
+    """Max pooling on uint8 codes (monotone, so the codes keep their scale and zero point)."""
+    if module.dilation not in (1, (1, 1)) or module.ceil_mode:
+        raise TypeError(f"convert_to_integer: MaxPool2d {name!r} with dilation/ceil_mode is not supported")
+    params = {"kernel_size": module.kernel_size, "stride": module.stride, "padding": module.padding}
+    k = require_pair("k", module.kernel_size, 1)
+    s = k if module.stride is None else require_pair("s", module.stride, 1)
+    stream.shape = (stream.shape[0], *_window_output(stream.shape[1:], k, s, require_pair("p", module.padding, 0)))
+    return _passthrough(IntegerLayer(name, "maxpool", params=params), stream)
+
+
+def convert_flatten(name: str, module: nn.Flatten, stream: Stream, **_) -> IntegerLayer:
+    """``[C, H, W] → [C·H·W]``: the codes are unchanged."""
+    stream.shape = (int(np.prod(stream.shape)),)
+    return _passthrough(IntegerLayer(name, "flatten"), stream)
+
+
+def convert_relu(name: str, module: nn.ReLU, stream: Stream, **_) -> IntegerLayer:
+    """``max(q, z)`` on codes (a ReLU not fused into the layer before it)."""
+    return _passthrough(IntegerLayer(name, "relu"), stream)
+
+
+def _passthrough(layer: IntegerLayer, stream: Stream) -> IntegerLayer:
+    layer.in_scale, layer.in_zero_point = stream.scale, stream.zero_point
+    layer.out_scale, layer.out_zero_point = stream.scale, stream.zero_point
+    return layer
+
+
+CONVERTERS = {QuantizedConv2d: convert_weighted, QuantizedLinear: convert_weighted, nn.MaxPool2d: convert_maxpool,
+              nn.Flatten: convert_flatten, nn.ReLU: convert_relu}
+"""``layer type -> converter(name, module, stream, *, folded, last) -> IntegerLayer``: what
+``convert_to_integer`` can turn into integer-only steps (subclasses included)."""
+
+
+def converter_for(module: nn.Module):
+    """The converter of ``module``'s type or of its nearest base class in ``CONVERTERS``; None if none."""
+    return next((CONVERTERS[cls] for cls in type(module).__mro__ if cls in CONVERTERS), None)
 
 
 def _images_and_labels(data) -> tuple:

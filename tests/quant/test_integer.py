@@ -166,3 +166,17 @@ def test_nan_images_are_refused_not_classified(tiny_int):
         x = torch.rand(1, 1, 4, 4)
         x[0, 0, 1, 2] = float("inf")
         evaluate_integer(im, (x, torch.tensor([0])))
+
+
+def test_one_converter_per_layer_type_looked_up_by_type():
+    from labkit.quant import integer
+
+    class LeakyNamedReLU(nn.ReLU):                       # a subclass finds its base class's converter
+        pass
+    assert integer.converter_for(LeakyNamedReLU()) is integer.convert_relu
+    assert integer.converter_for(nn.Flatten()) is integer.convert_flatten
+    assert integer.converter_for(nn.Tanh()) is None
+    stream = integer.Stream((4, 9, 9), 0.5, 3)
+    layer = integer.convert_maxpool("pool", nn.MaxPool2d(2), stream)
+    assert stream.shape == (4, 4, 4) and (layer.in_scale, layer.out_scale, layer.out_zero_point) == (0.5, 0.5, 3)
+    assert integer.convert_flatten("flat", nn.Flatten(), stream).kind == "flatten" and stream.shape == (64,)
