@@ -83,7 +83,7 @@ def count_parameters(model: nn.Module) -> int:
     Counting needs only shapes, so a model on the ``meta`` device is counted too.
     Explained in notebooks/00_why_compress.ipynb.
     """
-    _check_module(model, allow_meta=True)
+    require_module("model", model, allow_meta=True)
     return sum(p.numel() for p in model.parameters())
 
 
@@ -94,7 +94,7 @@ def count_nonzeros(model: nn.Module) -> int:
     as ``torch.nn.utils.prune`` and ``labkit.prune`` do) contributes ``nnz(weight_orig * weight_mask)``.
     Explained in notebooks/00_why_compress.ipynb.
     """
-    _check_module(model)
+    require_module("model", model)
     total, seen = 0, set()
     for module in model.modules():
         for key, tensor in _effective_parameters(module):
@@ -230,7 +230,7 @@ def _own_counts(module: nn.Module) -> tuple[int, int]:
 
 def _trace(model: nn.Module, input_shape) -> list[tuple[str, nn.Module, tuple | None]]:
     """Run ``model`` on zeros ``[1, *input_shape]``; return (name, module, output shape) per leaf call."""
-    _check_module(model)
+    require_module("model", model)
     shape = _check_input_shape(input_shape)
     calls = []
 
@@ -288,7 +288,7 @@ def latency(model: nn.Module, example_input: torch.Tensor, *, warmup: int = 5, r
     load: use them in notebooks and ``benchmarks/``, never in a test assert.
     Explained in notebooks/00_why_compress.ipynb.
     """
-    _check_module(model)
+    require_module("model", model)
     if not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a torch.Tensor, got {type(example_input).__name__}")
     warmup = require_int("warmup", warmup, 0)
@@ -337,7 +337,7 @@ def compare_latency(models: Mapping, example_input: torch.Tensor, *, rounds: int
     if not isinstance(models, Mapping) or not models:
         raise TypeError("models must be a non-empty dict {name: nn.Module}")
     for model in models.values():
-        _check_module(model)
+        require_module("model", model)
     if not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a torch.Tensor, got {type(example_input).__name__}")
     rounds, repeats = require_int("rounds", rounds, 2), require_int("repeats", repeats, 1)
@@ -906,16 +906,9 @@ def _human_bytes(n: int) -> str:
 # Argument checks
 # --------------------------------------------------------------------------------------------
 
-def _check_module(model, allow_meta: bool = False) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not allow_meta:
-        require_module("model", model)  # a meta-device model has shapes but no values to count
-
-
 def _configured_input_shape(model) -> tuple:
     """``(C, S, S)`` from the ``config()`` that every ``labkit.models`` model records."""
-    _check_module(model)
+    require_module("model", model)
     config = model.config() if callable(getattr(model, "config", None)) else {}
     if not {"in_channels", "image_size"} <= set(config):
         raise TypeError(f"report() needs input_shape for a {type(model).__name__}, which does not record "

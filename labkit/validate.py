@@ -80,11 +80,12 @@ def require_float_tensor(name: str, x, *, allow_empty: bool = True):
     return x
 
 
-def require_module(name: str, model, *, dtypes: Iterable | None = None):
+def require_module(name: str, model, *, dtypes: Iterable | None = None, allow_meta: bool = False):
     """Return ``model`` if it is a ``torch.nn.Module`` whose tensors hold data, in an accepted dtype.
 
     A model moved to the ``meta`` device has shapes but no values, so every number computed from it
-    would be made up; it is refused (``ValueError``). With ``dtypes`` (e.g. ``(torch.float32,)``),
+    would be made up; it is refused (``ValueError``) unless ``allow_meta`` (a count of parameters
+    needs only shapes). With ``dtypes`` (e.g. ``(torch.float32,)``),
     every floating-point parameter and buffer must have one of them (``TypeError`` otherwise), so a
     float64 or float16 model gets a sentence naming the dtype instead of torch's "Input type (float)
     and bias type (double) should be the same" from the middle of a forward pass.
@@ -94,7 +95,7 @@ def require_module(name: str, model, *, dtypes: Iterable | None = None):
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
     tensors = [*model.parameters(), *model.buffers()]
-    if any(t.is_meta for t in tensors):
+    if not allow_meta and any(t.is_meta for t in tensors):
         raise ValueError(f"{name} is on the meta device: its tensors have shapes but no values; build it "
                          f"on the CPU (or load its weights with load_state_dict(..., assign=True)) first")
     if dtypes is not None:

@@ -72,6 +72,12 @@ def test_require_module_and_bool():
         require_module("model", [])
     with pytest.raises(ValueError, match="model is on the meta device"):
         require_module("model", nn.Linear(2, 2, device="meta"))
+    meta = nn.Linear(2, 3, device="meta")                 # shapes are enough to count parameters
+    assert require_module("model", meta, allow_meta=True) is meta
+    from labkit import measure
+    assert measure.count_parameters(meta) == 9
+    with pytest.raises(ValueError, match="model is on the meta device"):
+        measure.count_nonzeros(meta)
 
 
 def test_require_pair_is_the_kernels_check():
