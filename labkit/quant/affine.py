@@ -37,11 +37,12 @@ __all__ = [
     "qparams_from_range", "quantize", "dequantize", "fake_quantize", "quantize_tensor",
     "tensor_range", "mse", "sqnr_db", "quantize_activation", "grid_levels", "quantized_nbytes",
     "WeightQuantization", "quantize_weight", "weight_quantization_error",
-    "check_bits", "check_axis", "check_qparams", "apply_qparams",
+    "check_bits", "check_axis", "check_qparams", "apply_qparams", "SYMMETRIC_VARIANTS", "symmetric_grid",
 ]
 
 GRANULARITIES = ("tensor", "channel", "group")
 SCHEMES = ("symmetric", "asymmetric")
+SYMMETRIC_VARIANTS = ("full", "restricted")  # see symmetric_grid
 FLOAT32_EPS = torch.finfo(torch.float32).eps  # smallest scale, as in torch.ao (avoids s = 0)
 
 
@@ -109,6 +110,28 @@ def check_bits(bits, low: int = 1, high: int = 16) -> int:
     return require_int("bits", bits, low, high)
 
 
+def symmetric_grid(bits: int, variant: str = "full") -> tuple[float, int, int]:
+    """``(d, qmin, qmax)`` of a signed symmetric grid: scale ``s = max|x| / d``, codes ``q ∈ [qmin, qmax]``.
+
+    labkit uses two named variants (8-bit values in brackets):
+
+    * ``"full"``: ``d = (2^b − 1) / 2`` (127.5), ``q ∈ [−2^(b−1), 2^(b−1) − 1]`` (−128 … 127) — every
+      code of the ``b``-bit grid, as ``torch.ao``; ``qparams_from_range(symmetric=True)`` and so
+      observers, PTQ, QAT and the hidden layers of ``quant.integer`` use it.
+    * ``"restricted"``: ``d = 2^(b−1) − 1`` (127), ``q ∈ [−(2^(b−1) − 1), 2^(b−1) − 1]`` (−127 … 127) — a
+      grid symmetric about 0 (``−x`` gets code ``−q``; −128 is never used), as TFLite's int8 weights;
+      ``quant.integer``'s int32 logits layer and ``nonuniform.uniform_quantize`` use it. ``bits`` ≥ 2.
+
+    Explained in notebooks/01_quantization_basics.ipynb and notebooks/04_integer_inference.ipynb.
+    """
+    require_choice("variant", variant, SYMMETRIC_VARIANTS)
+    if variant == "full":
+        bits = check_bits(bits)
+        return (2 ** bits - 1) / 2, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    q = 2 ** (check_bits(bits, 2) - 1) - 1
+    return float(q), -q, q
+
+
 def check_axis(axis, ndim: int) -> int:
     """``axis`` of a tensor with ``ndim`` dimensions, as a non-negative int (``-1`` → ``ndim - 1``)."""
     axis = require_int("axis", axis)
@@ -159,7 +182,7 @@ def qparams_from_range(min_val, max_val, bits: int = 8, symmetric: bool = False,
     max_pos = torch.maximum(max_val, torch.zeros_like(max_val))
     eps = torch.tensor(FLOAT32_EPS, dtype=torch.float32)
     if symmetric:
-        half_range = float(qmax - qmin) / 2  # 127.5 for 8 bits, as in torch.ao
+        half_range = symmetric_grid(bits, "full")[0]  # 127.5 for 8 bits, as in torch.ao
         scale = torch.maximum(torch.maximum(-min_neg, max_pos) / half_range, eps)
         zero_point = torch.full_like(scale, 0 if signed else 1 << (bits - 1), dtype=torch.int32)
     else:

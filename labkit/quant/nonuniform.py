@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from labkit.quant.affine import check_bits, mse, sqnr_db
+from labkit.quant.affine import check_bits, mse, sqnr_db, symmetric_grid
 from labkit.validate import require_choice, require_float, require_float_tensor, require_int
 
 BITS = (2, 8)  # bits per code: one for the sign and at least one for the level; 8 at most
@@ -133,18 +133,17 @@ def log_quantize(x: torch.Tensor, bits: int = 4, base: float = 2.0, max_value: f
 def uniform_quantize(x: torch.Tensor, bits: int = 4) -> torch.Tensor:
     """Symmetric uniform quantization ``Q(x) = s · clip(round(x/s), -(2^(b-1)-1), 2^(b-1)-1)``.
 
-    ``s = max|x| / (2^(b-1) - 1)``: ``2^b - 1`` evenly spaced levels including 0, the baseline
-    the non-uniform quantizers are compared with. Returns a tensor like ``x``; ``bits`` in [2, 8].
-    Explained in notebooks/01_quantization_basics.ipynb
+    ``s = max|x| / (2^(b-1) - 1)``: ``2^b - 1`` evenly spaced levels including 0 (the ``"restricted"``
+    variant of ``affine.symmetric_grid``), the baseline the non-uniform quantizers are compared with.
+    Returns a tensor like ``x``; ``bits`` in [2, 8]. Explained in notebooks/01_quantization_basics.ipynb
     """
     require_float_tensor("x", x, allow_empty=False)
-    bits = check_bits(bits, *BITS)
-    qmax = 2 ** (bits - 1) - 1
+    divisor, qmin, qmax = symmetric_grid(check_bits(bits, *BITS), "restricted")
     peak = x.detach().abs().max()
     if peak == 0:
         return torch.zeros_like(x)
-    s = peak / qmax
-    return (torch.round(x.detach() / s).clamp(-qmax, qmax) * s).to(x.dtype)
+    s = peak / divisor
+    return (torch.round(x.detach() / s).clamp(qmin, qmax) * s).to(x.dtype)
 
 
 def quantization_error(x: torch.Tensor, x_quantized: torch.Tensor) -> dict[str, float]:

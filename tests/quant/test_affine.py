@@ -232,3 +232,20 @@ def test_wrong_types_are_rejected():
     from_ints, from_tensors = qparams_from_range(-1, 3), qparams_from_range(torch.tensor(-1.0), torch.tensor(3.0))
     assert from_ints.scale.item() == from_tensors.scale.item() == pytest.approx(4 / 255)
     assert from_ints.zero_point.item() == from_tensors.zero_point.item() == 64
+
+
+def test_the_two_symmetric_variants_are_named_and_used_where_documented():
+    from labkit.quant import affine, integer, nonuniform
+    assert affine.symmetric_grid(8, "full") == (127.5, -128, 127)          # torch.ao's: the whole grid
+    assert affine.symmetric_grid(8, "restricted") == (127.0, -127, 127)    # TFLite int8 weights: −x ↦ −q
+    assert affine.symmetric_grid(4, "restricted") == (7.0, -7, 7)
+    with pytest.raises(ValueError, match=r"bits must be an integer in \[2, 16\], got 1"):
+        affine.symmetric_grid(1, "restricted")
+    with pytest.raises(ValueError, match="variant must be one of 'full', 'restricted'"):
+        affine.symmetric_grid(8, "narrow")
+    x = torch.tensor([-2.0, 0.3, 1.0])
+    assert float(affine.qparams_from_range(x.min(), x.max(), symmetric=True, signed=True).scale) == \
+        pytest.approx(2.0 / 127.5)
+    codes, scale = integer._symmetric_codes(x.reshape(3, 1), per_channel=False)
+    assert scale.tolist() == [2.0 / 127] * 3 and codes.reshape(-1).tolist() == [-127, 19, 64]
+    torch.testing.assert_close(nonuniform.uniform_quantize(x, 4), torch.round(x / (2 / 7)).clamp(-7, 7) * (2 / 7))
