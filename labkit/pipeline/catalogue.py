@@ -5,9 +5,9 @@ each pruning family (unstructured magnitude and random, structured channel surge
 (PTQ 8/6/4/3, QAT 4 and 2 bits, k-means codebooks 5/4/3/2 bits), distillation, low-rank
 factorisation, integer-only inference, the lightweight network (MobileNet) and the small VGG/ResNet
 as they are, and combinations (prune → quantize, Deep-Compression-like prune → k-means, structured →
-integer, low-rank → PTQ, prune → distill → QAT). Fine-tuning uses 8,192 training images for 2 epochs
-(QAT and KD too), so a point costs seconds to a minute on one core; every result is measured on all
-10,000 test images.
+integer, low-rank → PTQ, prune ↔ QAT in both orders with and without KD). Fine-tuning uses 8,192
+training images for 2 epochs (QAT and KD too), so a point costs seconds to a minute on one core; every
+result is measured on all 10,000 test images.
 
 Run the whole sweep (1 thread per worker; hours on a loaded 2-core machine) and refresh the shipped file::
 
@@ -64,6 +64,11 @@ def _per_model(model: str) -> list[SweepPoint]:
                ("prune", {"amount": 0.9}), TUNE),
         _point(model, "combination", "prune 90% + KD → QAT W4 + KD", ("prune", {"amount": 0.9}), KD,
                ("qat", {"weight_bits": 4}), KD),
+        # with the two above, the 2 × 2 of chapter 14's "order matters": which comes first, with or without KD
+        _point(model, "combination", "prune 90% + FT → QAT W4 + FT", ("prune", {"amount": 0.9}), TUNE,
+               ("qat", {"weight_bits": 4}), TUNE),
+        _point(model, "combination", "QAT W4 + KD → prune 90% + KD", ("qat", {"weight_bits": 4}), KD,
+               ("prune", {"amount": 0.9}), KD),
         _point(model, "combination", "L1 channels 50% + FT → int8", ("structured", {"amount": 0.5}), TUNE, ("integer", {})),
         _point(model, "combination", "low-rank 70% + FT → PTQ W8", ("lowrank", {"energy": 0.7}), TUNE, ("ptq", {"weight_bits": 8})),
     ]

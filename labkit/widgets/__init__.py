@@ -16,9 +16,11 @@ from labkit.widgets.pruning import PruningExplorer
 from labkit.widgets.quant_grid import QuantGridExplorer, valid_group_sizes
 from labkit.widgets.ste import QuantizerGradientExplorer, quantizer_response
 from labkit.widgets.structured import ChannelPruningExplorer
+from labkit.widgets.tradeoffs import TradeoffExplorer
 
 __all__ = ["AGPExplorer", "AttackExplorer", "AttentionExplorer", "BudgetExplorer", "CalibrationExplorer",
            "ChannelPruningExplorer", "CriteriaExplorer", "Explorer", "PruningExplorer", "QuantGridExplorer",
-           "QuantizerGradientExplorer", "RankExplorer", "TemperatureExplorer", "WeightHistogramExplorer",
+           "QuantizerGradientExplorer", "RankExplorer", "TemperatureExplorer", "TradeoffExplorer",
+           "WeightHistogramExplorer",
            "activation_taps", "checkbox", "css_class", "dropdown", "int_slider", "quantizer_response",
            "slider", "valid_group_sizes", "weight_statistics", "weight_tensors"]
