@@ -136,8 +136,10 @@ class WeightHistogramExplorer(Explorer):
         bar = self.figure.data[0]
         bar.x, bar.y = ((edges[:-1] + edges[1:]) / 2).tolist(), counts.tolist()     # plain lists, never numpy
         bar.width = float(edges[1] - edges[0])
-        if self.figure.layout.yaxis.type != ("log" if values["log"] else "linear"):
-            self.figure.layout.yaxis.type = "log" if values["log"] else "linear"
+        scale = "log" if values["log"] else "linear"
+        if self.figure.layout.yaxis.type != scale:      # an axis change only when `log` changes
+            # log ticks at 1, 2, 5, 10, 20, 50, …: plotly's default labels every digit of a short decade
+            self.figure.layout.yaxis.update(type=scale, dtick="D2" if values["log"] else None)
         self.figure.layout.title.text = (f"{values['layer']} — {_shape_text(stats['shape'])}, "
                                          f"{stats['numel']:,} weights")
         self.stats = {"layer": values["layer"], "bins": values["bins"], **stats}
