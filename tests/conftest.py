@@ -28,9 +28,12 @@ def pytest_terminal_summary(terminalreporter):
         return
     baseline = getattr(notebooks, "BASELINE", {}).get("torch")
     terminalreporter.section("labkit notebook measurements (budget: 90 s, 1200 MB above a bare `import torch`)")
-    terminalreporter.write_line(f"{'notebook':48s} {'wall':>8s}  {'peak RSS':>9s}  {'above torch':>11s}")
-    for name, (wall, rss, above) in sorted(measured.items()):
-        terminalreporter.write_line(f"{name:48s} {wall:6.1f} s  {rss:6.0f} MB  {above:8.0f} MB")
-    terminalreporter.write_line(f"{'all notebooks':48s} {sum(m[0] for m in measured.values()):6.1f} s")
+    terminalreporter.write_line(f"{'notebook':48s} {'wall':>8s}  {'kernel CPU':>10s}  {'peak RSS':>9s}  "
+                                f"{'above torch':>11s}")
+    for name, (wall, cpu, rss, above) in sorted(measured.items()):
+        terminalreporter.write_line(f"{name:48s} {wall:6.1f} s  {cpu:8.1f} s  {rss:6.0f} MB  {above:8.0f} MB")
+    terminalreporter.write_line(f"{'all notebooks':48s} {sum(m[0] for m in measured.values()):6.1f} s  "
+                                f"{sum(m[1] for m in measured.values()):8.1f} s")
     if baseline is not None:
-        terminalreporter.write_line(f"{'a kernel that only ran `import torch`':48s} {'':8s}  {baseline:6.0f} MB")
+        terminalreporter.write_line(f"{'a kernel that only ran `import torch`':48s} {'':8s}  {'':10s}  "
+                                    f"{baseline:6.0f} MB")
