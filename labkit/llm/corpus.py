@@ -83,12 +83,18 @@ def vocab() -> CharVocab:
     return CharVocab.from_text(load_text())
 
 
+@lru_cache(maxsize=1)
+def _encoded_corpus() -> torch.Tensor:
+    return vocab().encode(load_text())
+
+
 def split_ids(held_out: float = HELD_OUT) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(train_ids, held_out_ids)``: the corpus encoded, cut at ``1 - held_out`` of its length."""
+    """``(train_ids, held_out_ids)``: the corpus encoded (once per process), cut at ``1 - held_out``
+    of its length; fresh copies, so changing them changes nothing for the next caller."""
     held_out = require_float("held_out", held_out, 0.0, 1.0, low_open=True, high_open=True)
-    ids = vocab().encode(load_text())
+    ids = _encoded_corpus()
     cut = int(len(ids) * (1 - held_out))
-    return ids[:cut], ids[cut:]
+    return ids[:cut].clone(), ids[cut:].clone()
 
 
 def random_windows(ids: torch.Tensor, batch_size: int, context: int, generator: torch.Generator) -> torch.Tensor:
