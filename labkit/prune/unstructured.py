@@ -139,7 +139,7 @@ def global_prune(model: nn.Module, amount: float, criterion: str = "magnitude", 
     amount = _check_amount(amount)
     rule = get_criterion(criterion, "weight")
     seed = require_int("seed", seed, 0, 2**63 - 1)
-    chosen = all_layers if layers is None else {n: all_layers[n] for n in _check_names(layers, all_layers)}
+    chosen = all_layers if layers is None else {n: all_layers[n] for n in check_layer_names(layers, all_layers)}
     if scores is None:
         scores = rule.score_weights(model, chosen, seed=seed, data=data, **options)
         given = _check_score_dict(scores, chosen, f"criterion {criterion!r}'s scores")
@@ -175,7 +175,9 @@ def global_magnitude_prune(model: nn.Module, amount: float, *, layers=None) -> d
     return global_prune(model, amount, "magnitude", layers=layers)
 
 
-def _check_names(names, layers: Mapping) -> list[str]:
+def check_layer_names(names, layers: Mapping) -> list[str]:
+    """``names`` as a list if it is an iterable of str naming only keys of ``layers`` (``{name: layer}``):
+    ``TypeError`` for a bare str or non-str entries, ``ValueError`` listing unknown names and the valid ones."""
     if isinstance(names, str) or not all(isinstance(n, str) for n in names):
         raise TypeError(f"layer names must be an iterable of str, got {names!r}")
     unknown = [n for n in names if n not in layers]
@@ -195,6 +197,6 @@ def layerwise_prune(model: nn.Module, amounts: Mapping, criterion: str = "magnit
     layers = _check_model(model)
     if not isinstance(amounts, Mapping):
         raise TypeError(f"amounts must be a dict {{layer name: amount}}, got {type(amounts).__name__}")
-    _check_names(list(amounts), layers)
+    check_layer_names(list(amounts), layers)
     checked = {name: _check_amount(value, f"amounts[{name!r}]") for name, value in amounts.items()}
     return {name: prune_layer(layers[name], value, criterion, seed=seed) for name, value in checked.items()}
