@@ -35,15 +35,16 @@ def test_numbers_come_from_labkit_robust(setup):
     assert s["adversarial_prediction"] == int(probs.argmax())
     title = explorer.figure.layout.title.text
     assert title.startswith("base, PGD-10 at ε = 0.10") and f"→ digit {s['adversarial_prediction']} (label" in title
-    assert "robust accuracy (60 images)" in explorer.readout.value
+    assert "robust accuracy" in explorer.readout.value and "on 60 test images" in explorer.readout.value
 
 
 def test_plain_lists_names_and_titled_axes(setup):
     explorer = AttackExplorer(*setup)
     fig = explorer.figure
-    assert [t.name for t in fig.data] == ["clean image", "perturbation", "adversarial image", "clean", "adversarial"]
+    assert [t.name for t in fig.data] == ["clean image", "perturbation", "adversarial image", "clean image",
+                                           "adversarial image"]
     for trace in fig.data[:3]:                          # plain Python numbers, never numpy arrays
-        assert len(trace.z) == 28 and all(isinstance(row, (list, tuple)) and type(row[0]) is float for row in trace.z)
+        assert list(trace.x) == list(range(28)) and len(trace.z) == 28 and all(isinstance(row, (list, tuple)) and type(row[0]) is float for row in trace.z)
     assert list(fig.data[3].x) == CLASS_NAMES and all(isinstance(v, float) for v in fig.data[4].y)
     for axis in (fig.layout.xaxis, fig.layout.xaxis2, fig.layout.xaxis3, fig.layout.xaxis4,
                  fig.layout.yaxis, fig.layout.yaxis2, fig.layout.yaxis3, fig.layout.yaxis4):

@@ -66,25 +66,27 @@ class AttackExplorer(Explorer):
                                     description="test image")}
 
     def build_figure(self) -> go.FigureWidget:
-        fig = make_subplots(rows=1, cols=4, column_widths=[0.2, 0.2, 0.2, 0.4], horizontal_spacing=0.06,
-                            subplot_titles=("clean image x", "perturbation δ = x′ − x", "adversarial x′",
-                                            "class probabilities"))
-        gray = [[0, "black"], [1, "white"]]
-        fig.add_trace(go.Heatmap(z=[[0.0]], zmin=0, zmax=1, colorscale=gray, showscale=False, name="clean image"), 1, 1)
-        fig.add_trace(go.Heatmap(z=[[0.0]], zmin=-EPS_MAX, zmax=EPS_MAX, colorscale="RdBu", showscale=False,
-                                 name="perturbation"), 1, 2)
-        fig.add_trace(go.Heatmap(z=[[0.0]], zmin=0, zmax=1, colorscale=gray, showscale=False,
+        fig = make_subplots(rows=2, cols=3, row_heights=[0.55, 0.45], vertical_spacing=0.2, horizontal_spacing=0.08,
+                            specs=[[{}, {}, {}], [{"colspan": 3}, None, None]],
+                            subplot_titles=("clean image x", "perturbation δ = x′ − x", "adversarial image x′",
+                                            "class probabilities before and after the attack"))
+        gray, pixels = [[0, "black"], [1, "white"]], list(range(self.x.shape[-1]))
+        fig.add_trace(go.Heatmap(x=pixels, y=pixels, z=[[0.0]], zmin=0, zmax=1, colorscale=gray, showscale=False,
+                                 name="clean image"), 1, 1)
+        fig.add_trace(go.Heatmap(x=pixels, y=pixels, z=[[0.0]], zmin=-EPS_MAX, zmax=EPS_MAX, colorscale="RdBu",
+                                 showscale=False, name="perturbation"), 1, 2)
+        fig.add_trace(go.Heatmap(x=pixels, y=pixels, z=[[0.0]], zmin=0, zmax=1, colorscale=gray, showscale=False,
                                  name="adversarial image"), 1, 3)
-        fig.add_trace(go.Bar(x=CLASS_NAMES, y=[0.0] * 10, name="clean", marker_color="#4C72B0"), 1, 4)
-        fig.add_trace(go.Bar(x=CLASS_NAMES, y=[0.0] * 10, name="adversarial", marker_color="#d62728"), 1, 4)
-        fig.update_layout(height=330, margin=dict(l=40, r=20, t=90, b=60), template=FIGURE_TEMPLATE, barmode="group",
-                          legend=dict(orientation="h", x=0.62, y=-0.22))
+        fig.add_trace(go.Bar(x=CLASS_NAMES, y=[0.0] * 10, name="clean image", marker_color="#4C72B0"), 2, 1)
+        fig.add_trace(go.Bar(x=CLASS_NAMES, y=[0.0] * 10, name="adversarial image", marker_color="#d62728"), 2, 1)
+        fig.update_layout(height=560, width=700, margin=dict(l=60, r=20, t=90, b=50), template=FIGURE_TEMPLATE,
+                          barmode="group", legend=dict(orientation="h", x=0.0, y=-0.16))
         for col in (1, 2, 3):
             fig.update_xaxes(showticklabels=False, title_text="pixel column", row=1, col=col)
             fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor=f"x{col if col > 1 else ''}",
                              title_text="pixel row", title_standoff=2, row=1, col=col)
-        fig.update_xaxes(type="category", title_text="class", row=1, col=4)
-        fig.update_yaxes(range=[0, 1.02], title_text="probability", row=1, col=4)
+        fig.update_xaxes(type="category", title_text="class", row=2, col=1)
+        fig.update_yaxes(range=[0, 1.02], title_text="probability", row=2, col=1)
         return FigureWidget(fig)
 
     # --- the numbers (labkit.robust / labkit.train) ---------------------------------------------
@@ -122,10 +124,11 @@ class AttackExplorer(Explorer):
 
     def draw(self, values: dict) -> None:
         shown = self.setting(values["model"], values["attack"], values["eps"], values["image"])
-        clean_img, delta_img, adv_img, p_clean, p_adv = self.figure.data
-        clean_img.z = shown["x"].tolist()
-        delta_img.z = (shown["x_adv"] - shown["x"]).tolist()
-        adv_img.z = shown["x_adv"].tolist()
+        pixels = list(range(self.x.shape[-1]))
+        images = (shown["x"], shown["x_adv"] - shown["x"], shown["x_adv"])
+        for trace, image in zip(self.figure.data[:3], images):   # the whole data (x, y, z): see base.complete_batch
+            trace.x, trace.y, trace.z = pixels, pixels, image.tolist()
+        p_clean, p_adv = self.figure.data[3:]
         p_clean.x, p_clean.y = CLASS_NAMES, shown["probabilities"][0]
         p_adv.x, p_adv.y = CLASS_NAMES, shown["probabilities"][1]
         self.figure.layout.title.text = (
@@ -138,10 +141,10 @@ class AttackExplorer(Explorer):
 def _readout_html(s: dict) -> str:
     rows = [("prediction", f"{s['clean_prediction']} → {s['adversarial_prediction']}"),
             ("max |δ|", f"{s['linf']:.3f}"),
-            (f"robust accuracy ({s['images']} images)",
-             f"{s['robust_accuracy']:.1%} [{s['robust_low']:.1%}, {s['robust_high']:.1%}]"),
+            ("robust accuracy", f"{s['robust_accuracy']:.1%} [{s['robust_low']:.1%}, {s['robust_high']:.1%}]"),
             ("clean accuracy", f"{s['clean_accuracy']:.1%}")]
     body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
                    for k, v in rows)
-    return (f"<b>{html.escape(s['model'])}</b>, {html.escape(s['attack'].upper())} ε = {s['eps']:.2f}"
-            f"<table style='font-size:90%'>{body}</table>")
+    return (f"<b>{html.escape(s['model'])}</b>, {'PGD-10' if s['attack'] == 'pgd' else 'FGSM'} ε = {s['eps']:.2f}"
+            f"<table style='font-size:90%'>{body}</table>"
+            f"<small>on {s['images']} test images; [95 % Wilson interval]</small>")
