@@ -64,6 +64,18 @@ def cumulative_energy(sigma: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(power, 0) / power.sum().clamp_min(1e-300)
 
 
+def truncation_error(sigma: torch.Tensor, rank: int) -> float:
+    """``‖W − W_r‖_F / ‖W‖_F = sqrt(Σ_{i>r} σ_i² / Σ_i σ_i²)`` for the rank-``rank`` truncated SVD of a matrix
+    with singular values ``sigma`` ``[k]`` (Eckart–Young: no second SVD needed); 0 for a zero matrix.
+    Explained in notebooks/13_lowrank_lightweight.ipynb."""
+    if not isinstance(sigma, torch.Tensor) or sigma.ndim != 1 or sigma.numel() == 0:
+        raise ValueError("sigma must be a non-empty 1-D tensor of singular values")
+    rank = check_rank(rank, sigma.numel())
+    power = sigma.double() ** 2
+    total = float(power.sum())
+    return 0.0 if total == 0.0 else math.sqrt(max(float(power[rank:].sum()), 0.0) / total)
+
+
 def svd_params(m: int, n: int, rank: int, bias: bool = True) -> int:
     """Parameters of the factorised ``[m, n]`` layer: ``r·(n + m)`` (+ ``m`` bias). Its MACs per example
     are ``r·(n + m)`` too. Explained in notebooks/13_lowrank_lightweight.ipynb."""

@@ -7,7 +7,7 @@ from torch import nn
 
 from labkit import measure
 from labkit.lowrank import (break_even_rank, cumulative_energy, energy_rank, relative_error, singular_values,
-                            svd_factors, svd_linear, svd_params)
+                            svd_factors, svd_linear, svd_params, truncation_error)
 
 
 def layer(m=12, n=20, bias=True, seed=0):
@@ -35,6 +35,7 @@ def test_error_is_the_discarded_energy_eckart_young(rank):
     error2 = float(torch.linalg.norm(w - a @ b) ** 2)
     assert error2 == pytest.approx(float((sigma[rank:] ** 2).sum()), rel=1e-9, abs=1e-12)
     assert relative_error(w, a @ b) == pytest.approx(math.sqrt(float((sigma[rank:] ** 2).sum() / (sigma ** 2).sum())))
+    assert truncation_error(sigma, rank) == pytest.approx(relative_error(w, a @ b), rel=1e-9)   # without the factors
     # √Σ split evenly: both factors carry the same singular values
     torch.testing.assert_close(torch.linalg.svdvals(a), sigma[:rank].sqrt())
     torch.testing.assert_close(torch.linalg.svdvals(b), sigma[:rank].sqrt())
@@ -96,3 +97,13 @@ def test_bad_inputs():
         svd_factors(torch.zeros(2, 3, 4), 1)
     with pytest.raises(ValueError, match="m must"):
         break_even_rank(0, 3)
+
+
+def test_truncation_error_ends_and_bad_inputs():
+    sigma = torch.tensor([3.0, 2.0, 1.0])
+    assert truncation_error(sigma, 3) == 0.0 and truncation_error(torch.zeros(4), 1) == 0.0
+    assert truncation_error(sigma, 1) == pytest.approx(math.sqrt(5 / 14))
+    with pytest.raises(ValueError, match=r"rank must be an integer in \[1, 3\]"):
+        truncation_error(sigma, 4)
+    with pytest.raises(ValueError, match="sigma must be a non-empty 1-D tensor"):
+        truncation_error(torch.zeros(2, 2), 1)
