@@ -92,3 +92,20 @@ def test_heat_maps_are_plain_lists_with_fixed_names():
         assert [trace.name for trace in explorer.figure.data] == names
         assert not [(i, k) for i, t in enumerate(explorer.figure.data) for k, v in t.to_plotly_json().items()
                     if isinstance(v, np.ndarray)]
+
+
+def test_setting_gives_the_stats_without_a_redraw():
+    teacher, before, after = nets()
+    explorer = AttentionExplorer(teacher, {"before": before, "after": after}, images()[0],
+                                 layers=[("pool1", "pool1")])
+    count = explorer.update_count
+    wanted = explorer.setting(4, ("pool1", "pool1"), 3.0, "after")
+    assert explorer.update_count == count
+    explorer.set(image=4, p=3.0, student="after")
+    assert explorer.stats == wanted
+    with pytest.raises(ValueError, match="student must be one of"):
+        explorer.setting(0, ("pool1", "pool1"), 2.0, "nobody")
+    with pytest.raises(ValueError, match="layer must be one of"):
+        explorer.setting(0, ("x", "y"), 2.0)
+    with pytest.raises(ValueError, match="p must be"):
+        explorer.setting(0, ("pool1", "pool1"), 9.0)

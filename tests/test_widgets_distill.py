@@ -91,3 +91,17 @@ def test_trace_names_are_fixed_and_every_trace_property_is_a_plain_list():
     assert len(set(bars)) == 2 and all(name and not name.startswith("trace") for name in bars)
     assert explorer.figure.data[0].showlegend is False                      # the image is not a series
     assert "T = 20" in explorer.figure.layout.title.text
+
+
+def test_setting_gives_the_stats_without_a_redraw():
+    explorer = TemperatureExplorer(teacher(), images(), T=4.0)
+    count, title = explorer.update_count, explorer.figure.layout.title.text
+    at_8 = explorer.setting(8.0, 5)
+    assert explorer.update_count == count and explorer.figure.layout.title.text == title   # nothing redrawn
+    explorer.set(temperature=8.0, image=5)
+    assert explorer.stats == at_8
+    assert list(explorer.figure.data[1].x) == list(range(10)) == list(explorer.figure.data[2].x)  # whole data
+    with pytest.raises(ValueError, match="T must be"):
+        explorer.setting(0.1, 0)
+    with pytest.raises(ValueError, match="index must be"):
+        explorer.setting(4.0, 12)

@@ -1,4 +1,5 @@
 """The rank explorer (labkit.widgets.lowrank) without a browser: numbers, controls, redraws, cache."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -45,9 +46,13 @@ def test_controls_redraw_and_cache_and_conv_layers():
     count, rank = explorer.update_count, explorer.stats["rank"]
     explorer.set(energy=0.3)
     assert explorer.update_count == count + 1 and explorer.stats["rank"] < rank
-    assert "0.30" in explorer.figure.layout.title.text
+    assert "30% of the energy" in explorer.figure.layout.title.text
+    assert explorer.stats["saves"] and "larger than the dense layer" not in explorer.readout.value
     explorer.set(energy=1.0)
     assert explorer.stats["relative_error"] < 1e-6
+    # rank 32 of a 32×96 layer is above the break-even 32·96/128 = 24: the readout must say it grew
+    assert explorer.stats["params_after"] > explorer.stats["params_before"] and not explorer.stats["saves"]
+    assert "larger than the dense layer" in explorer.readout.value
     assert explorer.stats["accuracy"] == pytest.approx(explorer.stats["dense_accuracy"])
     explorer.set(layer="2", energy=0.9)
     r_in, r_out = explorer.stats["rank"]
@@ -78,3 +83,38 @@ def test_css_classes_and_argument_checks():
         RankExplorer(small_model(), eval_data())
     with pytest.raises(ValueError, match="unknown control"):
         explorer.set(rank=3)
+
+
+def test_traces_are_plain_lists_named_once_and_the_log_axis_shows_decades():
+    explorer = RankExplorer(small_model(), eval_data(), input_shape=(1, 8, 8))
+    names = [trace.name for trace in explorer.figure.data]
+    assert len(set(names)) == 4 and not any(name.startswith("trace") for name in names)
+    for values in (dict(energy=0.5), dict(layer="2"), dict(energy=0.95)):
+        explorer.set(**values)
+        assert [trace.name for trace in explorer.figure.data] == names
+        assert not [(i, k) for i, t in enumerate(explorer.figure.data) for k, v in t.to_plotly_json().items()
+                    if isinstance(v, np.ndarray)]
+    axis = explorer.figure.layout.yaxis          # ticks at the decades that hold the spectrum, and only those
+    sigma = explorer.spectrum(explorer.values["layer"])
+    assert axis.type == "log" and axis.exponentformat == "power" and axis.dtick is None
+    exponents = [round(np.log10(v)) for v in axis.tickvals]
+    assert [10.0 ** k for k in exponents] == list(axis.tickvals) and exponents == list(range(exponents[0], exponents[-1] + 1))
+    assert axis.tickvals[0] <= float(sigma.min()) < 10 * axis.tickvals[0] and axis.tickvals[-1] / 10 < float(sigma.max()) <= axis.tickvals[-1]
+    assert all(explorer.figure.layout[a].title.text for a in ("xaxis", "yaxis", "xaxis2", "yaxis2"))
+    assert "%" in explorer.readout.value.split("accuracy (eval subset)")[1][:60]      # accuracy in %
+
+
+def test_setting_gives_the_numbers_without_a_redraw():
+    explorer = RankExplorer(small_model(), eval_data(), input_shape=(1, 8, 8))
+    count, title = explorer.update_count, explorer.figure.layout.title.text
+    wanted = explorer.setting(explorer.values["layer"], 0.4)
+    assert explorer.update_count == count and explorer.figure.layout.title.text == title
+    explorer.set(energy=0.4)
+    assert {k: explorer.stats[k] for k in ("rank", "params_after", "macs_after", "saves", "relative_error",
+                                           "accuracy")} == {k: wanted[k] for k in ("rank", "params_after",
+                                                                                   "macs_after", "saves",
+                                                                                   "relative_error", "accuracy")}
+    with pytest.raises(ValueError, match="energy must be"):
+        explorer.setting(explorer.values["layer"], 1.5)
+    with pytest.raises(ValueError, match="layer must be one of"):
+        explorer.setting("nope", 0.5)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import html
 
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 from torch import nn
 
 from labkit.distill import attention_transfer_loss, layer_features, normalized_attention
 from labkit.validate import require_float, require_int
-from labkit.widgets.base import Explorer, dropdown, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, int_slider, slider
 from labkit.widgets.distill import images_and_labels
 
 P_MIN, P_MAX, P_STEP = 0.5, 8.0, 0.5
@@ -88,34 +89,48 @@ class AttentionExplorer(Explorer):
                                      colorbar=dict(title=dict(text="q̂ difference", side="right")) if col == 3 else None,
                                      hovertemplate="column %{x}, row %{y}: %{z:.3f}<extra>" + name + "</extra>"),
                           1, col)
-        fig.update_layout(height=330, margin=dict(l=20, r=20, t=80, b=20), template="plotly_white")
+        fig.update_layout(height=330, margin=dict(l=20, r=20, t=80, b=20), template=FIGURE_TEMPLATE)
         fig.update_xaxes(visible=False)
         for col in (1, 2, 3):
             fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=f"x{'' if col == 1 else col}",
                              row=1, col=col)
-        return go.FigureWidget(fig)
+        return FigureWidget(fig)
 
-    def draw(self, values: dict) -> None:
-        index, (s_layer, t_layer), p = int(values["image"]), tuple(values["layer"]), float(values["p"])
-        student = values.get("student", self.student_names[0])
+    def setting(self, image: int, layer: tuple, p: float, student: str | None = None) -> dict:
+        """The ``stats`` of ``image`` for the layer pair ``layer`` at power ``p`` and ``student`` (default: the
+        first), from the cached features; no redraw."""
+        index, p = require_int("image", image, 0, len(self.x) - 1), require_float("p", p, P_MIN, P_MAX)
+        if tuple(layer) not in self.pairs:
+            raise ValueError(f"layer must be one of {self.pairs}, got {layer!r}")
+        student = self.student_names[0] if student is None else student
+        if student not in self.student_features:
+            raise ValueError(f"student must be one of {self.student_names}, got {student!r}")
+        s_layer, t_layer = tuple(layer)
         s_all, t_all = self.student_features[student][s_layer], self.teacher_features[t_layer]
         side = t_all.shape[2:]
         q_t = normalized_attention(t_all[index:index + 1], p)[0].reshape(side)
         q_s = normalized_attention(s_all[index:index + 1], p)[0].reshape(side)
+        label = None if self.labels is None else int(self.labels[index])
+        return {"index": index, "label": label, "student": student, "layer": (s_layer, t_layer), "p": p,
+                "teacher_map": q_t.tolist(), "student_map": q_s.tolist(),
+                "at_loss": float(attention_transfer_loss(s_all[index:index + 1], t_all[index:index + 1], p)),
+                "at_loss_mean": float(attention_transfer_loss(s_all, t_all, p))}
+
+    def draw(self, values: dict) -> None:
+        self.stats = stats = self.setting(int(values["image"]), tuple(values["layer"]), float(values["p"]),
+                                          values.get("student"))
+        q_t, q_s = torch.tensor(stats["teacher_map"]), torch.tensor(stats["student_map"])
         teacher_trace, student_trace, diff_trace = self.figure.data
         # plain lists: numpy arrays do not reach plotly.js intact
-        teacher_trace.z, student_trace.z, diff_trace.z = q_t.tolist(), q_s.tolist(), (q_s - q_t).tolist()
+        teacher_trace.z, student_trace.z, diff_trace.z = stats["teacher_map"], stats["student_map"], (q_s - q_t).tolist()
         top = float(max(q_t.max(), q_s.max()))
         teacher_trace.zmin = student_trace.zmin = 0.0
         teacher_trace.zmax = student_trace.zmax = top
-        label = None if self.labels is None else int(self.labels[index])
-        self.stats = {"index": index, "label": label, "student": student, "layer": (s_layer, t_layer), "p": p,
-                      "teacher_map": q_t.tolist(), "student_map": q_s.tolist(),
-                      "at_loss": float(attention_transfer_loss(s_all[index:index + 1], t_all[index:index + 1], p)),
-                      "at_loss_mean": float(attention_transfer_loss(s_all, t_all, p))}
-        self.figure.layout.title.text = (f"image {index}" + ("" if label is None else f" (label {label})")
-                                         + f": attention maps at p = {p:g}, {s_layer} ↔ {t_layer}")
-        self.readout.value = _readout_html(self.stats, tuple(s_all.shape[1:]), tuple(t_all.shape[1:]))
+        (s_layer, t_layer), label = stats["layer"], stats["label"]
+        self.figure.layout.title.text = (f"image {stats['index']}" + ("" if label is None else f" (label {label})")
+                                         + f": attention maps at p = {stats['p']:g}, {s_layer} ↔ {t_layer}")
+        self.readout.value = _readout_html(stats, tuple(self.student_features[stats["student"]][s_layer].shape[1:]),
+                                           tuple(self.teacher_features[t_layer].shape[1:]))
 
 
 def _check_layers(layers) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from torch import nn
 
 from labkit.distill import soft_targets, teacher_logits
 from labkit.validate import require_float, require_int
-from labkit.widgets.base import Explorer, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, int_slider, slider
 
 T_MIN, T_MAX, T_STEP = 0.5, 20.0, 0.5
 
@@ -70,32 +70,39 @@ class TemperatureExplorer(Explorer):
                              marker_color="#b0b0b0", hovertemplate="class %{x}: %{y:.4f}<extra>T = 1</extra>"), 1, 2)
         fig.add_trace(go.Bar(x=classes, y=[0.0] * self.num_classes, name="slider's T", marker_color="#4C72B0",
                              hovertemplate="class %{x}: %{y:.4f}<extra>slider's T</extra>"), 1, 2)
-        fig.update_layout(height=380, margin=dict(l=50, r=20, t=80, b=90), template="plotly_white",
+        fig.update_layout(height=380, margin=dict(l=50, r=20, t=80, b=90), template=FIGURE_TEMPLATE,
                           barmode="group", legend=dict(orientation="h", x=0.3, y=-0.3))
         fig.update_xaxes(visible=False, row=1, col=1)
         fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", row=1, col=1)
         fig.update_xaxes(title_text="class (digit)", tickmode="linear", dtick=1, row=1, col=2)
         fig.update_yaxes(title_text="probability", range=[0, 1.02], row=1, col=2)
-        return go.FigureWidget(fig)
+        return FigureWidget(fig)
 
-    def draw(self, values: dict) -> None:
-        T, index = float(values["temperature"]), int(values["image"])
+    def setting(self, T: float, index: int) -> dict:
+        """The ``stats`` of image ``index`` at temperature ``T`` (computed from the cached logits; no redraw)."""
+        T, index = require_float("T", T, T_MIN, T_MAX), require_int("index", index, 0, len(self.x) - 1)
         row = self.logits[index:index + 1]
         probs, probs_t1 = soft_targets(row, T)[0], soft_targets(row, 1.0)[0]
         second, top = torch.topk(probs, 2).indices.tolist()[::-1]
-        image, reference, soft = self.figure.data
-        image.z = self.x[index].mean(0).tolist()            # plain lists: numpy arrays reach plotly.js badly
-        reference.y = probs_t1.tolist()
-        soft.y = probs.tolist()
         label = None if self.labels is None else int(self.labels[index])
-        self.figure.layout.title.text = (f"image {index}" + ("" if label is None else f" (label {label})")
-                                         + f": teacher's softmax at T = {T:g} (blue) and T = 1 (grey)")
-        self.stats = {"index": index, "T": T, "label": label, "probs": probs.tolist(),
-                      "probs_T1": probs_t1.tolist(), "top_class": top, "top_prob": float(probs[top]),
-                      "second_class": second, "second_prob": float(probs[second]),
-                      "entropy": _entropy(probs), "entropy_T1": _entropy(probs_t1),
-                      "max_entropy": math.log(self.num_classes)}
-        self.readout.value = _readout_html(self.stats)
+        return {"index": index, "T": T, "label": label, "probs": probs.tolist(),
+                "probs_T1": probs_t1.tolist(), "top_class": top, "top_prob": float(probs[top]),
+                "second_class": second, "second_prob": float(probs[second]),
+                "entropy": _entropy(probs), "entropy_T1": _entropy(probs_t1),
+                "max_entropy": math.log(self.num_classes)}
+
+    def draw(self, values: dict) -> None:
+        self.stats = stats = self.setting(float(values["temperature"]), int(values["image"]))
+        image, reference, soft = self.figure.data
+        classes = list(range(self.num_classes))
+        # every trace gets its whole data, as plain lists (numpy arrays reach plotly.js badly)
+        image.z = self.x[stats["index"]].mean(0).tolist()
+        reference.x, reference.y = classes, stats["probs_T1"]
+        soft.x, soft.y = classes, stats["probs"]
+        label = stats["label"]
+        self.figure.layout.title.text = (f"image {stats['index']}" + ("" if label is None else f" (label {label})")
+                                         + f": teacher's softmax at T = {stats['T']:g} (blue) and T = 1 (grey)")
+        self.readout.value = _readout_html(stats)
 
 
 def images_and_labels(images) -> tuple[torch.Tensor, torch.Tensor | None]:

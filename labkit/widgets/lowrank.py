@@ -6,14 +6,17 @@ of the mode-0 (output-channel) unfolding and the layer becomes a Tucker-2 triple
 (``labkit.lowrank.tucker2_conv``, both ranks chosen by the same energy). The left plot shows the
 singular values on a log scale, the kept ones in blue; the right plot the cumulative energy with the
 chosen rank marked. The readout gives the parameters and MACs of the factorised layer against the
-original, the relative reconstruction error ``‖W − Ŵ‖_F / ‖W‖_F`` and the accuracy of the model with
-only that layer factorised on a fixed evaluation subset. Each (layer, energy) is computed once and
-cached. Explained in notebooks/13_lowrank_lightweight.ipynb.
+original — and says so when the factorised layer is *larger* (a rank above the break-even, where
+``lowrank.decompose_model`` would keep the dense layer) — the relative reconstruction error
+``‖W − Ŵ‖_F / ‖W‖_F`` and the accuracy (%) of the model with only that layer factorised on a fixed
+evaluation subset. Each (layer, energy) is computed once and cached. Explained in
+notebooks/13_lowrank_lightweight.ipynb.
 """
 from __future__ import annotations
 
 import copy
 import html
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,11 +25,10 @@ from torch import nn
 
 from labkit import train
 from labkit.lowrank import (cumulative_energy, decompose_model, energy_rank, factorisable_layers, mode_singular_values,
-                            relative_error, singular_values, tucker2_factors, tucker2_ranks, tucker2_reconstruct)
-from labkit.lowrank.decompose import model_input_shape
-from labkit.lowrank.svd import svd_factors
+                            model_input_shape, relative_error, singular_values, truncation_error, tucker2_factors,
+                            tucker2_ranks, tucker2_reconstruct)
 from labkit.validate import require_float
-from labkit.widgets.base import Explorer, dropdown, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, slider
 
 
 class RankExplorer(Explorer):
@@ -36,8 +38,9 @@ class RankExplorer(Explorer):
     never modified; ``eval_data`` a labelled Dataset or ``(x, y)`` (use ``data.eval_subset``).
     Controls: ``layer`` (Dropdown), ``energy`` (FloatSlider 0.05–1, on release). ``stats``: ``layer``,
     ``energy``, ``rank`` (an int, or ``(R_in, R_out)`` for a conv), ``max_rank``, ``params_before``,
-    ``params_after``, ``macs_before``, ``macs_after``, ``relative_error``, ``accuracy``,
-    ``dense_accuracy``. Explained in notebooks/13_lowrank_lightweight.ipynb.
+    ``params_after``, ``macs_before``, ``macs_after``, ``saves`` (False when the factorised layer has at
+    least as many parameters as the dense one), ``relative_error``, ``accuracy``, ``dense_accuracy``
+    (fractions). Explained in notebooks/13_lowrank_lightweight.ipynb.
     """
 
     name = "rank"
@@ -68,21 +71,25 @@ class RankExplorer(Explorer):
                                  readout_format=".2f", description="energy kept")}
 
     def build_figure(self) -> go.FigureWidget:
-        fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.12,
-                            subplot_titles=("singular values (log)", "cumulative energy Σσ²"))
-        fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(color="#4C72B0", size=5), name="kept"), 1, 1)
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.14,
+                            subplot_titles=("singular values (log scale)", "cumulative energy"))
+        fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(color="#4C72B0", size=5),
+                                 name="kept singular values"), 1, 1)
         fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(color="#bbbbbb", size=5),
                                  name="discarded"), 1, 1)
-        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#2ca02c"), name="energy"), 1, 2)
+        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#2ca02c"), name="energy kept at rank r"),
+                      1, 2)
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", marker=dict(color="#d62728", size=10),
                                  line=dict(color="#d62728", dash="dot"), name="chosen rank"), 1, 2)
-        fig.update_layout(height=380, margin=dict(l=50, r=20, t=90, b=50), template="plotly_white",
-                          legend=dict(orientation="h", x=0.0, y=-0.2))
-        fig.update_yaxes(type="log", row=1, col=1)
-        fig.update_xaxes(title_text="index i", row=1, col=1)
+        fig.update_layout(height=400, margin=dict(l=60, r=20, t=90, b=60), template=FIGURE_TEMPLATE,
+                          legend=dict(orientation="h", x=0.0, y=-0.22))
+        # ticks at the decades (tickvals set in draw): plotly's own log ticks label 2, 5, 1, 2, 5
+        # on a short range (and a log axis with dtick=1 stopped every later update from being drawn in Chromium)
+        fig.update_yaxes(type="log", exponentformat="power", title_text="singular value σᵢ", row=1, col=1)
+        fig.update_xaxes(title_text="index i (largest first)", row=1, col=1)
         fig.update_xaxes(title_text="rank r", row=1, col=2)
-        fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-        return go.FigureWidget(fig)
+        fig.update_yaxes(range=[0, 1.02], title_text="energy kept (fraction of Σσ²)", row=1, col=2)
+        return FigureWidget(fig)
 
     # --- the numbers (all from labkit.lowrank / labkit.train) ----------------------------------
     def spectrum(self, layer: str):
@@ -94,22 +101,23 @@ class RankExplorer(Explorer):
         return self._spectra[layer]
 
     def setting(self, layer: str, energy: float) -> dict:
-        """Rank, costs, error and accuracy of ``layer`` factorised at ``energy`` (cached)."""
+        """Rank, costs (``params_before/after``, ``macs_before/after``, ``saves``), ``relative_error`` and
+        ``accuracy`` (a fraction, eval subset) of ``layer`` factorised at ``energy``; cached, no redraw."""
+        if layer not in self.layers:
+            raise ValueError(f"layer must be one of {list(self.layers)}, got {layer!r}")
+        energy = require_float("energy", energy, 0.05, 1.0)
         key = (layer, round(float(energy), 4))
         if key not in self._cache:
             module = self.layers[layer]
             if isinstance(module, nn.Linear):
                 rank = energy_rank(self.spectrum(layer), key[1])
-                a, b = svd_factors(module.weight.detach(), rank)
-                approx = a @ b
-                spec = rank
+                error = truncation_error(self.spectrum(layer), rank)          # Eckart–Young: no second SVD
             else:
                 rank = tucker2_ranks(module, key[1])
-                approx = tucker2_reconstruct(*tucker2_factors(module.weight, rank))
-                spec = rank
+                error = relative_error(module.weight, tucker2_reconstruct(*tucker2_factors(module.weight, rank)))
             model = copy.deepcopy(self._base)
-            row = decompose_model(model, {layer: spec}, input_shape=self._shape, force=True)[0]
-            self._cache[key] = {**row, "relative_error": relative_error(module.weight, approx),
+            row = decompose_model(model, {layer: rank}, input_shape=self._shape, force=True)[0]
+            self._cache[key] = {**row, "saves": row["params_after"] < row["params_before"], "relative_error": error,
                                 "accuracy": train.evaluate(model, self.eval_data)}
         return self._cache[key]
 
@@ -122,16 +130,20 @@ class RankExplorer(Explorer):
         kept, dropped, curve, mark = self.figure.data
         floor = max(float(sigma.max()) * 1e-12, 1e-30)
         s = np.maximum(sigma, floor)
-        kept.x, kept.y = index[:kept_n], s[:kept_n]
-        dropped.x, dropped.y = index[kept_n:], s[kept_n:]
+        # plain lists: numpy arrays do not reach plotly.js intact
+        kept.x, kept.y = index[:kept_n].tolist(), s[:kept_n].tolist()
+        dropped.x, dropped.y = index[kept_n:].tolist(), s[kept_n:].tolist()
         cumulative = cumulative_energy(self.spectrum(layer)).numpy()
-        curve.x, curve.y = index, cumulative
-        mark.x, mark.y = [kept_n, kept_n], [0.0, cumulative[kept_n - 1]]
+        curve.x, curve.y = index.tolist(), cumulative.tolist()
+        mark.x, mark.y = [kept_n, kept_n], [0.0, float(cumulative[kept_n - 1])]
+        low, high = math.floor(math.log10(float(s.min()))), math.ceil(math.log10(float(s.max())))
+        self.figure.layout.yaxis.tickvals = [10.0 ** k for k in range(low, high + 1)]     # the decades only
         self.figure.layout.title.text = (f"{layer} {list(self.layers[layer].weight.shape)}: rank {result['rank']} "
-                                         f"keeps {energy:.2f} of the energy")
+                                         f"keeps {energy:.0%} of the energy")
         self.stats = {"layer": layer, "energy": energy, "rank": result["rank"], "max_rank": int(sigma.size),
                       "params_before": result["params_before"], "params_after": result["params_after"],
                       "macs_before": result["macs_before"], "macs_after": result["macs_after"],
+                      "saves": result["saves"],
                       "relative_error": result["relative_error"], "accuracy": result["accuracy"],
                       "dense_accuracy": self.dense_accuracy}
         self.readout.value = _readout_html(self.stats)
@@ -139,12 +151,15 @@ class RankExplorer(Explorer):
 
 def _readout_html(stats: dict) -> str:
     rows = [("rank", str(stats["rank"])),
-            ("params", f"{stats['params_after']:,} / {stats['params_before']:,}"),
-            ("MACs", f"{stats['macs_after']:,} / {stats['macs_before']:,}"),
-            ("relative error", f"{stats['relative_error']:.3f}"),
+            ("params: factorised / dense", f"{stats['params_after']:,} / {stats['params_before']:,}"),
+            ("MACs: factorised / dense", f"{stats['macs_after']:,} / {stats['macs_before']:,}"),
+            ("relative error ‖W − Ŵ‖/‖W‖", f"{stats['relative_error']:.3f}"),
             ("accuracy (eval subset)", f"{stats['accuracy']:.1%}"),
             ("original accuracy", f"{stats['dense_accuracy']:.1%}")]
     body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
                    for k, v in rows)
-    return (f"<b>{html.escape(stats['layer'])}</b> factorised, energy {stats['energy']:.2f}"
-            f"<table style='font-size:90%'>{body}</table>")
+    warning = "" if stats["saves"] else (
+        "<div style='color:#b22222'><b>larger than the dense layer</b>: this rank is above the break-even, "
+        "the factorisation saves nothing (decompose_model would keep the layer dense)</div>")
+    return (f"<b>{html.escape(stats['layer'])}</b> factorised, energy {stats['energy']:.0%}"
+            f"<table style='font-size:90%'>{body}</table>{warning}")
