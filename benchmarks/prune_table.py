@@ -29,7 +29,9 @@ parts can run in parallel processes (``--parts``, ``--seeds``) and a later run o
     .venv/bin/python benchmarks/prune_table.py           # computes what is missing, prints, records
     .venv/bin/python benchmarks/prune_table.py --quick   # smoke run on digits, seconds, records nothing
 
-A full run records its rows with ``benchmarks/results.py`` once every unit is there.
+A run with the full-run settings (every part, default seeds and models; never ``--quick``) records its rows
+with ``benchmarks/results.py``; units not computed yet (``--only-cached``, or a part still running
+elsewhere) are listed in a row of their own, so the record says what it lacks.
 """
 from __future__ import annotations
 
@@ -309,31 +311,35 @@ def slimming_rows(units: list[dict]) -> list[Row]:
 # Main
 # ----------------------------------------------------------------------------------------------
 
-def run(parts, seeds, cfg: dict, folder: Path, progress: bool, only_cached: bool = False) -> tuple[list[Row], bool]:
+def run(parts, seeds, cfg: dict, folder: Path, progress: bool,
+        only_cached: bool = False) -> tuple[list[Row], list[str], bool]:
     """Compute the missing units of ``parts`` for ``seeds`` (default: each part's own seeds of ``cfg``);
-    return the rows and whether every unit of a full run is there. ``only_cached`` computes nothing."""
-    rows, missing = [], 0
+    return the rows, the names of the units still missing (``only_cached`` computes nothing), and
+    whether this is a full run: every part, the default seeds and models."""
+    rows, missing = [], []
 
-    def have(units):
-        nonlocal missing
-        missing += sum(u is None for u in units)
-        return [u for u in units if u is not None]
+    def have(named):
+        missing.extend(name for name, u in named if u is None)
+        return [u for _, u in named if u is not None]
 
     if "han" in parts:
-        units = have([cached(folder, f"han12-{m}-seed{s}", lambda m=m, s=s: han_unit(m, s, cfg, progress), only_cached)
+        units = have([(f"han12-{m}-seed{s}", cached(folder, f"han12-{m}-seed{s}",
+                                                     lambda m=m, s=s: han_unit(m, s, cfg, progress), only_cached))
                       for m in cfg["han_models"] for s in (seeds or cfg["han_seeds"])])
         rows += han_rows(units) if units else []
     if "lottery" in parts:
-        units = have([cached(folder, f"lottery-lenet300-rewind{k}-seed{s}",
-                             lambda k=k, s=s: lottery_unit(s, k, cfg, progress), only_cached)
+        units = have([(f"lottery-lenet300-rewind{k}-seed{s}",
+                       cached(folder, f"lottery-lenet300-rewind{k}-seed{s}",
+                              lambda k=k, s=s: lottery_unit(s, k, cfg, progress), only_cached))
                       for k in (0, cfg["lottery_rewind"]) for s in (seeds or cfg["seeds"])
                       if k == 0 or s in cfg["lottery_rewind_seeds"]])
         rows += lottery_rows(units) if any(u["rewind_iteration"] == 0 for u in units) else []
     if "slimming" in parts:
-        units = have([cached(folder, f"slimming-mlp-sgd-seed{s}", lambda s=s: slimming_unit(s, cfg, progress),
-                             only_cached) for s in (seeds or cfg["slim_seeds"])])
+        units = have([(f"slimming-mlp-sgd-seed{s}", cached(folder, f"slimming-mlp-sgd-seed{s}",
+                                                          lambda s=s: slimming_unit(s, cfg, progress), only_cached))
+                      for s in (seeds or cfg["slim_seeds"])])
         rows += slimming_rows(units) if units else []
-    return rows, set(parts) == set(PARTS) and not seeds and cfg["han_models"] == HAN_MODELS and not missing
+    return rows, missing, set(parts) == set(PARTS) and not seeds and cfg["han_models"] == HAN_MODELS
 
 
 def markdown(rows: list[Row]) -> str:
@@ -368,13 +374,17 @@ def main(argv: list[str] | None = None) -> int:
     seeds = tuple(args.seeds) if args.seeds is not None else ()
     with tempfile.TemporaryDirectory(prefix="labkit-prune-table-") as scratch:
         folder = Path(scratch) if args.quick else CACHE
-        rows, complete = run(args.parts, seeds, cfg, folder, progress=not args.quiet, only_cached=args.only_cached)
+        rows, missing, full = run(args.parts, seeds, cfg, folder, progress=not args.quiet,
+                                  only_cached=args.only_cached)
+    if missing:   # say so in the table (and in the record) rather than leave the rows out silently
+        rows.append(Row("prune_table", "—", "units not run yet", ", ".join(missing), None, "—", None, 0, 0.0,
+                        note="run benchmarks/prune_table.py (without --only-cached) to compute them"))
     print(f"Pruning against the papers on {cfg['dataset']} ({'smoke run' if args.quick else 'full run'}):\n")
     print(markdown(rows))
     for r in {r.note: r for r in rows if r.note}.values():        # each note once
         print(f"- {r.experiment}, {r.model}: {r.note}")
-    if not args.quick and complete:
-        print(f"\nrecorded to {record('prune_table', rows)}")
+    if not args.quick and full and rows:      # full-run settings only; missing units are a row of their own
+        print(f"\nrecorded to {record('prune_table', rows)}" + (f" ({len(missing)} unit(s) missing)" if missing else ""))
     return 0
 
 
