@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from labkit.validate import require_int
+from labkit.validate import require_float, require_int
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,10 @@ def generate(model: TinyGPT, prompt_ids: torch.Tensor, new_tokens: int, *, tempe
     otherwise sampled from ``softmax(logits / temperature)`` with a seeded generator. Returns ``[T0 + n]``;
     the model sees at most its last ``context`` ids."""
     new_tokens = require_int("new_tokens", new_tokens, 0, 100_000)
-    ids = check_ids(prompt_ids.reshape(1, -1)[:, -model.config.context:], model.config)[0]
+    temperature = require_float("temperature", temperature, 0.0, None)
+    if not isinstance(prompt_ids, torch.Tensor):
+        raise TypeError(f"prompt_ids must be an int64 tensor [T0], got {type(prompt_ids).__name__}")
+    check_ids(prompt_ids.reshape(1, -1)[:, -model.config.context:], model.config)   # refuse bad ids early
     ids = prompt_ids.reshape(-1).long().clone()
     gen = torch.Generator().manual_seed(seed)
     for _ in range(new_tokens):

@@ -1,8 +1,9 @@
 """Training ``TinyGPT`` on the documentation corpus: AdamW, warm-up then cosine learning rate, seeded.
 
 ``train_lm(config, steps, ...)`` draws random ``[B, T+1]`` windows from the training ids and minimises
-the mean next-character cross-entropy. One thread, batch 32, 2,000 steps of the default model take
-about ten minutes of CPU; ``labkit.llm.checkpoint.pretrained()`` ships the result so that no notebook trains.
+the mean next-character cross-entropy. The shipped model (``checkpoint.RECIPE``: batch 32, 1,500 steps,
+one thread) took 20 minutes of wall time on a busy 2-core machine; ``checkpoint.pretrained()`` ships
+the result so that no notebook trains.
 
 Explained in notebooks/16_transformer_compression.ipynb
 """
