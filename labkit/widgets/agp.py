@@ -83,7 +83,7 @@ class AGPExplorer(Explorer):
         }
 
     def build_figure(self) -> go.FigureWidget:
-        fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1, row_heights=[0.62, 0.38],
+        fig = make_subplots(rows=2, cols=1, vertical_spacing=0.2, row_heights=[0.6, 0.4],
                             subplot_titles=("sparsity after each training step", "slope ds/dt of the cubic"))
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#4C72B0", width=2, shape="hv"),
                                  name="sparsity s(t) (pruning steps)"), 1, 1)
@@ -95,12 +95,12 @@ class AGPExplorer(Explorer):
                                  name="ds/dt (% per 1,000 steps)"), 2, 1)
         fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(color="#d62728", size=9),
                                  showlegend=False, name="slope at t"), 2, 1)
-        fig.update_layout(height=460, margin=dict(l=60, r=20, t=80, b=50), template=FIGURE_TEMPLATE,
+        fig.update_layout(height=500, margin=dict(l=60, r=20, t=80, b=50), template=FIGURE_TEMPLATE,
                           legend=dict(orientation="h", x=0.0, y=-0.16))
         fig.update_yaxes(title_text="sparsity (%)", range=[0, 100], row=1, col=1)
         fig.update_yaxes(title_text="% per 1,000 steps", row=2, col=1)
-        fig.update_xaxes(title_text="training step", row=1, col=1)
-        fig.update_xaxes(title_text="training step", row=2, col=1)
+        for row in (1, 2):      # the same steps on both plots (not shared: each keeps its tick labels)
+            fig.update_xaxes(title_text="training step", range=[0, self.total_steps], row=row, col=1)
         return FigureWidget(fig)
 
     # --- the numbers (labkit.prune.AGPSchedule, global_prune, train.evaluate) -----------------
