@@ -4,6 +4,8 @@
 modules that are not quantized (embeddings, LayerNorms, head), and for each quantized layer the tensors
 its ``storage()`` names (bit-packed codes, scales, zero points, outlier columns). ``nbytes_on_disk``
 returns the file's size, container overhead included. The file is written atomically.
+``load_compressed(path)`` reads a weight-only model (RTN/GPTQ/AWQ) back, bit-identical; the files of
+W8A8, LLM.int8() and int4-packed models are measured but not read back (no loader for them yet).
 
 Explained in notebooks/16_transformer_compression.ipynb
 """
@@ -47,3 +49,22 @@ def nbytes_on_disk(model: TinyGPT) -> int:
     """Size of ``save_compressed(model)`` written to a temporary folder."""
     with tempfile.TemporaryDirectory() as folder:
         return save_compressed(model, Path(folder) / "model.pt")
+
+
+def load_compressed(path) -> TinyGPT:
+    """A weight-only quantized ``TinyGPT`` (``GroupQuantLinear`` layers) from ``save_compressed``'s file."""
+    from labkit.llm.model import GPTConfig
+    from labkit.llm.weight_only import from_storage
+
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    model = TinyGPT(GPTConfig(**blob["config"]))
+    for name, stored in blob["layers"].items():
+        if "format" not in stored:
+            raise ValueError(f"layer {name} is not a weight-only quantized layer: load_compressed reads RTN/GPTQ/AWQ "
+                             f"models only")
+        parent, child = name.rsplit(".", 1)
+        model.get_submodule(parent).register_module(child, from_storage(stored))
+    missing, unexpected = model.load_state_dict(blob["float"], strict=False)
+    if unexpected or any(not any(k.startswith(n + ".") for n in blob["layers"]) for k in missing):
+        raise ValueError(f"{path}: the float tensors do not match the model (missing {missing}, unexpected {unexpected})")
+    return model.eval()

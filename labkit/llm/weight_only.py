@@ -22,7 +22,8 @@ from labkit.llm.awq import awq_quantize
 from labkit.llm.gptq import gptq_quantize, hessian
 from labkit.llm.model import TinyGPT, check_ids, linear_layers
 from labkit.llm.rtn import QuantizedWeight, rtn_quantize
-from labkit.measure import pack_bits
+from labkit.measure import pack_bits, unpack_bits
+from labkit.quant.affine import QParams
 from labkit.validate import require_choice
 
 METHODS = ("rtn", "gptq", "awq")
@@ -41,10 +42,12 @@ class GroupQuantLinear(nn.Module):
         return F.linear(x, self.weight, self.bias)
 
     def storage(self) -> dict:
-        """Bit-packed codes (``ceil(out·in·bits/8)`` bytes), float32 scales, uint8 zero points, AWQ's scale, bias."""
+        """Bit-packed codes (``ceil(out·in·bits/8)`` bytes), float32 scales, uint8 zero points, AWQ's scale, bias,
+        and ``format`` = int32 ``[bits, group_size, out, in]``."""
         q = self.quantized
         packed = torch.frombuffer(bytearray(pack_bits(q.codes.numpy(), q.bits)), dtype=torch.uint8)
-        out = {"codes": packed, "scale": q.qparams.scale, "zero_point": q.qparams.zero_point.to(torch.uint8)}
+        out = {"codes": packed, "scale": q.qparams.scale, "zero_point": q.qparams.zero_point.to(torch.uint8),
+               "format": torch.tensor([q.bits, q.group_size, *q.codes.shape], dtype=torch.int32)}
         if q.input_scale is not None:
             out["input_scale"] = q.input_scale
         return out if self.bias is None else {**out, "bias": self.bias}
@@ -84,3 +87,12 @@ def fp32_nbytes(model: nn.Module) -> int:
 def bits_per_weight(quantized: QuantizedWeight) -> float:
     """Storage bits per weight including scales and zero points: ``8·nbytes / numel``."""
     return 8 * quantized.nbytes() / quantized.codes.numel() if quantized.codes.numel() else math.nan
+
+
+def from_storage(stored: dict) -> GroupQuantLinear:
+    """Rebuild a ``GroupQuantLinear`` from its ``storage()`` dict (the inverse, bit-exact)."""
+    bits, group_size, rows, cols = (int(v) for v in stored["format"])
+    codes = torch.from_numpy(unpack_bits(stored["codes"].numpy().tobytes(), bits, rows * cols).astype("uint8"))
+    qp = QParams(stored["scale"], stored["zero_point"].to(torch.int32), bits, False, False, 0, group_size)
+    q = QuantizedWeight(codes.reshape(rows, cols), qp, stored.get("input_scale"))
+    return GroupQuantLinear(q, stored.get("bias"))

@@ -154,3 +154,20 @@ def test_quantize_weights_on_a_model_refuses_bad_settings_and_shrinks_the_file()
     saved = fp - sizes["rtn"]
     assert saved > 0.85 * linear_params * (4 - 0.5 - 5 / 32)     # ~3.3 bytes saved per quantized weight
     assert sizes["awq"] > sizes["rtn"]                            # AWQ also stores its input scales
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("method, bits", [("rtn", 3), ("gptq", 4), ("awq", 4)])
+def test_the_file_on_disk_holds_the_whole_weight_only_model(tmp_path, method, bits):
+    from labkit.llm.storage import load_compressed, save_compressed
+    model, ids = model_and_ids()
+    q = quantize_weights(model, method, bits, 32, ids)
+    size = save_compressed(q, tmp_path / "m.pt")
+    assert size == (tmp_path / "m.pt").stat().st_size
+    again = load_compressed(tmp_path / "m.pt")
+    assert torch.equal(again(ids), q(ids))
+    for name, layer in linear_layers(again).items():
+        assert torch.equal(layer.quantized.codes, linear_layers(q)[name].quantized.codes)
+    with pytest.raises(ValueError, match="weight-only"):
+        save_compressed(w8a8_model(model), tmp_path / "w8.pt")
+        load_compressed(tmp_path / "w8.pt")
