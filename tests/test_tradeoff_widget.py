@@ -50,6 +50,8 @@ def test_explorer_shows_every_family_with_its_front_and_filters():
     ex.set(family="ptq", x="bytes")
     assert ex.stats["shown"] == 3 and ex.stats["front"] == ["PTQ W4", "PTQ W8"]
     assert "PTQ W4" in ex.readout.value and "Pareto front" in ex.readout.value
+    hidden = next(t for t in ex.figure.data if t.name == "unstructured pruning")
+    assert hidden.visible is not False and list(hidden.x) == []            # empty, never hidden
 
 
 def test_a_learners_run_is_added_live():
@@ -59,7 +61,7 @@ def test_a_learners_run_is_added_live():
     assert ex.update_count == before + 1 and ex.stats["user_runs"] == 1
     assert ex.stats["front"] == ["my 2-bit"]                                   # it dominates everything
     mine = next(t for t in ex.figure.data if t.name == "your runs")
-    assert mine.visible and list(mine.x) == [50_000.0]
+    assert mine.visible is not False and list(mine.x) == [50_000.0]
 
 
 def test_bad_input():

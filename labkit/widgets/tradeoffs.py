@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 
+import ipywidgets as W
 import plotly.graph_objects as go
 
 from labkit.pipeline.report import pareto_front
@@ -82,11 +83,19 @@ class TradeoffExplorer(Explorer):
                                                   thickness=1, width=0, color=colour)))
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name="Pareto front", hoverinfo="skip",
                                  line=dict(color="#444444", dash="dash", width=1.5, shape="hv")))
-        fig.update_layout(template=FIGURE_TEMPLATE, height=480, width=760, margin=dict(l=70, r=20, t=60, b=130),
+        fig.update_layout(template=FIGURE_TEMPLATE, height=490, width=760, margin=dict(l=70, r=20, t=75, b=130),
+                          showlegend=True,
                           legend=dict(orientation="h", x=0.0, y=-0.2, font=dict(size=11)),
                           yaxis=dict(title=dict(text="test accuracy (%, 95 % Wilson interval)")),
                           xaxis=dict(type="log", title=dict(text=AXIS_TITLES["bytes"])))
         return fig
+
+    def layout(self):
+        """Controls above the figure, the readout (the front's table) under it: it needs the width."""
+        self.figure.layout.autosize = True
+        row = W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap", align_items="center"))
+        self.readout.layout = W.Layout(margin="4px 0 0 60px")
+        return W.VBox([row, self.figure, self.readout])
 
     # --- the data shown (selection and front from labkit.pipeline.report) ---------------------
     def selected(self, values: dict) -> list[dict]:
@@ -127,15 +136,14 @@ class TradeoffExplorer(Explorer):
             trace.error_y.array = [100 * (r["accuracy_high"] - r["accuracy"]) for r in mine]
             trace.error_y.arrayminus = [100 * (r["accuracy"] - r["accuracy_low"]) for r in mine]
             trace.customdata = [_hover(r) for r in mine]
-            trace.visible = bool(mine)
+            # every trace stays visible, empty when filtered out: a hidden trace loses its data in the browser
         line = self.figure.data[-1]
         line.x, line.y = [float(r[axis]) for r in front], [100 * r["accuracy"] for r in front]
-        line.visible = len(front) > 1
         self.figure.layout.xaxis.title.text = AXIS_TITLES[axis]
         where = "all models" if values["model"] == ALL else values["model"]
         what = "all techniques" if values["family"] == ALL else FAMILY_NAMES[values["family"]]
-        self.figure.layout.title.text = (f"Accuracy vs {AXIS_NAMES[axis]}: {where}, {what} — {len(points)} results, "
-                                         f"{len(front)} on the Pareto front")
+        self.figure.layout.title.text = (f"Accuracy vs {AXIS_NAMES[axis]}: {where}, {what}<br><sup>{len(points)} "
+                                         f"results, {len(front)} on the Pareto front</sup>")
         self.stats = {"shown": len(shown), "front": [r["label"] for r in front], "x": axis,
                       "user_runs": len(self.user_records)}
         self.readout.value = _readout_html(front, axis, len(points), len(self.records) + len(self.user_records))
