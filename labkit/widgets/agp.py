@@ -83,7 +83,7 @@ class AGPExplorer(Explorer):
         }
 
     def build_figure(self) -> go.FigureWidget:
-        fig = make_subplots(rows=2, cols=1, vertical_spacing=0.2, row_heights=[0.6, 0.4],
+        fig = make_subplots(rows=2, cols=1, vertical_spacing=0.3, row_heights=[0.6, 0.4],
                             subplot_titles=("sparsity after each training step", "slope ds/dt of the cubic"))
         fig.add_trace(go.Scatter(x=[], y=[], mode="lines", line=dict(color="#4C72B0", width=2, shape="hv"),
                                  name="sparsity s(t) (pruning steps)"), 1, 1)
@@ -95,7 +95,7 @@ class AGPExplorer(Explorer):
                                  name="ds/dt (% per 1,000 steps)"), 2, 1)
         fig.add_trace(go.Scatter(x=[], y=[], mode="markers", marker=dict(color="#d62728", size=9),
                                  showlegend=False, name="slope at t"), 2, 1)
-        fig.update_layout(height=500, margin=dict(l=60, r=20, t=80, b=50), template=FIGURE_TEMPLATE,
+        fig.update_layout(height=560, margin=dict(l=60, r=20, t=80, b=50), template=FIGURE_TEMPLATE,
                           legend=dict(orientation="h", x=0.0, y=-0.16))
         fig.update_yaxes(title_text="sparsity (%)", range=[0, 100], row=1, col=1)
         fig.update_yaxes(title_text="% per 1,000 steps", row=2, col=1)
@@ -184,6 +184,6 @@ def _readout_html(stats: dict) -> str:
             ("dense accuracy", f"{stats['dense_accuracy']:.1%}")]
     body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
                    for k, v in rows)
-    note = "" if stats["error"] is None else _error_html(stats["error"]) + "<i>showing the last valid schedule</i>"
+    note = "" if stats["error"] is None else _error_html(stats["error"]) + "<i>showing the last valid schedule</i><br>"
     return (f"{note}<b>step t = {stats['step']:,}</b> (no fine-tuning: the cut's raw cost)"
             f"<table style='font-size:90%'>{body}</table>")
