@@ -195,8 +195,9 @@ def complete_batch(figure: go.FigureWidget) -> None:
     into its copy of the figure as the string ``"_undefined_"`` whenever no view has drawn the figure
     yet — as after an explorer's first draw, before the cell's output is shown. The view drawn later
     then shows bars without their categories (0, 1, 2), a legend with "trace 1", or nothing at all.
-    Sending the unchanged current value instead (``None`` where it is unset) avoids it; a property the
-    trace's type does not have (a scatter's ``width``) keeps the placeholder, which plotly.js ignores.
+    Sending the unchanged current value instead avoids it. A property that is unset on a trace (``None``)
+    or that the trace's type does not have (a scatter's ``width``) keeps the placeholder, so ``draw`` must
+    give every updated trace its whole data (a heatmap its x, y and z), as CONTRIBUTING asks.
     """
     edits = figure._batch_trace_edits          # plotly's pending per-trace edits (no public accessor)
     props = {prop for trace_edits in edits.values() for prop in trace_edits}
