@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from labkit.files import atomic_write
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -66,15 +67,9 @@ def record(benchmark: str, rows: list[Row], folder: Path = RESULTS_DIR) -> Path:
     payload = {"benchmark": benchmark, "date": time.strftime("%Y-%m-%d"), "machine": machine(),
                "rows": [asdict(r) for r in rows]}
     path = folder / f"{benchmark}.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as f:
+        json.dump(payload, f, indent=1)
+        f.write("\n")
     return path
 
 

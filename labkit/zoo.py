@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import os
 import pickle
-import tempfile
 import time
 import warnings
 import zipfile
@@ -39,6 +38,7 @@ import torch
 from torch import nn
 
 from labkit import architecture, data, models, train
+from labkit.files import atomic_write
 from labkit.validate import require_choice, require_module
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -201,17 +201,8 @@ def save_checkpoint(model, path, **meta) -> Path:
     config = model.config() if callable(getattr(model, "config", None)) else {}
     checkpoint = {**meta, **config, "architecture": tree, "architecture_sha256": architecture.digest(tree),
                   "state_dict": state, "weights_sha256": weights_digest(state)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; a checkpoint is readable by all
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save(checkpoint, f)
     return path
 
 

@@ -9,12 +9,11 @@ Explained in notebooks/16_transformer_compression.ipynb
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from labkit.files import atomic_write
 from labkit.llm.model import GPTConfig, TinyGPT
 from labkit.llm.training import train_lm
 from labkit.zoo import CheckpointError, weights_digest
@@ -34,15 +33,8 @@ def save(model: TinyGPT, path=None, **meta) -> Path:
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     blob = {"config": model.config.to_dict(), "state_dict": state, "recipe": dict(RECIPE),
             "weights_sha256": weights_digest(state), **meta}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(blob, f)
-        os.chmod(tmp, 0o644)                      # mkstemp makes it private; a checkpoint is readable by all
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save(blob, f)
     return path
 
 

@@ -11,13 +11,12 @@ Explained in notebooks/16_transformer_compression.ipynb
 """
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from labkit.files import atomic_write
 from labkit.llm.model import TinyGPT
 
 
@@ -34,14 +33,8 @@ def compressed_state(model: TinyGPT) -> dict:
 def save_compressed(model: TinyGPT, path) -> int:
     """Write ``compressed_state(model)`` to ``path`` atomically; return its size in bytes."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(compressed_state(model), f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save(compressed_state(model), f)
     return path.stat().st_size
 
 

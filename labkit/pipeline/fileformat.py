@@ -38,7 +38,6 @@ import copy
 import json
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ import torch
 from torch import nn
 
 from labkit import architecture, prune
+from labkit.files import atomic_write
 from labkit.pipeline import streams
 from labkit.pipeline.relative_index import positions_from_relative, relative_index
 from labkit.validate import require_int
@@ -312,23 +312,9 @@ def save(model, path, *, gap_bits: int | str = "auto", huffman: bool = True, spa
         raise TypeError(f"meta must hold plain JSON data (str, numbers, lists, dicts): {error}") from None
     payload = b"".join(data for data, _ in encoded)
     body = _FIXED_HEADER.pack(MAGIC, VERSION, len(header), len(payload)) + header + payload
-    _write_atomically(Path(path), body + _CRC.pack(zlib.crc32(body)))
+    with atomic_write(path) as f:
+        f.write(body + _CRC.pack(zlib.crc32(body)))
     return FileReport(str(path), os.path.getsize(path), [r for _, r in encoded])
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_checked(path) -> tuple[dict, memoryview]:

@@ -33,8 +33,6 @@ import concurrent.futures as cf
 import hashlib
 import json
 import multiprocessing
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from labkit.files import atomic_write
 from labkit.validate import require_int
 
 __all__ = ["SweepPoint", "SweepError", "run_point", "run_sweep", "load_results", "pack_correct",
@@ -128,15 +127,8 @@ def load_results(path) -> list[dict]:
 
 
 def _save(path: Path, results: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"version": CACHE_VERSION, "results": results}, f, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as f:
+        json.dump({"version": CACHE_VERSION, "results": results}, f, separators=(",", ":"))
 
 
 def _key(record: dict) -> str:
