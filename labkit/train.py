@@ -1,8 +1,8 @@
-"""Training and evaluation: ``set_seed``, ``fit``, ``evaluate``, ``predict``.
+"""Training and evaluation: ``set_seed``, ``fit``, ``run_epochs``, ``evaluate``, ``predict``.
 
 One plain mini-batch loop that every chapter reuses: the sparse-training chapters add a
 ``regularizer`` to the loss, the pruning chapters re-apply masks in ``after_step``, distillation
-passes its own ``loss_fn``. Training is repeatable: the seed fixes the initial shuffle order
+brings its own ``step`` (the loss against the teacher) to ``run_epochs``, the loop ``fit`` runs on. Training is repeatable: the seed fixes the initial shuffle order
 through a seeded ``DataLoader`` generator, and the same seed gives the same weights twice *at the same
 number of torch threads* (``torch.set_num_threads``): with 1 and 2 threads the float sums inside
 matrix products are split differently, the last bits differ, and training amplifies them.
@@ -182,15 +182,40 @@ def fit(model: nn.Module, train_data, *, epochs: int = 5, lr: float = 1e-3, batc
         val_data = as_dataset(val_data, "val_data", labelled=True)  # fail now, not after an epoch
     loader = batch_loader(dataset, batch_size, torch.Generator().manual_seed(seed))
     opt = make_optimizer(model, optimizer, lr, weight_decay)
-    total = epochs * len(loader)
-    sched = cosine_schedule(opt, total) if lr_schedule == "cosine" else None
+    sched = cosine_schedule(opt, epochs * len(loader)) if lr_schedule == "cosine" else None
+    device = model_device(model)
+
+    def step(batch):
+        x, y = _inputs(batch[0], model, "train_data"), batch[1].to(device)
+        logits = _forward(model, x, "train_data")
+        _check_labels(y, logits.shape[-1], "train_data")
+        loss = loss_fn(logits, y)
+        return (loss + regularizer(model) if regularizer is not None else loss), logits, y
+
+    return run_epochs(model, loader, step, opt, epochs=epochs, sched=sched, after_step=after_step,
+                      val_data=val_data, progress=progress, advice=f"lower lr (got {lr}) or check loss_fn/regularizer")
+
+
+def run_epochs(model: nn.Module, loader, step: Callable, opt: torch.optim.Optimizer, *, epochs: int, sched=None,
+               after_step: Callable | None = None, val_data=None, progress: bool = True, desc: str = "training",
+               advice: str = "lower lr") -> list[dict]:
+    """``epochs`` passes of ``run_epoch`` over ``loader`` with ``model`` in train mode; the history.
+
+    ``step(batch) -> (loss, logits, y)`` is the one thing a trainer brings (``fit``: cross-entropy plus
+    regulariser; ``distill.distill``: the distillation loss against the teacher's logits;
+    ``distill.feature_distill``: plus the feature terms). ``after_step(model)`` runs after every
+    optimizer step. After each epoch the model is scored on ``val_data`` (``evaluate``, or None).
+    Returns one dict per epoch ``{"epoch", "loss", "train_acc", "val_acc"}`` and leaves the model in
+    the train/eval mode it came in; ``desc`` labels the tqdm bar (hidden unless ``progress``).
+    Explained in notebooks/00_why_compress.ipynb.
+    """
+    hook = None if after_step is None else (lambda: after_step(model))
     was_training, history = model.training, []
-    with tqdm(total=total, desc="training", disable=not progress, leave=False) as bar:
+    with tqdm(total=epochs * len(loader), desc=desc, disable=not progress, leave=False) as bar:
         for epoch in range(1, epochs + 1):
-            bar.set_description(f"epoch {epoch}/{epochs}")
-            step = dict(opt=opt, sched=sched, loss_fn=loss_fn, regularizer=regularizer,
-                        after_step=after_step, bar=bar, lr=lr)
-            loss, acc = _train_epoch(model, loader, **step)
+            bar.set_description(f"{desc}: epoch {epoch}/{epochs}")
+            model.train()
+            loss, acc = run_epoch(loader, step, opt, sched=sched, after_step=hook, bar=bar, advice=advice)
             val = evaluate(model, val_data) if val_data is not None else None
             history.append({"epoch": epoch, "loss": loss, "train_acc": acc, "val_acc": val})
     model.train(was_training)
@@ -202,22 +227,6 @@ def cosine_schedule(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / total_steps)))
 
 
-def _train_epoch(model, loader, *, opt, sched, loss_fn, regularizer, after_step, bar, lr) -> tuple[float, float]:
-    """One pass of ``fit`` over ``loader``; returns (mean loss, training accuracy) over the epoch."""
-    model.train()
-    device = model_device(model)
-
-    def step(batch):
-        x, y = _inputs(batch[0], model, "train_data"), batch[1].to(device)
-        logits = _forward(model, x, "train_data")
-        _check_labels(y, logits.shape[-1], "train_data")
-        loss = loss_fn(logits, y)
-        return (loss + regularizer(model) if regularizer is not None else loss), logits, y
-
-    return run_epoch(loader, step, opt, sched=sched, after_step=None if after_step is None else lambda: after_step(model),
-                     bar=bar, advice=f"lower lr (got {lr}) or check loss_fn/regularizer")
-
-
 def run_epoch(loader, step: Callable, opt: torch.optim.Optimizer, *, sched=None, after_step: Callable | None = None,
               bar=None, advice: str = "lower lr") -> tuple[float, float | None]:
     """labkit's one optimisation loop: one pass over ``loader`` with a hook for the step.
@@ -226,8 +235,9 @@ def run_epoch(loader, step: Callable, opt: torch.optim.Optimizer, *, sched=None,
     None: no accuracy is counted); then ``zero_grad``, ``backward``, ``opt.step()``, ``sched.step()``
     (if given) and ``after_step()`` (if given). A NaN/Inf loss raises ``ValueError`` (with
     ``advice``) before it changes the weights. ``bar`` (tqdm) shows the running loss/accuracy.
-    Returns ``(Σ loss·|y| / Σ |y|, accuracy or None)``. ``fit`` and ``quant.codebook.finetune_codebooks``
-    run on it. Explained in notebooks/00_why_compress.ipynb.
+    Returns ``(Σ loss·|y| / Σ |y|, accuracy or None)``. ``run_epochs`` (``fit``, ``distill.distill``,
+    ``distill.feature_distill``) and ``quant.codebook.finetune_codebooks`` run on it.
+    Explained in notebooks/00_why_compress.ipynb.
     """
     loss_sum, correct, seen, counted = 0.0, 0, 0, False
     for batch in loader:
@@ -304,8 +314,3 @@ def evaluate(model: nn.Module, data, batch_size: int = 512, progress: bool = Fal
     """
     return correct(model, data, batch_size, progress).float().mean().item()
 
-
-# The former private names, kept only until labkit.distill and labkit.widgets.structured import the
-# public ones above (issue 10); nothing else may use them.
-_as_dataset, _loader, _device = as_dataset, batch_loader, model_device
-_make_optimizer, _check_fit_args, _cosine = make_optimizer, check_fit_args, cosine_schedule

@@ -16,17 +16,6 @@ from labkit.validate import require_bool, require_module, require_pair
 
 PACKAGE = pathlib.Path(labkit.__file__).parent
 
-# Private names still reached across modules by files outside this change; each is listed with the
-# public name to use in the report of issue 10. The list may only shrink.
-KNOWN = {
-    ("labkit/distill/features.py", "labkit.train._as_dataset"), ("labkit/distill/features.py", "labkit.train._loader"),
-    ("labkit/distill/trainer.py", "labkit.train._as_dataset"), ("labkit/distill/trainer.py", "labkit.train._loader"),
-    ("labkit/distill/trainer.py", "labkit.train._check_fit_args"),
-    ("labkit/distill/trainer.py", "labkit.train._make_optimizer"), ("labkit/distill/trainer.py", "labkit.train._cosine"),
-    ("labkit/widgets/structured.py", "labkit.train._as_dataset"),
-}
-
-
 def cross_module_private_names(path: pathlib.Path) -> set[str]:
     """``from labkit.x import _y`` and ``labkit_module._y`` in one file, as dotted names."""
     tree, modules, found = ast.parse(path.read_text()), {}, set()
@@ -54,7 +43,7 @@ def cross_module_private_names(path: pathlib.Path) -> set[str]:
 def test_no_new_private_name_is_imported_across_modules():
     found = {(str(p.relative_to(PACKAGE.parent)), name) for p in PACKAGE.rglob("*.py")
              for name in cross_module_private_names(p)}
-    assert found - KNOWN == set()
+    assert found == set()
 
 
 def test_the_scan_sees_both_forms(tmp_path):
@@ -105,7 +94,7 @@ def test_train_helpers_are_public_and_the_old_names_alias_them():
     assert factors == pytest.approx([0.5 * (1 + math.cos(math.pi * t / 4)) for t in range(5)]) and factors[-1] == 0
     with pytest.raises(ValueError, match="epochs must be an integer"):
         train.check_fit_args(0, 1e-3, 8, "adam", 0.0, 0, "constant")
-    assert train._as_dataset is train.as_dataset and train._loader is train.batch_loader    # until distill switches
+    assert not hasattr(train, "_as_dataset") and not hasattr(train, "_loader")          # the old aliases are gone
 
 
 def test_affine_checks_are_public_and_shared_by_the_quantizers():
@@ -152,3 +141,21 @@ def test_run_epoch_is_the_one_loop_fit_and_codebook_finetuning_use():
     shared = codebook.apply_weight_sharing(nn.Sequential(nn.Linear(3, 2)), 2)
     with pytest.raises(ValueError, match="training diverged"):   # was: NaN centroids, silently
         codebook.finetune_codebooks(shared, (x, y), loss_fn=lambda out, t: out.sum() * float("nan"))
+
+
+def test_fit_distill_and_feature_distill_all_train_through_run_epochs(monkeypatch):
+    from labkit.distill import MLPStudent, distill, feature_distill
+    calls, inner = [], train.run_epochs
+
+    def spy(model, loader, step, opt, **kw):
+        calls.append(kw.get("desc", "training"))
+        return inner(model, loader, step, opt, **kw)
+    monkeypatch.setattr(train, "run_epochs", spy)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g)
+    teacher = MLPStudent(hidden=4)
+    train.fit(MLPStudent(hidden=4), (x, y), epochs=1, progress=False)
+    distill(MLPStudent(hidden=4), teacher, (x, y), epochs=1, progress=False)
+    feature_distill(MLPStudent(hidden=4), teacher, (x, y), epochs=1, progress=False)
+    assert calls == ["training", "distilling (T=4, α=0.9)", "distilling features"]
+

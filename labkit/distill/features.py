@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from labkit import train
-from labkit.validate import require_choice, require_int
+from labkit.validate import require_choice, require_int, require_module
 
 
 class FeatureTap:
@@ -31,8 +31,7 @@ class FeatureTap:
     """
 
     def __init__(self, model: nn.Module, layer_names):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        require_module("model", model)
         if isinstance(layer_names, str):
             layer_names = [layer_names]
         if not isinstance(layer_names, (list, tuple)) or not layer_names:
@@ -110,8 +109,8 @@ def layer_features(model: nn.Module, data, layer_names, batch_size: int = 512) -
     Explained in notebooks/12_distillation_features.ipynb.
     """
     require_int("batch_size", batch_size, 1, None)
-    dataset = train._as_dataset(data)
-    loader = train._loader(dataset, batch_size, None)
+    dataset = train.as_dataset(data)
+    loader = train.batch_loader(dataset, batch_size, None)
     was_training = model.training
     model.eval()
     out: dict[str, list] = {}

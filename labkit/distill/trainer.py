@@ -1,9 +1,9 @@
 """Training a student from a frozen teacher: ``teacher_logits`` and ``distill``.
 
-The loop is ``train.fit``'s (same seeded batch order, same optimizers and schedule), with one
-change: every batch also carries the teacher's logits for those images, and the loss is
-``distillation_loss(student(x), teacher_logits, y, T, alpha)``. ``fit``'s ``loss_fn(logits, y)``
-never sees the batch's images, so it cannot look up the teacher; hence this short loop of its own.
+The loop is ``train.fit``'s (``train.run_epochs``: same seeded batch order, same optimizers and
+schedule), with one change: every batch also carries the teacher's logits for those images, and the
+step's loss is ``distillation_loss(student(x), teacher_logits, y, T, alpha)``. (``fit``'s
+``loss_fn(logits, y)`` never sees the batch's images, so it cannot look up the teacher; the step can.)
 The teacher runs in ``eval()`` mode (BatchNorm uses its running statistics, dropout is off) under
 ``torch.no_grad()`` (no graph, no ``.grad`` on its weights), and its mode is restored afterwards.
 On small datasets its logits are computed once for the whole training set and cached.
@@ -16,25 +16,17 @@ Explained in notebooks/11_distillation_soft_labels.ipynb and notebooks/12_distil
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
-from tqdm.auto import tqdm
 
 from labkit import train
 from labkit.distill.features import FeatureTap, layer_features, regressor_for
 from labkit.distill.losses import (attention_transfer_loss, check_alpha, check_logits, check_p, check_temperature,
                                    distillation_loss, hint_loss, rkd_angle_loss, rkd_distance_loss)
-from labkit.validate import require_float
-
-
-def _check_module(name: str, model) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
-    return model
+from labkit.validate import require_float, require_module
 
 
 def _tensors(train_data, allow_unlabelled: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -45,7 +37,7 @@ def _tensors(train_data, allow_unlabelled: bool = False) -> tuple[torch.Tensor, 
             raise ValueError(f"unlabelled train_data must be a float tensor of images [N, C, H, W] with N >= 1, "
                              f"got {train_data.dtype} {tuple(train_data.shape)}")
         return train_data, None
-    dataset = train._as_dataset(train_data, "train_data", labelled=True)
+    dataset = train.as_dataset(train_data, "train_data", labelled=True)
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
         return dataset.tensors
     xs, ys = zip(*(dataset[i] for i in range(len(dataset))))
@@ -58,7 +50,7 @@ def teacher_logits(teacher: nn.Module, data, batch_size: int = 512) -> torch.Ten
     Runs under ``torch.no_grad()`` in ``eval()`` mode and restores the teacher's mode
     (``train.predict``). Explained in notebooks/11_distillation_soft_labels.ipynb.
     """
-    return train.predict(_check_module("teacher", teacher), data, batch_size=batch_size)
+    return train.predict(require_module("teacher", teacher), data, batch_size=batch_size)
 
 
 def distill(student: nn.Module, teacher: nn.Module | None, train_data, *, T: float = 4.0, alpha: float = 0.9,
@@ -80,9 +72,9 @@ def distill(student: nn.Module, teacher: nn.Module | None, train_data, *, T: flo
     Returns one dict per epoch: ``{"epoch", "loss", "train_acc", "val_acc"}``.
     Explained in notebooks/11_distillation_soft_labels.ipynb.
     """
-    _check_module("student", student)
+    require_module("student", student)
     T, alpha = check_temperature(T), check_alpha(alpha)
-    train._check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
+    train.check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
     if after_step is not None and not callable(after_step):
         raise TypeError(f"after_step must be a callable after_step(student) or None, got {type(after_step).__name__}")
     if teacher is student:
@@ -94,7 +86,7 @@ def distill(student: nn.Module, teacher: nn.Module | None, train_data, *, T: flo
     if cached_logits is None:
         if teacher is None:
             raise ValueError("teacher must be a torch.nn.Module when cached_logits is None")
-        _check_module("teacher", teacher)
+        require_module("teacher", teacher)
         if cache or y is None:
             cached_logits = teacher_logits(teacher, x)
     elif not isinstance(cached_logits, torch.Tensor) or cached_logits.dim() != 2 or len(cached_logits) != len(x):
@@ -105,20 +97,21 @@ def distill(student: nn.Module, teacher: nn.Module | None, train_data, *, T: flo
     if y is None:
         y = cached_logits.argmax(1)          # bookkeeping only: with alpha = 1 the loss never reads it
     if val_data is not None:
-        val_data = train._as_dataset(val_data, "val_data", labelled=True)
+        val_data = train.as_dataset(val_data, "val_data", labelled=True)
     columns = (x, y) if cached_logits is None else (x, y, cached_logits.float())
-    loader = train._loader(TensorDataset(*columns), batch_size, torch.Generator().manual_seed(seed))
-    opt = train._make_optimizer(student, optimizer, lr, weight_decay)
-    sched = train._cosine(opt, epochs * len(loader)) if lr_schedule == "cosine" else None
-    was_training, history = student.training, []
-    with tqdm(total=epochs * len(loader), desc="distilling", disable=not progress, leave=False) as bar:
-        for epoch in range(1, epochs + 1):
-            bar.set_description(f"epoch {epoch}/{epochs} (T={T:g}, α={alpha:g})")
-            loss, acc = _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar, after_step)
-            val = train.evaluate(student, val_data) if val_data is not None else None
-            history.append({"epoch": epoch, "loss": loss, "train_acc": acc, "val_acc": val})
-    student.train(was_training)
-    return history
+    loader = train.batch_loader(TensorDataset(*columns), batch_size, torch.Generator().manual_seed(seed))
+    opt = train.make_optimizer(student, optimizer, lr, weight_decay)
+    sched = train.cosine_schedule(opt, epochs * len(loader)) if lr_schedule == "cosine" else None
+
+    def step(batch):
+        x, y = batch[0], batch[1]
+        t = batch[2] if len(batch) == 3 else _frozen_logits(teacher, x)
+        logits = student(x)
+        return distillation_loss(logits, t, y, T, alpha), logits, y
+
+    return train.run_epochs(student, loader, step, opt, epochs=epochs, sched=sched, after_step=after_step,
+                            val_data=val_data, progress=progress, desc=f"distilling (T={T:g}, α={alpha:g})",
+                            advice=f"lower lr (got {lr})")
 
 
 def _frozen_logits(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -130,43 +123,6 @@ def _frozen_logits(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
             return teacher(x)
     finally:
         teacher.train(was_training)
-
-
-def _distill_epoch(student, teacher, loader, opt, sched, T, alpha, bar, after_step=None) -> tuple[float, float]:
-    """One pass over ``loader`` (batches ``(x, y)`` or ``(x, y, teacher logits)``): (mean loss, accuracy)."""
-    student.train()
-
-    def step(batch):
-        x, y = batch[0], batch[1]
-        t = batch[2] if len(batch) == 3 else _frozen_logits(teacher, x)
-        logits = student(x)
-        return logits, distillation_loss(logits, t, y, T, alpha), y
-
-    return _optimize_epoch(loader, step, opt, sched, bar, "lower lr",
-                           None if after_step is None else lambda: after_step(student))
-
-
-def _optimize_epoch(loader, step, opt, sched, bar, advice: str, after_step=None) -> tuple[float, float]:
-    """The loop both trainers share: ``step(batch) -> (logits, loss, y)``, then backward, optimizer
-    (and scheduler) step, running loss/accuracy on the tqdm ``bar``. Returns (mean loss, accuracy)."""
-    loss_sum, correct, seen = 0.0, 0, 0
-    for batch in loader:
-        logits, loss, y = step(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-        if after_step is not None:
-            after_step()
-        loss_sum += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.1%}", refresh=False)
-    if not math.isfinite(loss_sum):
-        raise FloatingPointError(f"the distillation loss became NaN/inf; {advice}")
-    return loss_sum / seen, correct / seen
 
 
 # ----------------------------------------------------------------------------- chapter 12
@@ -198,14 +154,14 @@ def feature_distill(student: nn.Module, teacher: nn.Module | None, train_data, *
     no feature term this is ``distill(alpha=0)``. Returns one dict per epoch ``{"epoch", "loss", "train_acc", "val_acc"}``.
     Explained in notebooks/12_distillation_features.ipynb.
     """
-    _check_module("student", student)
+    require_module("student", student)
     T, alpha, p = check_temperature(T), check_alpha(alpha), check_p(p)
     pairs = {"hint": _check_pair("hint", hint), "attention": _check_pair("attention", attention),
              "relation": _check_pair("relation", relation)}
     weights = {name: require_float(name, value, 0.0, None) for name, value in
                (("hint_weight", hint_weight), ("at_weight", at_weight),
                 ("rkd_distance_weight", rkd_distance_weight), ("rkd_angle_weight", rkd_angle_weight))}
-    train._check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
+    train.check_fit_args(epochs, lr, batch_size, optimizer, weight_decay, seed, lr_schedule)
     if teacher is student:
         raise ValueError("teacher and student must be two different models")
     x, y = _tensors(train_data)
@@ -214,7 +170,7 @@ def feature_distill(student: nn.Module, teacher: nn.Module | None, train_data, *
     if teacher_cache is None:
         if teacher is None:
             raise ValueError("teacher must be a torch.nn.Module when teacher_cache is None")
-        _check_module("teacher", teacher)
+        require_module("teacher", teacher)
         teacher_cache = layer_features(teacher, x, t_layers) if t_layers else {"logits": teacher_logits(teacher, x)}
     missing = [name for name in ["logits", *t_layers] if not isinstance(teacher_cache, dict) or name not in teacher_cache]
     if missing or any(len(teacher_cache[n]) != len(x) for n in ["logits", *t_layers]):
@@ -222,23 +178,24 @@ def feature_distill(student: nn.Module, teacher: nn.Module | None, train_data, *
                          f"per training image (N = {len(x)}); missing {missing}")
     check_logits("teacher_cache['logits']", teacher_cache["logits"])
     if val_data is not None:
-        val_data = train._as_dataset(val_data, "val_data", labelled=True)
+        val_data = train.as_dataset(val_data, "val_data", labelled=True)
     regressor = _hint_regressor(student, x, teacher_cache, pairs["hint"], seed) if pairs["hint"] else None
     trainable = nn.ModuleList([student] + ([regressor] if regressor is not None else []))
-    loader = train._loader(TensorDataset(x, y, torch.arange(len(x))), batch_size, torch.Generator().manual_seed(seed))
-    opt = train._make_optimizer(trainable, optimizer, lr, weight_decay)
-    sched = train._cosine(opt, epochs * len(loader)) if lr_schedule == "cosine" else None
-    config = dict(T=T, alpha=alpha, p=p, pairs=pairs, weights=weights, regressor=regressor, sched=sched)
-    was_training, history = student.training, []
-    with FeatureTap(student, s_layers or [_any_layer(student)]) as tap, \
-            tqdm(total=epochs * len(loader), desc="distilling features", disable=not progress, leave=False) as bar:
-        for epoch in range(1, epochs + 1):
-            bar.set_description(f"epoch {epoch}/{epochs}")
-            loss, acc = _feature_epoch(student, tap, teacher_cache, loader, opt, config, bar)
-            val = train.evaluate(student, val_data) if val_data is not None else None
-            history.append({"epoch": epoch, "loss": loss, "train_acc": acc, "val_acc": val})
-    student.train(was_training)
-    return history
+    loader = train.batch_loader(TensorDataset(x, y, torch.arange(len(x))), batch_size,
+                                torch.Generator().manual_seed(seed))
+    opt = train.make_optimizer(trainable, optimizer, lr, weight_decay)
+    sched = train.cosine_schedule(opt, epochs * len(loader)) if lr_schedule == "cosine" else None
+    config = dict(T=T, alpha=alpha, p=p, pairs=pairs, weights=weights, regressor=regressor)
+    with FeatureTap(student, s_layers or [_any_layer(student)]) as tap:
+        def step(batch):                      # the regressor (a 1×1 conv or linear map) has no train/eval modes
+            x, y, idx = batch
+            logits = student(x)
+            loss = distillation_loss(logits, teacher_cache["logits"][idx], y, T, alpha)
+            return loss + _feature_terms(tap, teacher_cache, idx, config), logits, y
+
+        return train.run_epochs(student, loader, step, opt, epochs=epochs, sched=sched, val_data=val_data,
+                                progress=progress, desc="distilling features",
+                                advice=f"lower lr (got {lr}) or the loss weights")
 
 
 def _any_layer(model: nn.Module) -> str:
@@ -280,16 +237,3 @@ def _feature_terms(tap, cache, idx, config) -> torch.Tensor:
             total = total + w["rkd_angle_weight"] * rkd_angle_loss(s, t)
     return total
 
-
-def _feature_epoch(student, tap, cache, loader, opt, config, bar) -> tuple[float, float]:
-    """One pass over batches ``(x, y, index)``: (mean loss, training accuracy)."""
-    student.train()
-    if config["regressor"] is not None:
-        config["regressor"].train()
-    def step(batch):
-        x, y, idx = batch
-        logits = student(x)
-        loss = distillation_loss(logits, cache["logits"][idx], y, config["T"], config["alpha"])
-        return logits, loss + _feature_terms(tap, cache, idx, config), y
-
-    return _optimize_epoch(loader, step, opt, config["sched"], bar, "lower lr or the loss weights")

@@ -70,7 +70,7 @@ class ChannelPruningExplorer(Explorer):
         self._rounds = require_int("latency_rounds", latency_rounds, 2, 1000)
         self._repeats = require_int("latency_repeats", latency_repeats, 1, 1000)
         self.eval_data = eval_data
-        dataset = train._as_dataset(eval_data, "eval_data", labelled=True)
+        dataset = train.as_dataset(eval_data, "eval_data", labelled=True)
         count = min(require_int("latency_batch", latency_batch, 1, 4096), len(dataset))
         self._x = torch.stack([dataset[i][0] for i in range(count)])
         self._shape = tuple(self._x.shape[1:])
