@@ -6,6 +6,8 @@
 Calibration ids are random training windows drawn with ``seed`` (``calibration_ids``); evaluation uses
 non-overlapping held-out windows (``held_out_windows``). ``measure(model, windows, reference_nll)``
 returns perplexity with its window interval, the paired ratio to a reference and bytes on disk.
+``weight_only_point(model, bits, group_size, windows, prompt)`` is one point of the bits × group-size
+grid (RTN): perplexity, bytes on disk and a greedy sample of generated text (the chapter's widget).
 
 Explained in notebooks/16_transformer_compression.ipynb
 """
@@ -14,10 +16,10 @@ from __future__ import annotations
 import torch
 
 from labkit.llm.activations import capture_inputs, channel_absmax
-from labkit.llm.corpus import random_windows, split_ids
+from labkit.llm.corpus import random_windows, split_ids, vocab
 from labkit.llm.evaluate import eval_windows, perplexity, perplexity_ratio, window_nll
 from labkit.llm.llm_int8 import THRESHOLD, llm_int8_model
-from labkit.llm.model import TinyGPT
+from labkit.llm.model import TinyGPT, generate
 from labkit.llm.smoothquant import smooth_model, w8a8_model
 from labkit.llm.storage import nbytes_on_disk
 from labkit.llm.weight_only import quantize_weights
@@ -68,3 +70,18 @@ def measure(model: TinyGPT, windows: torch.Tensor, reference_nll: torch.Tensor |
     nll = window_nll(model, windows)
     ratio = None if reference_nll is None else perplexity_ratio(reference_nll, nll)
     return {"nll": nll, "ppl": perplexity(nll), "ratio": ratio, "bytes": nbytes_on_disk(model)}
+
+
+def weight_only_point(model: TinyGPT, bits: int, group_size: int, windows: torch.Tensor, prompt: str,
+                      new_tokens: int = 60, reference_nll: torch.Tensor | None = None) -> dict:
+    """``measure`` of ``model`` with every block linear round-to-nearest at ``bits``/``group_size``, plus
+    ``"sample"``: the greedy continuation (``new_tokens`` characters) of ``prompt`` (a str) by that model."""
+    compressed = compress(model, "rtn", bits, group_size)
+    return {**measure(compressed, windows, reference_nll), "sample": generate_text(compressed, prompt, new_tokens)}
+
+
+def generate_text(model: TinyGPT, prompt: str, new_tokens: int = 60) -> str:
+    """The greedy continuation of ``prompt`` (a str of corpus characters): ``new_tokens`` characters."""
+    if not isinstance(prompt, str) or not prompt:
+        raise ValueError(f"prompt must be a non-empty str, got {prompt!r}")
+    return vocab().decode(generate(model, vocab().encode(prompt), new_tokens)[len(prompt):])

@@ -11,6 +11,7 @@ from labkit.widgets.calibration import CalibrationExplorer, activation_taps
 from labkit.widgets.criteria import CriteriaExplorer
 from labkit.widgets.distill import TemperatureExplorer
 from labkit.widgets.histogram import WeightHistogramExplorer, weight_statistics, weight_tensors
+from labkit.widgets.llm_bits import WeightBitsExplorer
 from labkit.widgets.lowrank import RankExplorer
 from labkit.widgets.pruning import PruningExplorer
 from labkit.widgets.quant_grid import QuantGridExplorer, valid_group_sizes
@@ -21,6 +22,6 @@ from labkit.widgets.tradeoffs import TradeoffExplorer
 __all__ = ["AGPExplorer", "AttackExplorer", "AttentionExplorer", "BudgetExplorer", "CalibrationExplorer",
            "ChannelPruningExplorer", "CriteriaExplorer", "Explorer", "PruningExplorer", "QuantGridExplorer",
            "QuantizerGradientExplorer", "RankExplorer", "TemperatureExplorer", "TradeoffExplorer",
-           "WeightHistogramExplorer",
+           "WeightBitsExplorer", "WeightHistogramExplorer",
            "activation_taps", "checkbox", "css_class", "dropdown", "int_slider", "quantizer_response",
            "slider", "valid_group_sizes", "weight_statistics", "weight_tensors"]
