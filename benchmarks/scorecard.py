@@ -17,8 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import RESULTS_DIR, load_all  # noqa: E402  (a script beside this one)
 
-COLUMNS = ("benchmark", "experiment", "model", "metric", "ours", "paper", "tolerance", "verdict",
+COLUMNS = ("benchmark", "experiment", "model", "dataset", "metric", "ours", "paper", "tolerance", "verdict",
            "seeds", "run time", "measured")
+VERDICT = COLUMNS.index("verdict")
 
 
 def verdict(passed) -> str:
@@ -35,7 +36,8 @@ def table(files: list[dict]) -> list[list[str]]:
     rows = []
     for payload in files:
         for r in payload["rows"]:
-            rows.append([payload["benchmark"], r["experiment"], r["model"], r["metric"], cell(r["ours"]),
+            rows.append([payload["benchmark"], r["experiment"], r["model"], cell(r.get("dataset")), r["metric"],
+                         cell(r["ours"]),
                          cell(r["paper"]), r["tolerance"], verdict(r["passed"]), str(r["seeds"]),
                          f"{r['seconds']:.0f} s", payload["date"]])
     return rows
@@ -57,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join(row) + " |")
     machines = sorted({p["machine"] for p in files})
     print(f"\n{len(rows)} rows from {len(files)} benchmarks; measured on: {'; '.join(machines)}")
-    failed = [r for r in rows if r[7] == "FAIL"]
+    failed = [r for r in rows if r[VERDICT] == "FAIL"]
     if failed:
-        print(f"{len(failed)} rows miss their target: " + ", ".join(f"{r[0]}/{r[2]}" for r in failed))
+        print(f"{len(failed)} rows miss their target: " + ", ".join(f"{r[0]}/{r[2]} ({r[4]})" for r in failed))
     return 1 if failed else 0
 
 

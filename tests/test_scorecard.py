@@ -27,11 +27,11 @@ def test_scorecard_prints_every_row_and_fails_on_a_missed_target(tmp_path, capsy
     results.record("a", [row(), row(model="lenet5-caffe", passed=None, paper=None)], folder=tmp_path)
     assert scorecard.main(["--folder", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| a | baseline | lenet300 | test error % | 1.59 | 1.64 |" in out and "PASS" in out
+    assert "| a | baseline | lenet300 | mnist | test error % | 1.59 | 1.64 |" in out and "PASS" in out
     assert "| info |" in out and "2 rows from 1 benchmarks" in out
     results.record("b", [row(ours=2.5, passed=False)], folder=tmp_path)
     assert scorecard.main(["--folder", str(tmp_path)]) == 1
-    assert "1 rows miss their target: b/lenet300" in capsys.readouterr().out
+    assert "1 rows miss their target: b/lenet300 (test error %)" in capsys.readouterr().out
 
 
 def test_scorecard_of_the_committed_results_runs(capsys):
