@@ -94,7 +94,7 @@ def decompose_model(model: nn.Module, ranks: Mapping | None = None, *, energy: f
             raise ValueError(f"cannot factorise {name!r}: {why}; factorisable layers are {list(candidates)}")
     shape = model_input_shape(model, input_shape)
     before = _macs_by_layer(model, shape)
-    rows, modules = [], dict(model.named_modules())
+    rows = []
     for name in names:
         layer = candidates[name]
         new = _factorise(layer, ranks[name] if ranks is not None else None, energy, conv_method)
@@ -103,8 +103,7 @@ def decompose_model(model: nn.Module, ranks: Mapping | None = None, *, energy: f
         method = "svd" if isinstance(layer, nn.Linear) else conv_method
         if params_after >= params_before and not force:
             method, new, params_after = "kept", layer, params_before
-        parent_name, _, child = name.rpartition(".")
-        setattr(modules[parent_name] if parent_name else model, child, new)
+        model.set_submodule(name, new)
         rows.append({"layer": name, "type": type(layer).__name__, "method": method, "rank": _rank_of(new),
                      "params_before": params_before, "params_after": params_after})
     after = _macs_by_layer(model, shape)

@@ -30,7 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from labkit.quant import integer
-from labkit.validate import require_int
+from labkit.validate import require_int, require_pair
 
 __all__ = ["OPSET", "UnsupportedLayerError", "check_exportable", "to_onnx", "session", "run", "activations",
            "labkit_activations"]
@@ -125,9 +125,9 @@ def _layer(g: _Graph, layer: integer.IntegerLayer, x: str) -> str:
             y = g.add("Relu", [y], f"{layer.name}.relu")
         return g.requantize(y, layer)
     if layer.kind == "maxpool":
-        k = _pair(layer.params["kernel_size"])
-        s = k if layer.params["stride"] is None else _pair(layer.params["stride"])
-        p = _pair(layer.params["padding"])
+        k = require_pair("kernel_size", layer.params["kernel_size"], 1)
+        s = k if layer.params["stride"] is None else require_pair("stride", layer.params["stride"], 1)
+        p = require_pair("padding", layer.params["padding"], 0)
         y = g.add("MaxPool", [x], f"{layer.name}.maxpool", kernel_shape=list(k), strides=list(s),
                   pads=[p[0], p[1], p[0], p[1]])
         return g.requantize(y, layer)
@@ -136,10 +136,6 @@ def _layer(g: _Graph, layer: integer.IntegerLayer, x: str) -> str:
     if layer.kind == "relu":
         return g.requantize(g.add("Relu", [x], f"{layer.name}.relu"), layer)
     raise UnsupportedLayerError(f"layer {layer.name!r} of kind {layer.kind!r} has no QDQ translation")
-
-
-def _pair(value) -> tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (int(value), int(value))
 
 
 def to_onnx(model: integer.IntegerModel, path, *, expose_activations: bool = False) -> Path:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from labkit import architecture
+from labkit.validate import require_module
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
 
@@ -49,10 +50,8 @@ def masked_weight(module: nn.Module, name: str = "weight") -> torch.Tensor:
     return getattr(module, name + "_orig") * getattr(module, name + "_mask")
 
 
-def _check_module(module) -> nn.Module:
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    return module
+def _check_module(module, name: str = "module") -> nn.Module:
+    return require_module(name, module, allow_meta=True)     # masks and layer lists need only shapes
 
 
 def _check_name(module: nn.Module, name) -> str:
@@ -158,7 +157,7 @@ def remove_all(model) -> nn.Module:
 
     Explained in notebooks/07_unstructured_pruning.ipynb.
     """
-    _check_module(model)
+    _check_module(model, "model")
     for module in model.modules():
         if is_pruned(module, "weight"):
             remove(module, "weight")
@@ -174,7 +173,7 @@ def reapply_masks(model) -> None:
     masks always agree. Use as ``train.fit(..., after_step=reapply_masks)``.
     Explained in notebooks/07_unstructured_pruning.ipynb.
     """
-    _check_module(model)
+    _check_module(model, "model")
     for module in model.modules():
         if is_pruned(module, "weight"):
             module.weight_orig.mul_(module.weight_mask)
@@ -186,7 +185,7 @@ def prunable_layers(model) -> dict[str, nn.Module]:
 
     Explained in notebooks/07_unstructured_pruning.ipynb.
     """
-    _check_module(model)
+    _check_module(model, "model")
     return {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
 
 

@@ -30,7 +30,7 @@ from labkit import train
 from labkit.prune.criteria import CRITERIA
 from labkit.prune.masks import prunable_layers, reapply_masks, sparsity
 from labkit.prune.unstructured import global_prune, layerwise_prune
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_int, require_module
 
 
 def agp_sparsity(step: int, n_steps: int, final: float, initial: float = 0.0) -> float:
@@ -92,8 +92,7 @@ def prune_and_finetune(model: nn.Module, train_data, schedule, *, epochs_per_rou
     The masks stay on the model; call ``masks.remove_all`` to make them permanent.
     Explained in notebooks/07_unstructured_pruning.ipynb.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     targets = _check_schedule(schedule)
     epochs_per_round = require_int("epochs_per_round", epochs_per_round, 0, 10_000)
     criterion = require_choice("criterion", criterion, tuple(CRITERIA))
@@ -294,8 +293,7 @@ def prune_on_schedule(model: nn.Module, train_data, plan, *, epochs: int = 1, lr
     step after the end of training, decreasing steps, a target outside [0, 1) or an unknown layer.
     Explained in notebooks/10_pruning_schedules_automation.ipynb.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     layers = prunable_layers(model)
     if not layers:
         raise ValueError("model has no nn.Linear or nn.Conv2d layer to prune")

@@ -16,7 +16,7 @@ from labkit import train
 from labkit.prune.criteria import CRITERIA
 from labkit.prune.masks import prunable_layers
 from labkit.prune.unstructured import prune_layer
-from labkit.validate import require_choice, require_float
+from labkit.validate import require_choice, require_float, require_module
 
 
 def sensitivity_scan(model: nn.Module, eval_data, sparsities=(0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95),
@@ -28,8 +28,7 @@ def sensitivity_scan(model: nn.Module, eval_data, sparsities=(0.0, 0.25, 0.5, 0.
     Linear/Conv2d layer. ``model`` itself is not modified. Raises ``ValueError`` for a sparsity
     outside [0, 1] or an unknown layer name. Explained in notebooks/07_unstructured_pruning.ipynb.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     available = prunable_layers(model)
     if not available:
         raise ValueError("model has no nn.Linear or nn.Conv2d layer to scan")

@@ -24,12 +24,11 @@ import torch
 from torch import nn
 
 from labkit.prune.masks import effective_weight, is_pruned, masked_weight, prunable_layers
-from labkit.validate import require_float, require_float_tensor
+from labkit.validate import require_float, require_float_tensor, require_module
 
 
 def _check_model(model) -> dict[str, nn.Module]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     layers = prunable_layers(model)
     if not layers:
         raise ValueError("model has no nn.Linear or nn.Conv2d layer to regularise")

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from labkit.models import BasicBlock
+from labkit.validate import require_module
 
 _PASS_THROUGH = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Identity)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -55,8 +56,7 @@ class ChannelGroup:
 
 
 def _check_model(model) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     pruned = [n for n, m in model.named_modules() if hasattr(m, "weight_mask")]
     if pruned:
         raise ValueError(f"layers {pruned} carry chapter-07 masks; call prune.remove_all(model) first")
@@ -180,9 +180,9 @@ def prune_channels(model: nn.Module, keep: dict, *, fold: bool = False) -> nn.Mo
         out_keep[group.layer] = idx
         in_keep[group.consumer] = _inputs(idx, group.positions)
         if group.norm is not None:
-            _replace(new, group.norm, _slice_norm(new.get_submodule(group.norm), idx))
+            new.set_submodule(group.norm, _slice_norm(new.get_submodule(group.norm), idx))
     for name in list(dict.fromkeys([*out_keep, *in_keep])):
-        _replace(new, name, _slice_layer(new.get_submodule(name), out_keep.get(name), in_keep.get(name)))
+        new.set_submodule(name, _slice_layer(new.get_submodule(name), out_keep.get(name), in_keep.get(name)))
     return new
 
 
@@ -268,11 +268,6 @@ def _add_shift(model: nn.Module, group: ChannelGroup, consumer: nn.Module, delta
         norm.running_mean.sub_(delta)
         return
     consumer.bias = nn.Parameter(delta.clone())
-
-
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
 def _slice_layer(layer: nn.Module, rows, cols) -> nn.Module:

@@ -23,7 +23,7 @@ from torch import nn
 
 from labkit import train
 from labkit.prune import AGPSchedule, global_prune, prunable_layers
-from labkit.validate import require_float, require_int
+from labkit.validate import require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, int_slider, slider
 
 PER = 1000  # the derivative is shown per 1,000 steps
@@ -46,8 +46,7 @@ class AGPExplorer(Explorer):
 
     def __init__(self, model: nn.Module, eval_data, total_steps: int, *, final: float = 0.9, initial: float = 0.0,
                  start: int = 0, duration: int | None = None, frequency: int | None = None, step: int | None = None):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        require_module("model", model)
         if not prunable_layers(model):
             raise ValueError("model has no nn.Linear or nn.Conv2d layer to prune")
         self.total_steps = require_int("total_steps", total_steps, 2)

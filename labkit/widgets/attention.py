@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from labkit.distill import attention_transfer_loss, layer_features, normalized_attention
-from labkit.validate import require_float, require_int
+from labkit.validate import require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, int_slider, slider
 from labkit.widgets.distill import images_and_labels
 
@@ -43,8 +43,7 @@ class AttentionExplorer(Explorer):
 
     def __init__(self, teacher: nn.Module, student, images, layers=(("pool1", "pool1"),), p: float = 2.0,
                  index: int = 0):
-        if not isinstance(teacher, nn.Module):
-            raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+        require_module("teacher", teacher)
         students = student if isinstance(student, dict) else {"student": student}
         if not students or not all(isinstance(m, nn.Module) for m in students.values()):
             raise TypeError("student must be a torch.nn.Module or a non-empty dict {name: torch.nn.Module}, "

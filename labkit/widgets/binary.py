@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from labkit.quant.binary import count_levels, ternarize, ternary_threshold
-from labkit.validate import require_float
+from labkit.validate import require_float, require_module
 from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, slider, step_histogram,
                                  vertical_lines)
 
@@ -59,8 +59,7 @@ class TernaryThresholdExplorer(Explorer):
 
     def __init__(self, model: nn.Module, layer: str | None = None, factor: float = 0.7,
                  per_channel: bool = False, bins: int = 120):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        require_module("model", model)
         self.layers = {name: m for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
         if not self.layers:
             raise ValueError("model has no nn.Linear or nn.Conv2d layer")

@@ -24,7 +24,7 @@ from torch import nn
 from labkit.quant import fake_quantize, fold_batchnorm, make_observer, quantize_static, sqnr_db
 from labkit.quant.observers import OBSERVERS
 from labkit.train import evaluate
-from labkit.validate import require_choice, require_int
+from labkit.validate import require_choice, require_int, require_module
 from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider,
                                  vertical_lines)
 
@@ -81,8 +81,7 @@ class CalibrationExplorer(Explorer):
 
     def __init__(self, model: nn.Module, calib_data: torch.Tensor, eval_data, layer: str | None = None,
                  observer: str = "minmax", bits: int = 8, log: bool = True, bins: int = 120):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        require_module("model", model)
         if not isinstance(calib_data, torch.Tensor) or not calib_data.is_floating_point() or calib_data.dim() < 2:
             raise TypeError("calib_data must be a float tensor of inputs [N, ...] (e.g. training images)")
         self.model, self.calib, self.eval_data = model, calib_data, eval_data

@@ -27,7 +27,7 @@ from labkit import train
 from labkit.prune import global_prune, mask_jaccard, prunable_layers, saliency
 from labkit.prune import sparsity as weight_sparsity
 from labkit.stats import accuracy_interval
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, slider
 
 SPARSITY_MAX, SPARSITY_STEP = 0.99, 0.01
@@ -55,8 +55,7 @@ class CriteriaExplorer(Explorer):
 
     def __init__(self, model: nn.Module, eval_data, scores: Mapping, sparsity: float = 0.5,
                  criterion: str = "magnitude", layer: str | None = None, max_points: int = 3000, seed: int = 0):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        require_module("model", model)
         self._base = copy.deepcopy(model).eval()
         self.layers = prunable_layers(self._base)
         if not self.layers:

@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from labkit.distill import soft_targets, teacher_logits
-from labkit.validate import require_float, require_int
+from labkit.validate import require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, int_slider, slider
 
 T_MIN, T_MAX, T_STEP = 0.5, 20.0, 0.5
@@ -41,8 +41,7 @@ class TemperatureExplorer(Explorer):
     name = "temperature"
 
     def __init__(self, teacher: nn.Module, images, T: float = 4.0, index: int = 0):
-        if not isinstance(teacher, nn.Module):
-            raise TypeError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+        require_module("teacher", teacher)
         self.x, self.labels = images_and_labels(images)
         self._T = require_float("T", T, T_MIN, T_MAX)
         self._index = require_int("index", index, 0, len(self.x) - 1)

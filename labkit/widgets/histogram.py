@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-from labkit.validate import require_float, require_int
+from labkit.validate import require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider
 
 
@@ -66,8 +66,7 @@ def weight_tensors(model: nn.Module) -> dict:
     (``torch.nn.utils.prune``) or parametrized layer shows its effective, masked weight. If the
     model has no such tensor, 1-D weights (normalisation scales) are returned instead.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     found: dict[str, tuple[nn.Module, str, int]] = {}
     for module_name, module in model.named_modules():
         attrs = [name for name, _ in module.named_parameters(recurse=False) if name.endswith("weight")]

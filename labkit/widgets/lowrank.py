@@ -27,7 +27,7 @@ from labkit import train
 from labkit.lowrank import (cumulative_energy, decompose_model, energy_rank, factorisable_layers, mode_singular_values,
                             model_input_shape, relative_error, singular_values, truncation_error, tucker2_factors,
                             tucker2_ranks, tucker2_reconstruct)
-from labkit.validate import require_float
+from labkit.validate import require_float, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, slider
 
 
@@ -47,8 +47,7 @@ class RankExplorer(Explorer):
 
     def __init__(self, model: nn.Module, eval_data, layer: str | None = None, energy: float = 0.9,
                  input_shape=None):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        require_module("model", model)
         self._base = copy.deepcopy(model).eval()
         self.layers = factorisable_layers(self._base)
         if not self.layers:

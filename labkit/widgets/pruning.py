@@ -23,7 +23,7 @@ from labkit import measure, train
 from labkit.prune import CRITERIA, global_prune, prunable_layers
 from labkit.prune import sparsity as weight_sparsity
 from labkit.stats import accuracy_interval
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, css_class, dropdown, slider
 
 SPARSITY_MAX, SPARSITY_STEP = 0.99, 0.01
@@ -48,8 +48,7 @@ class PruningExplorer(Explorer):
 
     def __init__(self, model: nn.Module, eval_data, layer: str | None = None, sparsity: float = 0.5,
                  criterion: str = "magnitude", bins: int = 80, seed: int = 0):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        require_module("model", model)
         self._base = copy.deepcopy(model).eval()
         self.layers = prunable_layers(self._base)
         if not self.layers:

@@ -26,7 +26,7 @@ from torch import nn
 from labkit import measure, train
 from labkit.prune import channel_groups, channel_scores, structured_prune
 from labkit.stats import accuracy_interval
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_choice, require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, css_class, dropdown, slider
 
 RATIO_MAX, RATIO_STEP = 0.9, 0.05
@@ -55,8 +55,7 @@ class ChannelPruningExplorer(Explorer):
     def __init__(self, model: nn.Module, eval_data, ratio: float = 0.5, criterion: str = "l1",
                  layer: str | None = None, seed: int = 0, latency_batch: int = 64, latency_rounds: int = 10,
                  latency_repeats: int = 2):
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        require_module("model", model)
         self._base = copy.deepcopy(model).eval()
         self.groups = channel_groups(self._base)
         has_bn = all(g.norm is not None for g in self.groups.values())

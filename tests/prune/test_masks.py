@@ -132,7 +132,7 @@ def test_bad_inputs():
         prune.apply_mask(layer, "kernel", mask=torch.ones(3, 4))
     with pytest.raises(ValueError, match="no pruned parameter 'weight'"):
         prune.remove(layer, "weight")
-    with pytest.raises(TypeError, match="module must be"):
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got int"):   # the argument's own name
         prune.prunable_layers(42)
     with pytest.raises(ValueError, match="no nn.Linear or nn.Conv2d"):
         prune.sparsity(nn.Sequential(nn.ReLU()))
