@@ -19,6 +19,7 @@ Explained in notebooks/10_pruning_schedules_automation.ipynb.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping
 
 import torch
@@ -207,23 +208,42 @@ def scale_allocation(model: nn.Module, allocation: Mapping, resource: Resource, 
     return amounts(shrink)
 
 
-def global_channel_keep(scores: Mapping, amount: float) -> dict[str, torch.Tensor]:
+def global_channel_keep(scores: Mapping, amount: float, *, min_keep: float = 0.0) -> dict[str, torch.Tensor]:
     """Network slimming's global threshold (Liu et al. 2017): rank the channel scores of *all*
     groups together (e.g. BN ``|γ|``) and drop the ``round(amount·N)`` lowest; returns
-    ``{group: sorted kept indices (int64)}`` for ``surgery.prune_channels``. Every group keeps at
-    least one channel (its best). Ties go by group order, then index. ``amount`` in [0, 1).
+    ``{group: sorted kept indices (int64)}`` for ``surgery.prune_channels``. Ties go by group order,
+    then index. ``amount`` in [0, 1).
+
+    ``min_keep`` in [0, 1] is a per-group floor: each group keeps at least its ``ceil(min_keep·C_g)``
+    best channels (and always its best one), and only the remaining budget is ranked globally. A
+    global ranking assumes the scores of different layers are on one scale; BN ``|γ|`` is not when a
+    BatchNorm follows the consumer — scaling ``(γ, β)`` of one layer by ``c > 0`` changes nothing the
+    next BatchNorm lets through, so the L1 penalty shrinks a whole layer's ``γ`` together and the
+    threshold can empty it. ``ValueError`` when the floors alone keep more than ``amount`` allows.
     Explained in notebooks/10_pruning_schedules_automation.ipynb.
     """
     if not isinstance(scores, Mapping) or not scores:
         raise TypeError("scores must be a non-empty dict {group: 1-D tensor of channel scores}")
     amount = require_float("amount", amount, 0.0, 1.0, high_open=True)
-    flat = [(float(v), g, c) for g, s in scores.items() for c, v in enumerate(torch.as_tensor(s).reshape(-1))]
-    drop = {(g, c) for _, g, c in sorted(flat, key=lambda t: t[0])[:round(amount * len(flat))]}
-    keep = {}
-    for g, s in scores.items():
-        kept = [c for c in range(torch.as_tensor(s).numel()) if (g, c) not in drop]
-        keep[g] = torch.tensor(kept or [int(torch.as_tensor(s).argmax())], dtype=torch.int64)
-    return keep
+    min_keep = require_float("min_keep", min_keep, 0.0, 1.0)
+    values = {g: torch.as_tensor(s).reshape(-1) for g, s in scores.items()}
+    total = sum(v.numel() for v in values.values())
+    floors = {g: max(1, math.ceil(round(min_keep * v.numel(), 9))) for g, v in values.items()}
+    budget = total - round(amount * total)
+    if min_keep > 0 and sum(floors.values()) > budget:
+        raise ValueError(f"min_keep {min_keep} keeps {sum(floors.values())} channels, more than the "
+                         f"{budget} of {total} that amount {amount} leaves; lower min_keep or amount")
+    kept = {(g, c) for g, v in values.items() for c in _best(v, floors[g])}
+    rest = sorted(((float(x), g, c) for g, v in values.items() for c, x in enumerate(v) if (g, c) not in kept),
+                  key=lambda t: t[0])                        # the lowest first; stable: ties in group, index order
+    more = max(0, budget - len(kept))
+    kept |= {(g, c) for _, g, c in rest[len(rest) - more:]} if more else set()
+    return {g: torch.tensor(sorted(c for h, c in kept if h == g), dtype=torch.int64) for g in values}
+
+
+def _best(values: torch.Tensor, k: int) -> list[int]:
+    """Indices of the ``k`` largest ``values`` (ties: the higher index, as the lower one is dropped first)."""
+    return sorted(range(values.numel()), key=lambda c: (-float(values[c]), -c))[:k]
 
 
 def apply_allocation(model: nn.Module, allocation: Mapping) -> dict[str, torch.Tensor]:

@@ -154,3 +154,42 @@ def test_netadapt_refuses_an_impossible_budget_before_any_work(blobs, model_fact
     with pytest.raises(ValueError, match="cannot be met"):
         prune.netadapt(model_factory(0), blobs, blobs, resource, 10.0)
     assert len(calls) == 2                                                 # dense and sparsest only
+
+
+def test_global_channel_keep_floor_keeps_every_layer_and_ranks_the_rest_globally():
+    scores = {"fc1": torch.tensor([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10]),
+              "fc2": torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5])}
+    plain = prune.global_channel_keep(scores, 0.6)                         # keep 6 of 15: fc2's 5 and fc1's best
+    assert {k: v.tolist() for k, v in plain.items()} == {"fc1": [9], "fc2": [0, 1, 2, 3, 4]}
+    floored = prune.global_channel_keep(scores, 0.6, min_keep=0.3)         # fc1 keeps ≥ 3, fc2 ≥ 2 (ceil 1.5)
+    assert {k: v.tolist() for k, v in floored.items()} == {"fc1": [7, 8, 9], "fc2": [0, 1, 2]}
+    assert sum(len(v) for v in floored.values()) == 15 - round(0.6 * 15)   # the budget is still exact
+    exact = prune.global_channel_keep({"a": torch.rand(500), "b": torch.rand(300)}, 0.8, min_keep=0.2)
+    assert (len(exact["a"]), len(exact["b"])) == (100, 60)                 # 0.2·300 is 60, not ceil(60.000…01)
+    with pytest.raises(ValueError, match="min_keep 0.5 keeps 8 channels, more than the 6"):
+        prune.global_channel_keep(scores, 0.6, min_keep=0.5)
+    with pytest.raises(ValueError, match="min_keep must be"):
+        prune.global_channel_keep(scores, 0.6, min_keep=1.5)
+
+
+def test_batchnorm_after_the_consumer_makes_a_layers_gamma_scale_free():
+    # Why one global |γ| threshold can empty a layer: with a BatchNorm after fc2, scaling fc1's (γ, β) by
+    # c > 0 changes nothing downstream (fc2 is linear, BN2 re-normalises), so the L1 term on γ can shrink
+    # all of fc1's γ together at no cost to the loss — and the global ranking then removes fc1 first.
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 10), nn.BatchNorm1d(10), nn.ReLU(), nn.Linear(10, 8),
+                        nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).train()
+    x = torch.randn(64, 12)
+    with torch.no_grad():
+        mlp[2].weight.uniform_(0.5, 1.0)
+        mlp[2].bias.uniform_(-0.2, 0.2)
+        before = mlp(x)
+        mlp[2].weight.mul_(0.2)
+        mlp[2].bias.mul_(0.2)
+        after = mlp(x)
+    torch.testing.assert_close(after, before, atol=5e-3, rtol=5e-3)       # only BN2's ε (1e-5) sees the scale
+    groups = prune.channel_groups(mlp, linear=True)
+    scores = {g: prune.bn_scale_scores(mlp.get_submodule(groups[g].norm)) for g in groups}
+    assert len(prune.global_channel_keep(scores, 0.5)["1"]) == 1          # emptied but for its best neuron
+    floored = prune.global_channel_keep(scores, 0.5, min_keep=0.3)
+    assert (len(floored["1"]), len(floored["4"])) == (3, 6)
