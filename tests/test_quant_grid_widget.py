@@ -192,7 +192,7 @@ def test_one_bit_symmetric_collapses_to_zero_and_is_reported():
     ({"layer": "fc9.weight"}, ValueError, "layer must be one of"),
     ({"group_size": 7}, ValueError, r"group_size must divide the 400 values .* one of \[1, 2, 4"),
     ({"channel": 120}, ValueError, r"channel must be an integer in \[-1, 119\]"),
-    ({"show_quantized": 1}, TypeError, "show_quantized must be a bool"),
+    ({"show_quantized": 1}, TypeError, "show_quantized must be True or False"),
     ({"bins": 3}, ValueError, "bins"),
 ])
 def test_bad_arguments_are_named(kwargs, error, match):

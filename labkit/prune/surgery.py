@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from labkit.models import BasicBlock
-from labkit.validate import require_module
+from labkit.validate import require_bool, require_module
 
 _PASS_THROUGH = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Identity)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -169,8 +169,7 @@ def prune_channels(model: nn.Module, keep: dict, *, fold: bool = False) -> nn.Mo
     """
     groups = channel_groups(model, linear=True)
     keep = _check_keep(groups, keep)
-    if not isinstance(fold, bool):
-        raise TypeError(f"fold must be True or False, got {fold!r}")
+    require_bool("fold", fold)
     new = copy.deepcopy(model)
     if fold:
         fold_removed_channels(new, keep)

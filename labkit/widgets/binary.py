@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from labkit.quant.binary import count_levels, ternarize, ternary_threshold
-from labkit.validate import require_float, require_module
+from labkit.validate import require_bool, require_float, require_module
 from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, slider, step_histogram,
                                  vertical_lines)
 
@@ -67,8 +67,7 @@ class TernaryThresholdExplorer(Explorer):
             raise ValueError(f"layer must be one of {list(self.layers)}, got {layer!r}")
         self._layer = layer or max(self.layers, key=lambda n: self.layers[n].weight.numel())
         self._factor = require_float("factor", factor, FACTOR_MIN, FACTOR_MAX)
-        if not isinstance(per_channel, bool):
-            raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
+        require_bool("per_channel", per_channel)
         self._per_channel = per_channel
         self._bins = bins
         self.factors = np.round(np.arange(FACTOR_MIN, FACTOR_MAX + FACTOR_STEP / 2, FACTOR_STEP), 4)

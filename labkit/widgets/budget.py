@@ -28,7 +28,7 @@ from torch import nn
 from labkit.quant import mixed
 from labkit.stats import accuracy_interval
 from labkit.train import evaluate
-from labkit.validate import require_choice, require_float, require_int
+from labkit.validate import require_bool, require_choice, require_float, require_int
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, slider
 
 __all__ = ["BudgetExplorer"]
@@ -78,8 +78,7 @@ class BudgetExplorer(Explorer):
         if not self.choices:
             raise ValueError("choices must hold at least one bit width in [1, 16], got an empty sequence")
         self._method = require_choice("method", method, mixed.METHODS)
-        if not isinstance(per_channel, bool):
-            raise TypeError(f"per_channel must be a bool, got {type(per_channel).__name__}")
+        require_bool("per_channel", per_channel)
         self.per_channel = per_channel
         self._cache: dict[tuple[int, ...], float] = {}
         self.evaluations = 0

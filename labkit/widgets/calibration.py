@@ -24,7 +24,7 @@ from torch import nn
 from labkit.quant import fake_quantize, fold_batchnorm, make_observer, quantize_static, sqnr_db
 from labkit.quant.observers import OBSERVERS
 from labkit.train import evaluate
-from labkit.validate import require_choice, require_int, require_module
+from labkit.validate import require_bool, require_choice, require_int, require_module
 from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider,
                                  vertical_lines)
 
@@ -88,8 +88,7 @@ class CalibrationExplorer(Explorer):
         self._observer = require_choice("observer", observer, tuple(OBSERVERS))
         self._bits = require_int("bits", bits, 2, 8)
         self.bins = require_int("bins", bins, 10, 2000)
-        if not isinstance(log, bool):
-            raise TypeError(f"log must be True or False, got {type(log).__name__}")
+        require_bool("log", log)
         self._log = log
         self.activations = self._capture(fold_batchnorm(model))
         if not self.activations:

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-from labkit.validate import require_float, require_int, require_module
+from labkit.validate import require_bool, require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider
 
 
@@ -105,8 +105,7 @@ class WeightHistogramExplorer(Explorer):
         if layer is not None and layer not in self.weights:
             raise ValueError(f"layer must be one of {list(self.weights)}, got {layer!r}")
         self._layer = layer or next(iter(self.weights))
-        if not isinstance(log, bool):
-            raise TypeError(f"log must be a bool, got {type(log).__name__}")
+        require_bool("log", log)
         self._log = log
         super().__init__()
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from labkit.quant.affine import quantize_weight
-from labkit.validate import require_choice, require_int
+from labkit.validate import require_bool, require_choice, require_int
 from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider,
                                  step_histogram, vertical_lines)
 from labkit.widgets.histogram import weight_tensors
@@ -109,8 +109,7 @@ class QuantGridExplorer(Explorer):
                                  f"{self._init['layer']}: one of {sizes}, got {group_size}")
         self._init["group_size"] = group_size or _nearest(sizes, PREFERRED_GROUP_SIZE)
         self._init["channel"] = require_int("channel", channel, ALL_CHANNELS, weight.shape[0] - 1)
-        if not isinstance(show_quantized, bool):
-            raise TypeError(f"show_quantized must be a bool, got {type(show_quantized).__name__}")
+        require_bool("show_quantized", show_quantized)
         self._init["show_quantized"] = show_quantized
         self._bins = require_int("bins", bins, 5, 250)
         super().__init__()
