@@ -1,7 +1,8 @@
 """The chapter's experiment in one place: compress the shipped model by each method and measure it.
 
 ``compress(model, method, ...)`` returns the compressed model for ``METHODS``: ``"fp32"``, ``"rtn"``,
-``"gptq"``, ``"awq"`` (weight-only, ``bits``/``group_size``), ``"w8a8"`` (naive W8A8), ``"smoothquant"``
+``"gptq"``, ``"gptq-act"``, ``"awq"``, ``"awq-clip"`` (weight-only, ``bits``/``group_size``), ``"w8a8"``
+(naive W8A8), ``"smoothquant"``
 (W8A8 after migration with ``alpha``) and ``"llm.int8"`` (outlier decomposition at ``threshold``).
 Calibration ids are random training windows drawn with ``seed`` (``calibration_ids``); evaluation uses
 non-overlapping held-out windows (``held_out_windows``). ``measure(model, windows, reference_nll)``
@@ -22,10 +23,10 @@ from labkit.llm.llm_int8 import THRESHOLD, llm_int8_model
 from labkit.llm.model import TinyGPT, generate
 from labkit.llm.smoothquant import smooth_model, w8a8_model
 from labkit.llm.storage import nbytes_on_disk
-from labkit.llm.weight_only import quantize_weights
+from labkit.llm.weight_only import METHODS as WEIGHT_ONLY, quantize_weights
 from labkit.validate import require_choice, require_int
 
-METHODS = ("fp32", "rtn", "gptq", "awq", "w8a8", "smoothquant", "llm.int8")
+METHODS = ("fp32", "rtn", "gptq", "gptq-act", "awq", "awq-clip", "w8a8", "smoothquant", "llm.int8")
 
 
 def calibration_ids(seed: int = 0, windows: int = 32, context: int = 64) -> torch.Tensor:
@@ -52,16 +53,15 @@ def compress(model: TinyGPT, method: str, bits: int = 4, group_size: int | None 
     method = require_choice("method", method, METHODS)
     if method == "fp32":
         return model
-    if calibration is None and method != "rtn":
+    if calibration is None and method not in ("rtn", "w8a8", "llm.int8"):
         calibration = calibration_ids(seed, context=model.config.context)
-    if method in ("rtn", "gptq", "awq"):
+    if method in WEIGHT_ONLY:
         return quantize_weights(model, method, bits, group_size, calibration)
     if method == "w8a8":
         return w8a8_model(model)
-    stats = activation_absmax(model, calibration)
-    if method == "smoothquant":
-        return w8a8_model(smooth_model(model, stats, alpha))
-    return llm_int8_model(model, stats, threshold)
+    if method == "llm.int8":
+        return llm_int8_model(model, threshold)            # outliers found in every forward pass: no calibration
+    return w8a8_model(smooth_model(model, activation_absmax(model, calibration), alpha))
 
 
 def measure(model: TinyGPT, windows: torch.Tensor, reference_nll: torch.Tensor | None = None) -> dict:

@@ -70,43 +70,64 @@ def _group_qparams(w_group: torch.Tensor, bits: int) -> QParams:
 
 
 def gptq_quantize(weight: torch.Tensor, h: torch.Tensor, bits: int = 4, group_size: int | None = 64,
-                  block_size: int = 128, damp: float = 0.01) -> QuantizedWeight:
+                  block_size: int = 128, damp: float = 0.01, act_order: bool = False) -> QuantizedWeight:
     """Quantize ``weight`` float ``[out, in]`` with GPTQ given the Hessian ``h`` ``[in, in]`` (``hessian``).
 
     Columns are processed in order 0…in−1 in blocks of ``block_size`` (rounded up to a multiple of
-    ``group_size`` so that a group never straddles two blocks). Returns a ``QuantizedWeight`` on the same
-    grid as ``rtn_quantize`` (same storage, different codes).
+    ``group_size`` so that a group never straddles two blocks); a group's scale is found on its already
+    updated weights when the sweep reaches its first column. ``act_order=True`` processes the columns in
+    decreasing order of ``diag(H)`` (the inputs with the most energy first, while many columns are left to
+    absorb their error; the reference implementation's ``--act-order``) with *static groups*: every group's
+    scale is found on the unquantized weight before the sweep (AutoGPTQ's ``static_groups=True``), so the
+    groups stay contiguous in the original column order and the storage is unchanged (the reference's
+    act-order with groups instead forms groups in the permuted order and stores a column→group index).
+    Returns a ``QuantizedWeight`` on the same grid as ``rtn_quantize`` (same storage, different codes).
     Explained in notebooks/16_transformer_compression.ipynb.
     """
     w, bits, group_size = check_weight_args(weight, bits, group_size)
     block_size = require_int("block_size", block_size, 1, None)
+    if not isinstance(act_order, bool):
+        raise TypeError(f"act_order must be True or False, got {act_order!r}")
     if not isinstance(h, torch.Tensor) or h.shape != (w.shape[1], w.shape[1]):
         raise ValueError(f"h must be the [in, in] = [{w.shape[1]}, {w.shape[1]}] Hessian, got "
                          f"{tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__}")
     w = w.double()
     w[:, torch.diag(h) == 0] = 0.0                  # a dead input never contributes: quantize it to 0
-    u = inverse_hessian_factor(h, damp)
-    block_size = -(-block_size // group_size) * group_size
+    if act_order:
+        order = torch.argsort(torch.diag(h), descending=True, stable=True)
+        groups = {g: _group_qparams(w[:, g * group_size:(g + 1) * group_size].float(), bits)
+                  for g in range(w.shape[1] // group_size)}
+
+        def params(j, w_now):              # static: found before the sweep, by original column
+            return groups[int(order[j]) // group_size]
+    else:
+        order, groups = torch.arange(w.shape[1]), {}
+        block_size = -(-block_size // group_size) * group_size
+
+        def params(j, w_now):              # a group's scale from its updated weights, at its first column
+            if j // group_size not in groups:
+                groups[j // group_size] = _group_qparams(w_now[:, j:j + group_size].float(), bits)
+            return groups[j // group_size]
+    w = w[:, order]
+    u = inverse_hessian_factor(h.double()[order][:, order], damp)
     codes = torch.zeros(w.shape, dtype=torch.uint8)
-    scales, zeros = [], []
     for start in range(0, w.shape[1], block_size):
         stop = min(start + block_size, w.shape[1])
-        errors = _quantize_block(w, u, start, stop, bits, group_size, codes, scales, zeros)
+        errors = _quantize_block(w, u, start, stop, params, codes)
         w[:, stop:] -= errors @ u[start:stop, stop:]          # the lazy batch update
-    qp = QParams(torch.stack(scales, 1), torch.stack(zeros, 1), bits, False, False, 0, group_size)
-    return QuantizedWeight(codes, qp)
+    qp = QParams(torch.stack([groups[g].scale for g in sorted(groups)], 1),
+                 torch.stack([groups[g].zero_point for g in sorted(groups)], 1), bits, False, False, 0, group_size)
+    return QuantizedWeight(codes[:, torch.argsort(order)], qp)
 
 
-def _quantize_block(w, u, start, stop, bits, group_size, codes, scales, zeros) -> torch.Tensor:
-    """Quantize columns ``start:stop`` of ``w`` in place (updating the block's later columns);
-    return the scaled errors ``(w_j − q_j) / U_jj`` ``[out, stop − start]``."""
+def _quantize_block(w, u, start, stop, params, codes) -> torch.Tensor:
+    """Quantize columns ``start:stop`` of ``w`` (in processing order) in place, updating the block's later
+    columns; ``params(j, w)`` gives column ``j``'s group parameters. Returns the scaled errors
+    ``(w_j − q_j) / U_jj`` ``[out, stop − start]``."""
     errors = torch.zeros(w.shape[0], stop - start, dtype=w.dtype)
     for j in range(start, stop):
-        if j % group_size == 0:
-            qp = _group_qparams(w[:, j:j + group_size].float(), bits)
-            scales.append(qp.scale), zeros.append(qp.zero_point)
-        column = w[:, j:j + 1].float()
-        q = quantize(column, qp)
+        qp = params(j, w)
+        q = quantize(w[:, j:j + 1].float(), qp)
         codes[:, j] = q[:, 0]
         q_value = (q.double()[:, 0] - qp.zero_point.double()) * qp.scale.double()
         err = (w[:, j] - q_value) / u[j, j]

@@ -60,12 +60,29 @@ class Int4Linear(nn.Module):
         super().__init__()
         if quantized.bits != 4:
             raise ValueError(f"Int4Linear needs a 4-bit QuantizedWeight, got bits={quantized.bits}")
-        self.group_size = quantized.group_size
-        self.register_buffer("packed", pack_int4(quantized.codes))
-        self.register_buffer("scale", quantized.qparams.scale.clone())
-        self.register_buffer("zero_point", quantized.qparams.zero_point.to(torch.uint8))
-        self.register_buffer("input_scale", quantized.input_scale)
-        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self._set(pack_int4(quantized.codes), quantized.qparams.scale.clone(),
+                  quantized.qparams.zero_point.to(torch.uint8), quantized.input_scale,
+                  None if bias is None else bias.detach().clone())
+
+    def _set(self, packed, scale, zero_point, input_scale, bias) -> None:
+        in_features = 2 * packed.shape[1]
+        if scale.dim() != 2 or scale.shape[0] != packed.shape[0] or in_features % scale.shape[1]:
+            raise ValueError(f"scale must be [out, groups] with groups dividing in = {in_features}, got "
+                             f"{tuple(scale.shape)} for packed codes {tuple(packed.shape)}")
+        self.group_size = in_features // scale.shape[1]
+        for name, value in (("packed", packed), ("scale", scale), ("zero_point", zero_point),
+                            ("input_scale", input_scale), ("bias", bias)):
+            self.register_buffer(name, value)
+
+    @classmethod
+    def from_storage(cls, stored: dict) -> "Int4Linear":
+        """The layer again from its ``storage()`` dict (bit-identical outputs; the group size is
+        ``2·packed.shape[1] / scale.shape[1]``)."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        layer._set(stored["packed"], stored["scale"], stored["zero_point"], stored.get("input_scale"),
+                   stored.get("bias"))
+        return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_scale is not None:
@@ -75,7 +92,7 @@ class Int4Linear(nn.Module):
     def storage(self) -> dict:
         """Packed codes, float32 scales, uint8 zero points (and AWQ's input scale, the bias)."""
         names = ("packed", "scale", "zero_point", "input_scale", "bias")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {"kind": "int4", **{n: getattr(self, n) for n in names if getattr(self, n) is not None}}
 
 
 def to_int4_model(model: nn.Module) -> nn.Module:

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from labkit.llm.model import TinyGPT
-from labkit.quant.affine import dequantize, quantize_tensor
+from labkit.quant.affine import QParams, dequantize, quantize_tensor
 from labkit.validate import require_choice, require_float
 
 ACT_GRANULARITIES = ("tensor", "token")
@@ -59,19 +59,34 @@ class W8A8Linear(nn.Module):
 
     def __init__(self, linear: nn.Linear, act_granularity: str = "tensor"):
         super().__init__()
+        codes, qparams = quantize_tensor(linear.weight.detach(), 8, symmetric=True, signed=True,
+                                         granularity="channel", axis=0)
+        self._set(codes, qparams, act_granularity, None if linear.bias is None else linear.bias.detach().clone())
+
+    def _set(self, codes, qparams, act_granularity, bias) -> None:
         self.act_granularity = require_choice("act_granularity", act_granularity, ACT_GRANULARITIES)
-        codes, self.qparams = quantize_tensor(linear.weight.detach(), 8, symmetric=True, signed=True,
-                                              granularity="channel", axis=0)
+        self.qparams = qparams
         self.register_buffer("codes", codes)
-        self.register_buffer("weight", dequantize(codes, self.qparams))
-        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
+        self.register_buffer("weight", dequantize(codes, qparams))
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def from_storage(cls, stored: dict) -> "W8A8Linear":
+        """The layer again from its ``storage()`` dict (bit-identical outputs)."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        scale = stored["scale"]
+        qparams = QParams(scale, torch.zeros(scale.shape, dtype=torch.int32), 8, True, True, 0)
+        layer._set(stored["codes"], qparams, stored["act_granularity"], stored.get("bias"))
+        return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(fake_quant_int8(x, self.act_granularity), self.weight, self.bias)
 
     def storage(self) -> dict:
         """What an int8 deployment stores: int8 codes, float32 per-channel scales, the bias."""
-        out = {"codes": self.codes, "scale": self.qparams.scale}
+        out = {"kind": "w8a8", "codes": self.codes, "scale": self.qparams.scale,
+               "act_granularity": self.act_granularity}
         return out if self.bias is None else {**out, "bias": self.bias}
 
 

@@ -4,8 +4,8 @@
 modules that are not quantized (embeddings, LayerNorms, head), and for each quantized layer the tensors
 its ``storage()`` names (bit-packed codes, scales, zero points, outlier columns). ``nbytes_on_disk``
 returns the file's size, container overhead included. The file is written atomically.
-``load_compressed(path)`` reads a weight-only model (RTN/GPTQ/AWQ) back, bit-identical; the files of
-W8A8, LLM.int8() and int4-packed models are measured but not read back (no loader for them yet).
+``load_compressed(path)`` reads every one of them back — weight-only (RTN/GPTQ/AWQ), W8A8 / SmoothQuant,
+LLM.int8() and int4-packed — with bit-identical outputs (each layer's ``storage()`` names its ``kind``).
 
 Explained in notebooks/16_transformer_compression.ipynb
 """
@@ -44,19 +44,32 @@ def nbytes_on_disk(model: TinyGPT) -> int:
         return save_compressed(model, Path(folder) / "model.pt")
 
 
-def load_compressed(path) -> TinyGPT:
-    """A weight-only quantized ``TinyGPT`` (``GroupQuantLinear`` layers) from ``save_compressed``'s file."""
-    from labkit.llm.model import GPTConfig
+def layer_loaders() -> dict:
+    """``kind`` (the ``"kind"`` a layer's ``storage()`` writes) → the function rebuilding that layer."""
+    from labkit.llm.int4 import Int4Linear
+    from labkit.llm.llm_int8 import Int8MixedLinear
+    from labkit.llm.smoothquant import W8A8Linear
     from labkit.llm.weight_only import from_storage
+
+    return {"weight-only": from_storage, "w8a8": W8A8Linear.from_storage, "llm.int8": Int8MixedLinear.from_storage,
+            "int4": Int4Linear.from_storage}
+
+
+def load_compressed(path) -> TinyGPT:
+    """The compressed ``TinyGPT`` again from ``save_compressed``'s file: weight-only (RTN/GPTQ/AWQ), W8A8
+    (naive or SmoothQuant: the smoothed LayerNorms are float tensors), LLM.int8() and int4-packed layers;
+    its outputs are bit-identical to the saved model's."""
+    from labkit.llm.model import GPTConfig
 
     blob = torch.load(Path(path), map_location="cpu", weights_only=True)
     model = TinyGPT(GPTConfig(**blob["config"]))
+    loaders = layer_loaders()
     for name, stored in blob["layers"].items():
-        if "format" not in stored:
-            raise ValueError(f"layer {name} is not a weight-only quantized layer: load_compressed reads RTN/GPTQ/AWQ "
-                             f"models only")
+        kind = stored.get("kind", "weight-only" if "format" in stored else None)
+        if kind not in loaders:
+            raise ValueError(f"layer {name} has kind {kind!r}: load_compressed reads {sorted(loaders)}")
         parent, child = name.rsplit(".", 1)
-        model.get_submodule(parent).register_module(child, from_storage(stored))
+        model.get_submodule(parent).register_module(child, loaders[kind](stored))
     missing, unexpected = model.load_state_dict(blob["float"], strict=False)
     if unexpected or any(not any(k.startswith(n + ".") for n in blob["layers"]) for k in missing):
         raise ValueError(f"{path}: the float tensors do not match the model (missing {missing}, unexpected {unexpected})")

@@ -1,4 +1,5 @@
-"""Weight-only quantization of a whole ``TinyGPT``: every block linear layer by RTN, GPTQ or AWQ.
+"""Weight-only quantization of a whole ``TinyGPT``: every block linear layer by RTN, GPTQ or AWQ
+(GPTQ in column order or with act-order; AWQ's scale search alone or followed by its clip search).
 
 ``quantize_weights(model, method, bits, group_size, calibration)`` returns a copy whose block linear
 layers are ``GroupQuantLinear`` (codes + group scales; computes with the dequantized weight). GPTQ and
@@ -26,7 +27,7 @@ from labkit.measure import pack_bits, unpack_bits
 from labkit.quant.affine import QParams
 from labkit.validate import require_choice
 
-METHODS = ("rtn", "gptq", "awq")
+METHODS = ("rtn", "gptq", "gptq-act", "awq", "awq-clip")
 
 
 class GroupQuantLinear(nn.Module):
@@ -46,7 +47,8 @@ class GroupQuantLinear(nn.Module):
         and ``format`` = int32 ``[bits, group_size, out, in]``."""
         q = self.quantized
         packed = torch.frombuffer(bytearray(pack_bits(q.codes.numpy(), q.bits)), dtype=torch.uint8)
-        out = {"codes": packed, "scale": q.qparams.scale, "zero_point": q.qparams.zero_point.to(torch.uint8),
+        out = {"kind": "weight-only", "codes": packed, "scale": q.qparams.scale,
+               "zero_point": q.qparams.zero_point.to(torch.uint8),
                "format": torch.tensor([q.bits, q.group_size, *q.codes.shape], dtype=torch.int32)}
         if q.input_scale is not None:
             out["input_scale"] = q.input_scale
@@ -55,7 +57,8 @@ class GroupQuantLinear(nn.Module):
 
 def quantize_weights(model: TinyGPT, method: str = "rtn", bits: int = 4, group_size: int | None = 64,
                      calibration: torch.Tensor | None = None) -> TinyGPT:
-    """A copy of ``model`` with every block linear quantized by ``method`` (``"rtn"``, ``"gptq"``, ``"awq"``).
+    """A copy of ``model`` with every block linear quantized by ``method``: ``"rtn"``, ``"gptq"``, ``"gptq-act"``
+    (GPTQ with act-order), ``"awq"`` (AWQ's scale search only) or ``"awq-clip"`` (scales + clip search, the paper's).
 
     ``calibration``: int64 ids ``[B, T]`` (needed by GPTQ and AWQ; e.g. 32 random training windows).
     Explained in notebooks/16_transformer_compression.ipynb.
@@ -72,8 +75,9 @@ def quantize_weights(model: TinyGPT, method: str = "rtn", bits: int = 4, group_s
             q = rtn_quantize(linear.weight, bits, group_size)
         else:
             x = capture_inputs(twin, calibration, [name])[name]
-            q = (gptq_quantize(linear.weight, hessian(x), bits, group_size) if method == "gptq"
-                 else awq_quantize(linear.weight, x, bits, group_size).quantized)
+            q = (gptq_quantize(linear.weight, hessian(x), bits, group_size, act_order=method == "gptq-act")
+                 if method.startswith("gptq") else awq_quantize(linear.weight, x, bits, group_size,
+                                                                clip=method == "awq-clip").quantized)
         parent, child = name.rsplit(".", 1)
         twin.get_submodule(parent).register_module(child, GroupQuantLinear(q, linear.bias))
     return twin

@@ -76,12 +76,16 @@ def test_smooth_model_equals_the_original_in_float_and_helps_w8a8_with_outliers(
 
 
 @torch.no_grad()
-def test_llm_int8_is_exact_when_every_column_is_an_outlier():
+def test_llm_int8_threshold_zero_is_the_float_input_times_the_int8_weight():
     g = torch.Generator().manual_seed(0)
     layer = nn.Linear(64, 32)
     x = torch.randn(40, 64, generator=g)
-    mixed = Int8MixedLinear(layer, torch.ones(64, dtype=torch.bool))
-    assert torch.equal(mixed(x), layer(x))
+    mixed = Int8MixedLinear(layer, threshold=0.0)
+    ws = layer.weight.abs().amax(1, keepdim=True) / 127.5                          # symmetric int8 per row
+    w_hat = torch.round(layer.weight / ws).clamp(-128, 127) * ws
+    torch.testing.assert_close(mixed.weight(), w_hat, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(mixed(x), F.linear(x, mixed.weight(), layer.bias), rtol=0, atol=0)
+    assert bool(mixed.last_outliers.all())
 
 
 @torch.no_grad()
@@ -89,23 +93,66 @@ def test_llm_int8_regular_part_is_vectorwise_int8_and_outliers_help():
     x = outlier_activations()
     layer = nn.Linear(64, 32)
     ref = layer(x)
-    none = Int8MixedLinear(layer, torch.zeros(64, dtype=torch.bool))
+    none = Int8MixedLinear(layer, threshold=1e9)                 # above every activation: plain W8A8
     xs = x.abs().amax(1, keepdim=True) / 127.5                 # symmetric int8 per token row
     ws = layer.weight.abs().amax(1, keepdim=True) / 127.5      # per output row
     xq = torch.round(x / xs).clamp(-128, 127)
     wq = torch.round(layer.weight / ws).clamp(-128, 127)
     by_hand = (xq.double() @ wq.double().T * xs.double() * ws.double().T).float() + layer.bias
     torch.testing.assert_close(none(x), by_hand, rtol=1e-5, atol=1e-5)
-    mask = channel_absmax(x) >= 6.0
-    assert mask.sum() == 2
+    mixed = Int8MixedLinear(layer)                                 # the paper's 6.0
     err = lambda y: float(((y - ref) ** 2).mean())
-    assert err(Int8MixedLinear(layer, mask)(x)) < 0.2 * err(none(x))
+    assert err(mixed(x)) < 0.2 * err(none(x))
+    assert mixed.last_outliers.nonzero().flatten().tolist() == [3, 17]
 
 
-def test_llm_int8_model_threshold_zero_is_the_float_model():
+@torch.no_grad()
+def test_llm_int8_finds_outliers_in_each_forward_pass_not_from_calibration():
+    layer = nn.Linear(64, 32)
+    mixed = Int8MixedLinear(layer)
+    calm = outlier_activations(gain=1.0)
+    mixed(calm)
+    assert not bool(mixed.last_outliers.any())                   # no |x| ≥ 6 in this batch
+    loud = outlier_activations(seed=1, outliers=(9,), gain=40.0)  # a channel never seen before
+    mixed(loud)
+    assert mixed.last_outliers.nonzero().flatten().tolist() == [9]
+    err = lambda y: float(((y - layer(loud)) ** 2).mean())
+    assert err(mixed(loud)) < 0.2 * err(Int8MixedLinear(layer, threshold=1e9)(loud))
+    with pytest.raises(ValueError, match="threshold"):
+        Int8MixedLinear(layer, threshold=-1.0)
+
+
+@torch.no_grad()
+def test_llm_int8_model_threshold_zero_is_the_w8a16_model():
+    model, ids = model_and_ids()
+    mixed = llm_int8_model(model, 0.0)
+    w8 = quantize_weights(model, "rtn", 8, None)                   # int8 per row, asymmetric: close, not equal
+    torch.testing.assert_close(mixed(ids), model(ids), rtol=0.05, atol=0.05)
+    assert float((mixed(ids) - model(ids)).abs().max()) < 2 * float((w8(ids) - model(ids)).abs().max()) + 1e-3
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("kind", ["w8a8", "smoothquant", "llm.int8", "int4", "int4-awq"])
+def test_every_compressed_file_reads_back_with_bit_identical_outputs(tmp_path, kind):
+    from labkit.llm.int4 import to_int4_model
+    from labkit.llm.storage import load_compressed, save_compressed
     model, ids = model_and_ids()
     stats = {k: channel_absmax(v) for k, v in capture_inputs(model, ids).items()}
-    torch.testing.assert_close(llm_int8_model(model, stats, 0.0)(ids), model(ids), rtol=1e-5, atol=1e-5)
+    build = {"w8a8": lambda: w8a8_model(model, "token"),
+             "smoothquant": lambda: w8a8_model(smooth_model(model, stats, 0.5)),
+             "llm.int8": lambda: llm_int8_model(inject_outlier_channels(model, [5], 40.0)),
+             "int4": lambda: to_int4_model(quantize_weights(model, "rtn", 4, 16)),
+             "int4-awq": lambda: to_int4_model(quantize_weights(model, "awq", 4, 32, ids))}[kind]
+    compressed = build()
+    size = save_compressed(compressed, tmp_path / "m.pt")
+    again = load_compressed(tmp_path / "m.pt")
+    assert size == (tmp_path / "m.pt").stat().st_size
+    assert torch.equal(again(ids), compressed(ids))
+    assert [type(m) for m in linear_layers(again).values()] == [type(m) for m in linear_layers(compressed).values()]
+    if kind == "w8a8":
+        assert all(m.act_granularity == "token" for m in linear_layers(again).values())
+    if kind.startswith("int4"):
+        assert all(m.group_size == (16 if kind == "int4" else 32) for m in linear_layers(again).values())
 
 
 def test_int4_pack_unpack_is_bit_exact_and_nibble_ordered():
@@ -145,7 +192,7 @@ def test_quantize_weights_on_a_model_refuses_bad_settings_and_shrinks_the_file()
         quantize_weights(model, "awq", 4, 32, torch.zeros(2, 17, dtype=torch.long))
     fp = nbytes_on_disk(model)
     sizes = {}
-    for method in ("rtn", "gptq", "awq"):
+    for method in ("rtn", "gptq", "gptq-act", "awq", "awq-clip"):
         q = quantize_weights(model, method, 4, 32, ids)
         assert all(isinstance(m, GroupQuantLinear) for m in linear_layers(q).values())
         assert torch.isfinite(q(ids)).all()
@@ -154,10 +201,11 @@ def test_quantize_weights_on_a_model_refuses_bad_settings_and_shrinks_the_file()
     saved = fp - sizes["rtn"]
     assert saved > 0.85 * linear_params * (4 - 0.5 - 5 / 32)     # ~3.3 bytes saved per quantized weight
     assert sizes["awq"] > sizes["rtn"]                            # AWQ also stores its input scales
+    assert sizes["gptq-act"] == sizes["gptq"] == sizes["rtn"] and sizes["awq-clip"] == sizes["awq"]
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("method, bits", [("rtn", 3), ("gptq", 4), ("awq", 4)])
+@pytest.mark.parametrize("method, bits", [("rtn", 3), ("gptq", 4), ("gptq-act", 3), ("awq", 4), ("awq-clip", 3)])
 def test_the_file_on_disk_holds_the_whole_weight_only_model(tmp_path, method, bits):
     from labkit.llm.storage import load_compressed, save_compressed
     model, ids = model_and_ids()
@@ -168,6 +216,8 @@ def test_the_file_on_disk_holds_the_whole_weight_only_model(tmp_path, method, bi
     assert torch.equal(again(ids), q(ids))
     for name, layer in linear_layers(again).items():
         assert torch.equal(layer.quantized.codes, linear_layers(q)[name].quantized.codes)
-    with pytest.raises(ValueError, match="weight-only"):
-        save_compressed(w8a8_model(model), tmp_path / "w8.pt")
-        load_compressed(tmp_path / "w8.pt")
+    blob = torch.load(tmp_path / "m.pt", weights_only=True)
+    blob["layers"]["blocks.0.mlp.fc1"]["kind"] = "fp4"
+    torch.save(blob, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="has kind 'fp4'"):
+        load_compressed(tmp_path / "bad.pt")
