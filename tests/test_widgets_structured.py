@@ -27,7 +27,7 @@ def test_explorer_matches_labkit_prune_and_measure():
     model, data = vgg(), eval_data()
     explorer = ChannelPruningExplorer(model, data, ratio=0.5, latency_rounds=2, latency_repeats=1)
     s = explorer.stats
-    assert s["layer"] == "conv6" and s["criterion"] == "l1" and explorer.criteria == ("l1", "l2", "bn", "random")
+    assert s["layer"] == "conv6" and s["criterion"] == "l1" and explorer.criteria == ("l1", "l2", "bn", "correlation", "geometric_median", "random")
     small, keep = prune.structured_prune(vgg(), 0.5, "l1")
     assert s["params"] == measure.count_parameters(small) < s["dense_params"] == measure.count_parameters(model)
     assert s["macs"] == measure.total_macs(small, (1, 28, 28)) < s["dense_macs"]
@@ -69,7 +69,11 @@ def test_controls_redraw_and_cache():
 
 def test_lenet5_has_no_bn_option_and_bad_arguments():
     explorer = ChannelPruningExplorer(models.build("lenet5"), eval_data())
-    assert explorer.criteria == ("l1", "l2", "random") and explorer.stats["layer"] == "conv2"
+    assert explorer.criteria == ("l1", "l2", "correlation", "geometric_median", "random")
+    assert explorer.stats["layer"] == "conv2"
+    for criterion in explorer.criteria:                       # every registered channel criterion draws
+        explorer.set(criterion=criterion)
+        assert explorer.stats["criterion"] == criterion and explorer.figure.layout.title.text.startswith(criterion)
     with pytest.raises(ValueError, match="criterion must be one of"):
         ChannelPruningExplorer(models.build("lenet5"), eval_data(), criterion="bn")
     with pytest.raises(ValueError, match="ratio must be"):

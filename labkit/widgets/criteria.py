@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from labkit import train
-from labkit.prune import global_prune, mask_jaccard, prunable_layers, saliency
+from labkit.prune import CRITERIA, global_prune, mask_jaccard, prunable_layers, saliency
 from labkit.prune import sparsity as weight_sparsity
 from labkit.stats import accuracy_interval
 from labkit.validate import require_choice, require_float, require_int, require_module
@@ -43,7 +43,8 @@ class CriteriaExplorer(Explorer):
     ``model`` has Linear/Conv2d layers (copied, never modified); ``eval_data`` is a labelled Dataset
     or ``(x, y)`` pair (``data.eval_subset`` keeps it fast); ``scores`` maps extra criterion names
     to ``{layer name: score tensor}`` dicts, e.g. ``{"taylor": prune.taylor_scores(model, data),
-    "obd": prune.obd_scores(model, data)}`` (magnitude and random are always offered). Controls:
+    "obd": prune.obd_scores(model, data)}`` (the data-free ``prune.CRITERIA`` — magnitude, random and any
+    you register — are always offered). Controls:
     ``criterion`` (Dropdown), ``sparsity`` (FloatSlider 0–0.99, on release), ``layer`` (Dropdown;
     the scatter shown). ``stats``: ``criterion``, ``sparsity``, ``layer``, ``accuracy``,
     ``dense_accuracy``, ``jaccard_magnitude``, ``global_sparsity``, ``layer_sparsity``, ``kept``,
@@ -61,8 +62,8 @@ class CriteriaExplorer(Explorer):
         if not self.layers:
             raise ValueError("model has no nn.Linear or nn.Conv2d layer")
         self._seed = require_int("seed", seed, 0, 2**32 - 1)
-        self.scores = {"magnitude": saliency(self._base, "magnitude"),
-                       "random": saliency(self._base, "random", seed=self._seed), **_check_scores(scores, self.layers)}
+        self.scores = {**{name: saliency(self._base, name, seed=self._seed) for name in CRITERIA},   # data-free
+                       **_check_scores(scores, self.layers)}
         if layer is not None and layer not in self.layers:
             raise ValueError(f"layer must be one of {list(self.layers)}, got {layer!r}")
         self._layer = layer or max(self.layers, key=lambda n: self.layers[n].weight.numel())
@@ -175,8 +176,9 @@ def _check_scores(scores, layers: dict) -> dict:
                         f"got {type(scores).__name__}")
     checked = {}
     for name, per_layer in scores.items():
-        if not isinstance(name, str) or name in ("magnitude", "random"):
-            raise ValueError(f"scores keys must be new criterion names (str, not magnitude/random), got {name!r}")
+        if not isinstance(name, str) or name in CRITERIA:
+            raise ValueError(f"scores keys must be new criterion names (str, not {'/'.join(CRITERIA)}, which are "
+                             f"always offered), got {name!r}")
         if not isinstance(per_layer, Mapping) or set(per_layer) != set(layers):
             raise ValueError(f"scores[{name!r}] must be a dict over the layers {list(layers)}")
         for layer, t in per_layer.items():

@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from labkit import measure, train
-from labkit.prune import CRITERIA, global_prune, prunable_layers
+from labkit.prune import CRITERIA, global_prune, global_threshold, prunable_layers
 from labkit.prune import sparsity as weight_sparsity
 from labkit.stats import accuracy_interval
 from labkit.validate import require_choice, require_float, require_int, require_module
@@ -113,14 +113,9 @@ class PruningExplorer(Explorer):
                 "sparsity": weight_sparsity(model),
                 "accuracy": accuracy_interval(train.correct(model, self.eval_data)),
                 "bytes": {fmt: measure.size_on_disk(model, fmt) for fmt in FORMATS},
-                "threshold": self._largest_pruned(masks) if criterion == "magnitude" else None,
+                "threshold": global_threshold(self._base, key[0]) if criterion == "magnitude" else None,
             }
         return self._cache[key]
-
-    def _largest_pruned(self, masks: dict) -> float:
-        """The magnitude threshold: the largest |w| among pruned weights (``prune.global_threshold``)."""
-        pruned = [self.layers[n].weight.detach()[m == 0].abs() for n, m in masks.items()]
-        return max((float(p.max()) for p in pruned if p.numel()), default=0.0)
 
     def _layer_edges(self, layer: str, values: np.ndarray) -> np.ndarray:
         if layer not in self._edges:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from labkit import measure, train
-from labkit.prune import channel_groups, channel_scores, structured_prune
+from labkit.prune import CHANNEL_CRITERIA, channel_groups, channel_scores, structured_prune
 from labkit.stats import accuracy_interval
 from labkit.validate import require_choice, require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, css_class, dropdown, slider
@@ -38,7 +38,9 @@ class ChannelPruningExplorer(Explorer):
     ``ChannelPruningExplorer(model, eval_data, ratio=0.5, criterion="l1", layer=None)``: ``model`` is
     a LeNet-5, VGG or ResNet (copied, never modified); ``eval_data`` a labelled Dataset or ``(x, y)``
     pair. Controls: ``ratio`` (fraction of channels removed per layer, 0–0.9, on release),
-    ``criterion`` (l1 / l2 / bn / random; bn only when every layer has a BatchNorm), ``layer``
+    ``criterion`` (the data-free ``prune.CHANNEL_CRITERIA``: l1, l2, bn — only when every layer has a
+    BatchNorm —, correlation, geometric_median, one you register, and random; channel "magnitude"
+    is Σ|w| = l1, offered once as l1), ``layer``
     (whose scores are drawn); the ``time`` button (or ``measure_latency()``) times the dense and the
     pruned model in ``latency_rounds`` interleaved rounds of ``latency_repeats`` calls on the first
     ``latency_batch`` images. ``stats``: ``ratio``,
@@ -59,7 +61,8 @@ class ChannelPruningExplorer(Explorer):
         self._base = copy.deepcopy(model).eval()
         self.groups = channel_groups(self._base)
         has_bn = all(g.norm is not None for g in self.groups.values())
-        self.criteria = ("l1", "l2", "bn", "random") if has_bn else ("l1", "l2", "random")
+        offered = [name for name in CHANNEL_CRITERIA if name != "magnitude" and (name != "bn" or has_bn)]
+        self.criteria = tuple(sorted(offered, key=lambda name: name == "random"))   # the baseline last
         if layer is not None and layer not in self.groups:
             raise ValueError(f"layer must be one of {list(self.groups)}, got {layer!r}")
         self._layer = layer or list(self.groups)[-1]

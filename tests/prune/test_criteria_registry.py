@@ -57,6 +57,20 @@ def test_registered_criterion_in_saliency_prune_layer_schedules_and_views(model,
     assert history[0]["sparsity"] == pytest.approx(0.6, abs=1e-3)
 
 
+
+def test_registered_criterion_appears_in_every_pruning_explorer(model, registered, blobs):
+    """One function plus one registration: the explorers offer it with no edit of theirs."""
+    from labkit.widgets import ChannelPruningExplorer, CriteriaExplorer, PruningExplorer
+    data = (blobs[0][:40], blobs[1][:40])
+    explorer = PruningExplorer(model, data, sparsity=0.5, criterion=registered)
+    assert registered in explorer.controls["criterion"].options and explorer.stats["criterion"] == registered
+    criteria = CriteriaExplorer(model, data, {}, criterion=registered)
+    assert registered in criteria.scores and criteria.controls["criterion"].value == registered
+    torch.testing.assert_close(criteria.scores[registered]["3"], -model[3].weight.detach().abs())
+    channels = ChannelPruningExplorer(model, data, criterion=registered, latency_rounds=2, latency_repeats=1)
+    assert channels.criteria[-1] == "random" and registered in channels.criteria
+    assert channels.stats["criterion"] == registered
+
 def test_registered_weight_criterion_scores_channels_by_filter_sums(model, registered):
     scores = prune.channel_scores(model, registered)
     filters = model[0].weight.detach().double().reshape(4, -1)
