@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from labkit import distill, lowrank, prune, train
-from labkit.quant import codebook, integer, ptq, qat
+from labkit.quant import codebook, integer, observers, ptq, qat
 from labkit.validate import require_choice, require_float, require_int
 
 __all__ = ["STAGES", "State", "Context", "Step", "Prune", "Structured", "LowRank", "FineTune", "Distill", "PTQ",
@@ -300,7 +300,7 @@ class PTQ(Step):
     def __post_init__(self):
         require_int("weight_bits", self.weight_bits, 2, 8)
         require_int("act_bits", self.act_bits, 2, 16)
-        require_choice("observer", self.observer, ("minmax", "histogram", "percentile", "mse", "entropy"))
+        require_choice("observer", self.observer, tuple(observers.OBSERVERS))   # one registered by name too
         require_int("calib_size", self.calib_size, 1, 100_000)
 
     def refusal(self, state):

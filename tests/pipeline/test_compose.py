@@ -41,6 +41,21 @@ def test_out_of_range_settings(name, settings, message):
         make_step(name, **settings)
 
 
+
+def test_ptq_step_takes_every_registered_observer():
+    from labkit.quant import observers
+    assert make_step("ptq", observer="moving_average").observer == "moving_average"    # was refused
+    with pytest.raises(ValueError, match="observer must be one of 'minmax', 'moving_average', 'histogram'"):
+        make_step("ptq", observer="kl")
+
+    @observers.register_observer("test_absmax_for_ptq")
+    class AbsMax(observers.MinMaxObserver):
+        pass
+    try:
+        assert make_step("ptq", observer="test_absmax_for_ptq").observer == "test_absmax_for_ptq"
+    finally:
+        del observers.OBSERVERS["test_absmax_for_ptq"]
+
 @pytest.mark.parametrize("steps, position, reason", [
     (["ptq", "finetune"], 2, "a converted model holds integer codes"),
     (["integer", "distill"], 2, "seed 000 §4 fine-tunes after int8 conversion"),
