@@ -25,6 +25,7 @@ from dataclasses import replace
 import torch
 
 from labkit import data, measure, models, stats, train, zoo
+from cli import AtLeastOne, add_threads
 from results import Row, record
 
 DEFAULT_DATASETS = ("mnist", "digits", "fashion-mnist")
@@ -47,17 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="default: every zoo model (LeNet-300-100 and LeNet-5 with --quick)")
     parser.add_argument("--datasets", nargs="+", default=None, choices=data.DATASETS,
                         help=f"default: {' '.join(DEFAULT_DATASETS)} (digits with --quick)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=int, default=None, action=AtLeastOne,
                         help="train afresh with this many epochs (default: the zoo recipe, cached)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for the latency runs")
+    add_threads(parser, default=None, help="torch threads for the latency runs")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: the shipped digits LeNets and a handful of latency runs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f"--epochs must be an integer >= 1, got {args.epochs}")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be an integer >= 1, got {args.threads}")
     args.models = args.models or list(QUICK_MODELS if args.quick else models.MODEL_NAMES)
     args.explicit_datasets = args.datasets is not None
     args.datasets = args.datasets or list(QUICK_DATASETS if args.quick else DEFAULT_DATASETS)

@@ -52,7 +52,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import RESULTS_DIR, Row, record  # noqa: E402  (a script beside this one)
+from cli import AtLeastOne, add_threads  # noqa: E402  (scripts beside this one)
+from results import RESULTS_DIR, Row, record  # noqa: E402
 
 from labkit import data, measure, prune, stats, train, zoo  # noqa: E402
 from labkit.files import atomic_write  # noqa: E402
@@ -337,20 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run on digits (seconds); records nothing")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=None)
     parser.add_argument("--stage", choices=("prune", "all"), default="all")
-    parser.add_argument("--prune-epochs", type=int, default=None,
+    parser.add_argument("--prune-epochs", type=int, default=None, action=AtLeastOne,
                         help="pruning epochs for every model run (default: the full budget, 20 for LeNet-300-100, "
                              "12 for LeNet-5); a reduced budget is stated in the rows")
-    parser.add_argument("--share-epochs", type=int, default=None,
+    parser.add_argument("--share-epochs", type=int, default=None, action=AtLeastOne,
                         help="epochs of centroid fine-tuning (default: the full budget, 3)")
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f"--threads must be an integer >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
-    for flag, value in (("--prune-epochs", args.prune_epochs), ("--share-epochs", args.share_epochs)):
-        if value is not None and value < 1:
-            parser.error(f"{flag} must be an integer >= 1, got {value}")
     cfg = config(args.quick)
     names = args.models or cfg["models"]
     explicit = args.prune_epochs is not None or args.share_epochs is not None

@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import Row, record  # noqa: E402  (a script beside this one)
+from cli import add_threads  # noqa: E402  (scripts beside this one)
+from results import Row, record  # noqa: E402
 
 from labkit import data, distill, measure, stats, train  # noqa: E402
 
@@ -75,11 +76,9 @@ METHODS = (
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small nets, 2,000 images, 2 seeds")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    add_threads(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f"--threads must be an integer >= 1, got {args.threads}")
     return args
 
 

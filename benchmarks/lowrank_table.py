@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import Row, record  # noqa: E402  (a script beside this one)
+from cli import add_threads  # noqa: E402  (scripts beside this one)
+from results import Row, record  # noqa: E402
 
 from labkit import data, lowrank, measure, stats, train, zoo  # noqa: E402
 
@@ -57,10 +58,8 @@ QUICK = Config(finetune_size=1_000, test_size=1_000, seeds=(0, 1), conv_models=(
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small subsets, 2 seeds, VGG only")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    add_threads(parser)
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f"--threads must be an integer >= 1, got {args.threads}")
     return args
 
 

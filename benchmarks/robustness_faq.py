@@ -40,6 +40,7 @@ from labkit import data, distill, federated, prune, quant, robust, stats, train,
 from labkit.distill import MLPStudent
 from labkit.prune.recovery import recovery_curve
 from labkit.quant import integer
+from cli import add_threads
 from prune_table import cached
 from results import RESULTS_DIR
 
@@ -286,11 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run on digits (seconds); writes nothing")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (0 with --quick)")
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f"--threads must be an integer >= 1, got {args.threads}")
     if args.seeds is not None and any(s < 0 for s in args.seeds):
         parser.error(f"--seeds must be integers >= 0, got {args.seeds}")
     torch.set_num_threads(args.threads)
