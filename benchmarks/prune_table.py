@@ -55,6 +55,7 @@ import torch
 from torch import nn
 
 from labkit import data, measure, models, prune, stats, train, zoo
+from cli import add_threads
 from results import RESULTS_DIR, Row, record
 
 CACHE = RESULTS_DIR / "prune_table"
@@ -413,13 +414,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: 0 1 2 for the lottery ticket, 0 for the others (0 with --quick)")
     parser.add_argument("--models", nargs="+", choices=HAN_MODELS, default=None,
                         help="Han et al. rows to run (default: all three; LeNet-300-100 with --quick)")
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--only-cached", action="store_true",
                         help="compute nothing: print the rows of the units already in benchmarks/results/prune_table")
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f"--threads must be an integer >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     cfg = config(args.quick)
     if args.models:
