@@ -86,14 +86,19 @@ def check_zero_point_correction(x, x_zero_point: int, w, answer) -> str:
                   f"Σ(x − z_x)·w = {(raw - expected).tolist()}.")
 
 
-def _srdhm(a: int, b: int) -> int:
+def _doubling_high_mul(a: int, b: int) -> int:
+    """``round(a·b / 2³¹)``, ties away from zero: gemmlowp's SaturatingRoundingDoublingHighMul (SRDHM),
+    the high 32 bits of the doubled 64-bit product ``2·a·b``. Its saturation covers only
+    ``a = b = −2³¹``, which a multiplier ``m`` in [2³⁰, 2³¹) never is, so Python's integers need none."""
     product = a * b
     nudge = 2**30 if product >= 0 else 1 - 2**30
     q = abs(product + nudge) // 2**31                # truncation toward zero
     return q if product + nudge >= 0 else -q
 
 
-def _rdbpot(x: int, exponent: int) -> int:
+def _divide_by_power_of_two(x: int, exponent: int) -> int:
+    """``round(x / 2^exponent)``, ties away from zero: gemmlowp's RoundingDivideByPOT (RDBPOT, "POT" =
+    power of two), the rounding right shift that applies a multiplier's negative ``shift``."""
     if exponent == 0:
         return x
     quotient = Fraction(x, 2**exponent)
@@ -105,7 +110,7 @@ def expected_requantize(acc: int, m: int, shift: int, z_out: int, relu: bool = F
     RoundingDivideByPOT, plus the zero point, clamped to [z_out if relu else 0, 255]."""
     left, right = max(shift, 0), max(-shift, 0)
     x = max(-(2**31), min(2**31 - 1, int(acc) * 2**left))
-    q = _rdbpot(_srdhm(x, int(m)), right) + int(z_out)
+    q = _divide_by_power_of_two(_doubling_high_mul(x, int(m)), right) + int(z_out)
     return max(int(z_out) if relu else 0, min(255, q))
 
 
