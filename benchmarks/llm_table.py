@@ -8,10 +8,10 @@ to fp32 on the same windows, and the bytes of the file ``labkit.llm.storage`` wr
 experiment repeats the activation methods on a twin whose LayerNorms scale two channels by 40 (an
 exact float transformation; ``activations.inject_outlier_channels``), the outlier pattern of large LLMs.
 Then the papers' qualitative claims with our verdicts (paired ratios on the same windows, per seed),
-and one decoding step (64 positions, batch 1, no KV cache) of fp32 vs the int4 *torch reference*
-(the compiled int4 kernel is not written: the reference unpacks to float and is not a speed path).
+and decoding speed in tokens/s (one step = 64 positions, batch 1, no KV cache) of fp32, W8A8 simulated
+in torch, int4 on the torch reference and, where ``labkit.kernels`` has it, the compiled int4 kernel.
 
-    .venv/bin/python benchmarks/llm_table.py            # full run, 1 thread: ~10 min on a loaded machine
+    .venv/bin/python benchmarks/llm_table.py            # full run, 1 thread: ~5 min quiet, ~20 min on a loaded machine
     .venv/bin/python benchmarks/llm_table.py --quick    # smoke run (40 windows, 2 seeds): records nothing
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from results import Row, record  # noqa: E402  (a script beside this one)
 from labkit import measure, stats  # noqa: E402
 from labkit.llm import activations, checkpoint, experiment  # noqa: E402
 from labkit.llm.evaluate import perplexity_ratio  # noqa: E402
-from labkit.llm.int4 import to_int4_model  # noqa: E402
+from labkit.llm.int4 import kernel_status, to_int4_model  # noqa: E402
 from labkit.llm.weight_only import METHODS as WEIGHT_ONLY  # noqa: E402
 
 GROUP = 64
@@ -137,11 +137,19 @@ def print_refinements(res: dict) -> None:
             print(f"| {name} ({refined.upper()} / {plain.upper()}) | {bits} | {'; '.join(map(str, ratios))} | {verdict} |")
 
 
+def decode_models(model) -> dict:
+    """fp32, simulated W8A8, int4 on the torch reference and (where this build has it) the compiled kernel."""
+    rtn4 = experiment.compress(model, "rtn", 4, GROUP)
+    models = {"fp32": model, "int8 W8A8 (simulated in torch float)": experiment.compress(model, "w8a8"),
+              "int4 (torch reference)": to_int4_model(rtn4, "torch")}
+    if kernel_status()[0]:
+        models["int4 (compiled kernel)"] = to_int4_model(rtn4, "kernel")
+    return models
+
+
 def decode_speed(model, cfg) -> dict:
-    int4 = to_int4_model(experiment.compress(model, "rtn", 4, GROUP))
     ids = experiment.held_out_windows(max_windows=2)[:1, :-1]
-    return measure.compare_latency({"fp32": model, "int4 (torch reference)": int4}, ids,
-                                   rounds=cfg.latency_rounds, repeats=3, threads=1)
+    return measure.compare_latency(decode_models(model), ids, rounds=cfg.latency_rounds, repeats=3, threads=1)
 
 
 def main(argv=None) -> int:
@@ -174,11 +182,13 @@ def main(argv=None) -> int:
         print(f"| {claim} | {paper} ({source}) | {ours} | {tol} | {'✓ holds' if passed else '✗ does not hold'} |")
     print(f"\n{GPTQ_NOTE}")
     speed = decode_speed(model, cfg)
-    print("\n### One decoding step (batch 1, 64 positions, no KV cache), 1 thread\n")
+    print("\n### Decoding: one token = one step at batch 1 over 64 positions (no KV cache), 1 thread\n")
+    print("| model | median ms per token [p10, p90] | tokens/s | speed-up vs fp32 |\n|---|---|---|---|")
     for name, s in speed.items():
-        print(f"{name}: median {s['median_ms']:.2f} ms [p10 {s['p10_ms']:.2f}, p90 {s['p90_ms']:.2f}], "
-              f"speed-up {s['speedup']:.2f}×{' (noisy)' if s['noisy'] else ''}")
-    print("The compiled int4 kernel is not written: the reference dequantizes to float, so it cannot be faster.")
+        print(f"| {name} | {s['median_ms']:.2f} [{s['p10_ms']:.2f}, {s['p90_ms']:.2f}] | {1000 / s['median_ms']:.0f} | "
+              f"{s['speedup']:.2f}×{' (noisy)' if s['noisy'] else ''} |")
+    print(f"int4 kernel: {kernel_status()[1]}. The torch reference dequantizes to float on every call and the "
+          "simulated W8A8 quantizes activations in float: neither is a speed path.")
     seconds = time.time() - start
     print(f"\n{seconds:.0f} s")
     if not args.quick:

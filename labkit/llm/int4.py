@@ -5,8 +5,11 @@ Layout (the one the compiled kernel is meant to read): a code matrix uint8 ``[ou
 nibble and column ``2k+1`` in its high nibble (``byte = c[2k] | c[2k+1] << 4``). ``int4_linear`` unpacks,
 dequantizes ``(q − z)·s`` group by group and multiplies in float32 — a readable Python/torch reference.
 At batch 1 decoding reads every weight once per token, so memory traffic, not arithmetic, sets the
-speed: 4-bit weights move 8× fewer bytes than float32 (plus the group scales). This reference does not
-realise that speed (it materialises the float weight); the compiled int4 kernel is not written yet.
+speed: 4-bit weights move 8× fewer bytes than float32 (plus the group scales). The torch reference does
+not realise that speed (it materialises the float weight). ``Int4Linear`` calls the compiled kernel
+``labkit.kernels.int4_linear`` (the codes decoded in registers, never a float weight matrix) where this
+build and CPU have it — ``kernel_status()`` says whether, and why not — and the torch reference otherwise
+(``backend="torch"`` forces it). The two agree within float32 rounding (different summation order).
 
 Explained in notebooks/16_transformer_compression.ipynb
 """
@@ -17,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from labkit.llm.rtn import QuantizedWeight
+from labkit.validate import require_choice
 
 
 def pack_int4(codes: torch.Tensor) -> torch.Tensor:
@@ -45,8 +49,42 @@ def dequantize_int4(packed: torch.Tensor, scale: torch.Tensor, zero_point: torch
 
 def int4_linear(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
                 group_size: int, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``x Ŵᵀ + b`` for ``x`` float32 ``[..., in]`` and an int4 group-quantized ``Ŵ`` ``[out, in]``."""
+    """``x Ŵᵀ + b`` for ``x`` float32 ``[..., in]`` and an int4 group-quantized ``Ŵ`` ``[out, in]`` (torch reference)."""
     return F.linear(x, dequantize_int4(packed, scale, zero_point, group_size), bias)
+
+
+BACKENDS = ("auto", "kernel", "torch")
+_STATUS: list = []          # [(available, reason)] once probed, for this process
+
+
+def kernel_status() -> tuple[bool, str]:
+    """``(available, reason)``: whether ``labkit.kernels.int4_linear`` runs here (probed once on a
+    4 × 64 layer against the torch reference); ``reason`` says why not (an old build, a missing function)."""
+    if not _STATUS:
+        try:
+            from labkit import kernels
+
+            g = torch.Generator().manual_seed(0)
+            codes = torch.randint(0, 16, (4, 64), dtype=torch.uint8, generator=g)
+            packed, scale = pack_int4(codes), torch.rand(4, 2, generator=g) + 0.5
+            zero, x = torch.full((4, 2), 8, dtype=torch.uint8), torch.randn(3, 64, generator=g)
+            got = torch.from_numpy(kernels.int4_linear(x.numpy(), packed.numpy(), scale.numpy(), zero.numpy(), 32))
+            torch.testing.assert_close(got, int4_linear(x, packed, scale, zero, 32), rtol=1e-4, atol=1e-4)
+            _STATUS.append((True, f"labkit.kernels.int4_linear ({kernels.isa()} path)"))
+        except Exception as error:          # any failure means: use the torch reference, and say why
+            _STATUS.append((False, f"compiled int4 kernel unavailable ({type(error).__name__}: {error})"))
+    return _STATUS[0]
+
+
+def kernel_int4_linear(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
+                       group_size: int, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``int4_linear`` computed by the compiled kernel: ``x`` float32 ``[..., in]`` → float32 ``[..., out]``."""
+    from labkit import kernels
+
+    flat = x.detach().reshape(-1, x.shape[-1]).float().contiguous()
+    out = kernels.int4_linear(flat.numpy(), packed.numpy(), scale.numpy(), zero_point.numpy(), group_size,
+                              None if bias is None else bias.detach().numpy())
+    return torch.from_numpy(out).reshape(*x.shape[:-1], packed.shape[0])
 
 
 class Int4Linear(nn.Module):
@@ -56,8 +94,9 @@ class Int4Linear(nn.Module):
     first (in a deployed model that division is folded into the previous operator).
     """
 
-    def __init__(self, quantized: QuantizedWeight, bias: torch.Tensor | None = None):
+    def __init__(self, quantized: QuantizedWeight, bias: torch.Tensor | None = None, backend: str = "auto"):
         super().__init__()
+        self.backend = require_choice("backend", backend, BACKENDS)
         if quantized.bits != 4:
             raise ValueError(f"Int4Linear needs a 4-bit QuantizedWeight, got bits={quantized.bits}")
         self._set(pack_int4(quantized.codes), quantized.qparams.scale.clone(),
@@ -80,6 +119,7 @@ class Int4Linear(nn.Module):
         ``2·packed.shape[1] / scale.shape[1]``)."""
         layer = cls.__new__(cls)
         nn.Module.__init__(layer)
+        layer.backend = "auto"
         layer._set(stored["packed"], stored["scale"], stored["zero_point"], stored.get("input_scale"),
                    stored.get("bias"))
         return layer
@@ -87,7 +127,18 @@ class Int4Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_scale is not None:
             x = x / self.input_scale
-        return int4_linear(x, self.packed, self.scale, self.zero_point, self.group_size, self.bias)
+        product = kernel_int4_linear if self.uses_kernel() else int4_linear
+        return product(x, self.packed, self.scale, self.zero_point, self.group_size, self.bias)
+
+    def uses_kernel(self) -> bool:
+        """True when ``forward`` runs the compiled kernel: ``backend`` "kernel", or "auto" where it is available
+        (``backend="kernel"`` without it raises ``RuntimeError`` with the reason)."""
+        if self.backend == "torch":
+            return False
+        available, reason = kernel_status()
+        if self.backend == "kernel" and not available:
+            raise RuntimeError(f"backend='kernel' but {reason}")
+        return available
 
     def storage(self) -> dict:
         """Packed codes, float32 scales, uint8 zero points (and AWQ's input scale, the bias)."""
@@ -95,8 +146,9 @@ class Int4Linear(nn.Module):
         return {"kind": "int4", **{n: getattr(self, n) for n in names if getattr(self, n) is not None}}
 
 
-def to_int4_model(model: nn.Module) -> nn.Module:
-    """A copy of a ``weight_only.quantize_weights(..., bits=4)`` model whose layers are ``Int4Linear``."""
+def to_int4_model(model: nn.Module, backend: str = "auto") -> nn.Module:
+    """A copy of a ``weight_only.quantize_weights(..., bits=4)`` model whose layers are ``Int4Linear``
+    (``backend``: "auto" = the compiled kernel where available, "kernel", or "torch")."""
     import copy
 
     from labkit.llm.weight_only import GroupQuantLinear
@@ -107,5 +159,5 @@ def to_int4_model(model: nn.Module) -> nn.Module:
         raise ValueError("model must come from quantize_weights(..., bits=4): every block linear 4-bit")
     for name, module in layers:
         parent, child = name.rsplit(".", 1)
-        twin.get_submodule(parent).register_module(child, Int4Linear(module.quantized, module.bias))
+        twin.get_submodule(parent).register_module(child, Int4Linear(module.quantized, module.bias, backend))
     return twin

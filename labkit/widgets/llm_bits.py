@@ -119,8 +119,10 @@ class WeightBitsExplorer(Explorer):
             line.x = [self._cache[(b, g)]["bytes"] / 1000 for b in done]
             line.y = [self._cache[(b, g)]["ppl"].value for b in done]
             line.text = [f"{b} bits" for b in done]
-        star.x, star.y = [self.fp32["bytes"] / 1000], [self.fp32["ppl"].value]
+        # every trace gets x, y and text in every batch (labkit.widgets.base.complete_batch)
+        star.x, star.y, star.text = [self.fp32["bytes"] / 1000], [self.fp32["ppl"].value], ["float32"]
         ring.x, ring.y = [point["bytes"] / 1000], [point["ppl"].value]
+        ring.text = [f"{bits} bits, group {group_size}"]
         self.figure.layout.title.text = (f"Perplexity vs bytes: RTN {bits}-bit, group {group_size} → "
                                          f"PPL {point['ppl'].value:.2f} at {point['bytes'] / 1000:,.0f} kB")
         n_weights = sum(layer.weight.numel() for layer in linear_layers(self.model).values())

@@ -221,3 +221,39 @@ def test_the_file_on_disk_holds_the_whole_weight_only_model(tmp_path, method, bi
     torch.save(blob, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="has kind 'fp4'"):
         load_compressed(tmp_path / "bad.pt")
+
+
+def fake_kernel(x, packed, scale, zero_point, group_size, bias=None):
+    """A numpy stand-in with the compiled kernel's signature (labkit.kernels.int4_linear)."""
+    import numpy as np
+    codes = np.stack([packed & 0x0F, packed >> 4], axis=2).reshape(packed.shape[0], -1).astype(np.float32)
+    w = ((codes.reshape(packed.shape[0], -1, group_size) - zero_point[..., None]) * scale[..., None])
+    out = x @ w.reshape(packed.shape[0], -1).T
+    return (out if bias is None else out + bias).astype(np.float32)
+
+
+@torch.no_grad()
+def test_int4_linear_uses_the_compiled_kernel_where_available_and_torch_otherwise(monkeypatch):
+    from labkit import kernels
+    from labkit.llm import int4
+    g = torch.Generator().manual_seed(0)
+    w, b = torch.randn(32, 128, generator=g), torch.randn(32, generator=g)
+    q = rtn_quantize(w, 4, 64)
+    x = torch.randn(2, 5, 128, generator=g)
+    available, reason = int4.kernel_status()
+    assert isinstance(available, bool) and reason
+    torch_layer = Int4Linear(q, b, backend="torch")
+    assert not torch_layer.uses_kernel()
+    torch.testing.assert_close(torch_layer(x), F.linear(x, q.weight(), b), rtol=0, atol=0)
+    monkeypatch.setattr(kernels, "int4_linear", fake_kernel, raising=False)
+    monkeypatch.setattr(int4, "kernel_status", lambda: (True, "fake kernel"))
+    auto = Int4Linear(q, b)
+    assert auto.uses_kernel()
+    torch.testing.assert_close(auto(x), torch_layer(x), rtol=1e-5, atol=1e-5)
+    assert auto(x).shape == (2, 5, 32)
+    monkeypatch.setattr(int4, "kernel_status", lambda: (False, "no kernel in this build"))
+    assert not Int4Linear(q, b).uses_kernel()
+    with pytest.raises(RuntimeError, match="no kernel in this build"):
+        Int4Linear(q, b, backend="kernel")(x)
+    with pytest.raises(ValueError, match="backend"):
+        Int4Linear(q, b, backend="gpu")

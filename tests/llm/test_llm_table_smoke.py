@@ -25,5 +25,7 @@ def test_llm_table_quick_prints_every_method_and_claim(capsys, monkeypatch):
     out = capsys.readouterr().out
     for label in ("| fp32 |", "| RTN-8 g64 |", "| GPTQ-3 g64 |", "| AWQ-4 g64 |", "| smoothquant (W8A8) |",
                   "| llm.int8 (W8A8) |", "Controlled experiment", "GPTQ-3 beats RTN-3", "LLM.int8() has no degradation",
-                  "int4 (torch reference)", "compiled int4 kernel is not written"):
+                  "| GPTQ-ACT-3 g64 |", "| AWQ-CLIP-4 g64 |", "clip search (AWQ-CLIP / AWQ)", "AWQ-CLIP-3 beats RTN-3",
+                  "int4 (torch reference)", "int8 W8A8 (simulated in torch float)", "tokens/s", "int4 kernel:",
+                  "UNVERIFIED"):
         assert label in out, label
