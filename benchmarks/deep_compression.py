@@ -31,8 +31,9 @@ baseline + 0.1 point; the paired 95 % interval of compressed − dense accuracy 
     .venv/bin/python benchmarks/deep_compression.py --models lenet5-caffe --prune-epochs 4 --share-epochs 1
                                                               # a reduced budget, stated in the rows
 
-Run times on one thread (2-core Xeon shared with other jobs, wall): LeNet-300-100 ≈ 2 min per epoch
-of pruning (20) and of centroid fine-tuning (3); LeNet-5 ≈ 1.5 min per pruning epoch (12).
+CPU time on one thread (a 2-core Xeon shared with other jobs; wall time was 5-10× longer): LeNet-300-100's
+3 epochs of centroid fine-tuning and the measurements 22 s (its 20 pruning epochs: 41 min wall); LeNet-5
+with 4 pruning epochs and 1 of fine-tuning 2.8 min (30 min wall) — the full 12 + 3 epochs ≈ 3× that.
 
 Each stage is cached (the pruned checkpoint under ``datasets/cache/deep_compression/``, the per-model
 result as JSON in ``benchmarks/results/deep_compression/`` with the compressed file beside it), so a
@@ -279,12 +280,12 @@ def rows_for(results: list[dict]) -> list[Row]:
         rows.append(Row("Deep Compression Table 1", r["model"], "file bytes, test error",
                         f"{r['dense_bytes'] / 1000:.0f} KB → {r['file_bytes'] / 1000:.1f} KB ({ratio:.1f}×) at "
                         f"{err:.2f} % error [{100 - 100 * interval.high:.2f}, {100 - 100 * interval.low:.2f}] "
-                        f"(our dense baseline {base:.2f} %)",
+                        f"(our dense baseline {base:.2f} %){reduced(r)}",
                         f"{paper['ref_kb']} KB → {paper['kb']} KB ({paper['ratio']}×) at {paper['error']:.2f} % "
                         f"(reference {paper['ref_error']:.2f} %)",
                         f"≥ {paper['ratio']}× in file bytes and error ≤ our baseline + 0.1 pt", bool(passed), 1,
                         r["prune"]["seconds"] + r["share"]["seconds"], SOURCE,
-                        f"compressed − dense accuracy {diff.signed_points()} (paired, {diff.n:,} images){reduced(r)}; "
+                        f"compressed − dense accuracy {diff.signed_points()} (paired, {diff.n:,} images); "
                         f"{stages}{paper_bits}; {layers}",
                         dataset=r["dataset"], extra={"ratio": ratio, "error": err, "baseline_error": base,
                                                      "file_bytes": r["file_bytes"], "dense_bytes": r["dense_bytes"],

@@ -42,8 +42,8 @@ def test_smoke_run_every_stage_shrinks_the_file_and_the_tables_print_it(dc, tmp_
     stages = dc.stage_table([result])
     assert "+ Huffman coding of codebook indices and gaps" in stages and f"{result['file_bytes']:,}" in stages
     assert "paper bit widths" in stages and " 40×" in stages and " 32×" in stages
-    note = dc.rows_for([result])[0].note
-    assert "reduced budget: 1 of 20 pruning epochs, 1 of 3 centroid fine-tuning epochs" in note
+    row = dc.rows_for([result])[0]
+    assert "reduced budget: 1 of 20 pruning epochs, 1 of 3 centroid fine-tuning epochs" in row.ours
     assert len(dc.table([result]).splitlines()) == 1 + 3                 # header + fc1, fc2, fc3
 
 
@@ -79,17 +79,19 @@ def test_cli_rejects_budgets_below_one(dc, flag):
         dc.main([flag, "0", "--quick"])
 
 
-@pytest.mark.skipif(not (SHIPPED / "lenet300.json").exists(), reason="no shipped LeNet-300-100 result")
-def test_shipped_lenet300_file_meets_the_goal_and_loads_to_its_recorded_answers(dc):
-    result = json.loads((SHIPPED / "lenet300.json").read_text())
-    path = SHIPPED / "lenet300.lkcm"
+@pytest.mark.parametrize("name", ["lenet300", "lenet5-caffe"])
+def test_shipped_file_meets_the_goal_and_loads_to_its_recorded_answers(dc, name):
+    if not (SHIPPED / f"{name}.json").exists():
+        pytest.skip(f"no shipped {name} result")
+    result = json.loads((SHIPPED / f"{name}.json").read_text())
+    path = SHIPPED / f"{name}.lkcm"
     assert path.stat().st_size == result["file_bytes"]
     loaded = fileformat.load(path)
     correct = train.correct(loaded, data.load("mnist", "test"))
     assert correct.tolist() == result["compressed_correct"]          # the error is the file's
     ratio = result["dense_bytes"] / result["file_bytes"]
     base, err = dc.error_pct(result["dense_correct"]), dc.error_pct(result["compressed_correct"])
-    assert ratio >= dc.PAPER["lenet300"]["ratio"] and err <= base + 0.1, (ratio, err, base)
+    assert ratio >= dc.PAPER[name]["ratio"] and err <= base + 0.1, (ratio, err, base)
     row = dc.rows_for([result])[0]
     assert row.passed and f"{ratio:.1f}×" in row.ours and "paired" in row.note
     assert np.isclose(row.extra["ratio"], ratio)
