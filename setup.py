@@ -53,8 +53,9 @@ if Pybind11Extension is not None:
             # One file per ISA; the SIMD ones mark each function __attribute__((target(...))), so
             # no file needs -mavx2 / -mavx512* / -mamx-* and the module still imports on any x86-64 CPU.
             sources=[f"labkit/kernels/src/{name}.cpp" for name in
-                     ("int8", "dispatch", "conv", "kernels_ref", "kernels_avx2", "kernels_avx512", "kernels_amx")],
-            depends=[f"labkit/kernels/src/{name}.h" for name in ("int8", "driver", "requant")],
+                     ("int8", "dispatch", "conv", "kernels_ref", "kernels_avx2", "kernels_avx512", "kernels_amx",
+                      "int4", "kernels_int4")],
+            depends=[f"labkit/kernels/src/{name}.h" for name in ("int8", "driver", "requant", "int4")],
             cxx_std=17,
             extra_compile_args=["-O3", OPENMP_FLAG],
             extra_link_args=[OPENMP_FLAG],

@@ -272,6 +272,54 @@ def qlinear(x: np.ndarray, x_zero_point: int, w: np.ndarray, bias, multiplier, s
     return _ext.qlinear(x, x_zero_point, w, bias, *args)
 
 
+def _check_int4_args(x, packed, scale, zero_point, group_size, bias) -> None:
+    """The checks of the compiled int4_linear (int8.cpp), for the numpy fallback."""
+    x = _require_array("x", x, np.float32, 2)
+    packed = _require_array("packed", packed, np.uint8, 2)
+    k, n = x.shape[1], packed.shape[0]
+    if k % 2:
+        raise ValueError(f"x's width K must be even (two 4-bit codes per byte), got {k}")
+    if packed.shape[1] != k // 2:
+        raise ValueError(f"packed must be [N, K/2] = [N, {k // 2}] for x of width K = {k}, got {list(packed.shape)}")
+    if k % group_size:
+        raise ValueError(f"group_size must divide K = {k}, got {group_size}")
+    for name, value, dtype in (("scale", scale, np.float32), ("zero_point", zero_point, np.uint8)):
+        value = _require_array(name, value, dtype, 2)
+        if value.shape != (n, k // group_size):
+            raise ValueError(f"{name} must be [N, K/group_size] = [{n}, {k // group_size}], got {list(value.shape)}")
+    if zero_point.max() > 15:
+        raise ValueError(f"zero_point entries must be in [0, 15] (4-bit codes), got {zero_point.max()}")
+    if bias is not None and _require_array("bias", bias, np.float32, 1).shape[0] != n:
+        raise ValueError(f"bias must have {n} entries (one per output), got {bias.shape[0]}")
+
+
+def int4_linear(x: np.ndarray, packed: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+                group_size: int, bias: np.ndarray | None = None) -> np.ndarray:
+    """Int4 weight-only linear layer ``x Wᵀ + b`` with float32 activations, in labkit.llm.int4's format:
+    x float32 [M, K] (or [K] -> [N]); ``packed`` uint8 [N, K/2] (``pack_int4``: column 2j in the low
+    nibble of byte j, 2j+1 in the high one); ``scale`` float32 and ``zero_point`` uint8 (0..15)
+    [N, K/group_size], one per group of ``group_size`` consecutive columns (it must divide K);
+    ``bias`` float32 [N] or None. ``W[n, k] = (q[n, k] − z[n, g])·s[n, g]``, g = k // group_size;
+    returns float32 [M, N]. Computed as ``Σ_g s·(Σ_{k∈g} x·q − z·Σ_{k∈g} x)``, the codes decoded to
+    float32 in registers (never a float weight matrix): at batch 1 it reads 0.5 byte per weight plus
+    5 bytes per group, against 4 bytes per weight in float32. Accumulates in float32, in another order
+    than ``reference.int4_linear``: the difference is within float32 rounding (tests: ``K·2⁻²⁴`` times
+    ``Σ_k |x_k|·s·(q_k + z) + |b|``). AVX-512 (amx / avx512vnni paths) and AVX2 kernels, chosen as
+    for the int8 ops; group sizes that are not a multiple of 32 run on the scalar path. AWQ's input
+    scale is not applied here: divide x by it first. Bad arguments raise TypeError / ValueError
+    naming them. Explained in notebooks/16_transformer_compression.ipynb."""
+    group_size = require_int("group_size", group_size, 1)
+    vector = isinstance(x, np.ndarray) and x.ndim == 1
+    if vector:
+        x = x.reshape(1, -1)
+    if _ext is not None:  # the compiled module checks every argument (its messages name them)
+        out = _ext.int4_linear(x, packed, scale, zero_point, group_size, bias)
+    else:
+        _check_int4_args(x, packed, scale, zero_point, group_size, bias)
+        out = reference.int4_linear(x, packed, scale, zero_point, group_size, bias)
+    return out[0] if vector else out
+
+
 def _check_image_buffers(shape, kernel, stride, padding) -> None:
     """The work buffers of one image of a convolution (conv.cpp), each within MAX_IMAGE_BYTES: the
     padded image C*(H+2*pad_h)*(W+2*pad_w) and its im2col patches OH*OW*C*KH*KW (bytes). Checked

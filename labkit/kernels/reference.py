@@ -1,4 +1,5 @@
-r"""The int8 kernels in plain numpy, written to be read: the integer arithmetic of labkit.
+r"""The int8 kernels in plain numpy, written to be read: the integer arithmetic of labkit (and, at
+the end, the float int4 weight-only product ``int4_linear``).
 
 This module is the specification. The compiled module (``labkit/kernels/src/*.cpp``) computes
 exactly the same integers, faster; the tests compare the two on thousands of random cases.
@@ -193,3 +194,20 @@ def maxpool2d_u8(x: np.ndarray, kernel_size=(2, 2), stride=None, padding=(0, 0))
         for j in range(kw):
             out = np.maximum(out, padded[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw])
     return out
+
+
+# ---- int4 weight-only product (float32 activations) ---------------------------------------------
+def int4_linear(x: np.ndarray, packed: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+                group_size: int, bias: np.ndarray | None = None) -> np.ndarray:
+    """``x Wᵀ + b`` in float64 for x float32 [M, K] and int4 weights in labkit.llm.int4's format:
+    codes ``q`` packed two per byte (uint8 [N, K/2], column 2j in the low nibble), one float32 scale
+    ``s`` and uint8 zero point ``z`` per group of ``group_size`` columns ([N, K/group_size]),
+    ``W = (q − z)·s``. Returns float32 [M, N] (the compiled kernel's accumulation order differs:
+    compare within float32 rounding, see tests/kernels/test_int4.py)."""
+    n = packed.shape[0]
+    codes = np.empty((n, 2 * packed.shape[1]), dtype=np.float64)
+    codes[:, 0::2], codes[:, 1::2] = packed & 0x0F, packed >> 4
+    grouped = codes.reshape(n, -1, group_size) - zero_point.astype(np.float64)[..., None]
+    w = (grouped * scale.astype(np.float64)[..., None]).reshape(n, -1)
+    out = x.astype(np.float64) @ w.T
+    return (out if bias is None else out + bias).astype(np.float32)

@@ -37,6 +37,23 @@ def test_linear_and_requantize(isa, threads, rng):
                                   reference.requantize(acc, multiplier, shift, 9))
 
 
+@pytest.mark.parametrize("m", [1, 33, 1024, 1025])  # 1024: the most rows a fused one-call task takes
+def test_one_call_ops_pack_inside_their_tasks(isa, threads, rng, m):
+    """gemm_u8s8s32 and qlinear pack w inside the GEMM's tasks (each task its own columns, with the
+    row sums and column offsets of a linear layer): the same integers as the reference and as the
+    weights packed once, for column counts at and past the panel edges and K past the cache blocks."""
+    for n, k in [(16, 1), (17, 65), (100, 4099), (300, 784)]:
+        x = rng.integers(0, 256, size=(m, k), dtype=np.uint8)
+        w = rng.integers(-128, 128, size=(n, k), dtype=np.int8)
+        bias = rng.integers(-5000, 5000, size=n).astype(np.int32)
+        multiplier = rng.integers(2**30, 2**31, size=n).astype(np.int32)
+        shift = rng.integers(-16, -8, size=n).astype(np.int32)
+        expected = reference.qlinear(x, 200, w, bias, multiplier, shift, 7, False)
+        np.testing.assert_array_equal(kernels.qlinear(x, 200, w, bias, multiplier, shift, 7), expected)
+        np.testing.assert_array_equal(kernels.PackedLinear(w, bias).forward(x, 200, multiplier, shift, 7), expected)
+        np.testing.assert_array_equal(kernels.gemm_u8s8s32(x, w), reference.gemm_u8s8s32(x, w))
+
+
 @pytest.mark.parametrize("batch", [1, 7])
 def test_conv_and_pool(isa, threads, rng, batch):
     x = rng.integers(0, 256, size=(batch, 3, 30, 30), dtype=np.uint8)

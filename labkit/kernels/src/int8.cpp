@@ -11,9 +11,11 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "driver.h"
+#include "int4.h"
 
 namespace py = pybind11;
 using namespace labkit;
@@ -28,6 +30,7 @@ template <typename T>
 const char* dtype_name() {
   if (std::is_same<T, uint8_t>::value) return "uint8";
   if (std::is_same<T, int8_t>::value) return "int8";
+  if (std::is_same<T, float>::value) return "float32";
   return "int32";
 }
 
@@ -284,6 +287,54 @@ py::array_t<uint8_t> qlinear(const py::handle& x_obj, int64_t x_zero_point, cons
   return out;
 }
 
+// The int4 weight-only linear layer (int4.h; labkit/llm/int4.py's format): x float32 [M, K], packed
+// uint8 [N, K/2], scale float32 and zero_point uint8 [N, K/group_size], bias float32 [N] or None.
+py::array_t<float> int4_linear_op(const py::handle& x_obj, const py::handle& packed_obj, const py::handle& scale_obj,
+                                  const py::handle& zero_point_obj, int64_t group_size, const py::handle& bias_obj) {
+  auto x = checked<float>(x_obj, "x", 2);
+  auto packed = checked<uint8_t>(packed_obj, "packed", 2);
+  auto scale = checked<float>(scale_obj, "scale", 2);
+  auto zero_point = checked<uint8_t>(zero_point_obj, "zero_point", 2);
+  const int64_t m = x.shape(0), k = x.shape(1), n = packed.shape(0);
+  if (k % 2) fail("x's width K must be even (two 4-bit codes per byte), got " + std::to_string(k));
+  if (packed.shape(1) != k / 2)
+    fail("packed must be [N, K/2] = [N, " + std::to_string(k / 2) + "] for x of width K = " + std::to_string(k) +
+         ", got [" + std::to_string(n) + ", " + std::to_string(packed.shape(1)) + "]");
+  in_range(group_size, 1, k, "group_size");
+  if (k % group_size) fail("group_size must divide K = " + std::to_string(k) + ", got " + std::to_string(group_size));
+  const int64_t groups = k / group_size;
+  for (const auto& [name, rows, cols] : {std::make_tuple("scale", scale.shape(0), scale.shape(1)),
+                                         std::make_tuple("zero_point", zero_point.shape(0), zero_point.shape(1))})
+    if (rows != n || cols != groups)
+      fail(std::string(name) + " must be [N, K/group_size] = [" + std::to_string(n) + ", " + std::to_string(groups) +
+           "], got [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+  const uint8_t* z = zero_point.data();
+  for (int64_t i = 0; i < n * groups; ++i)
+    if (z[i] > 15) fail("zero_point entries must be in [0, 15] (4-bit codes), got " + std::to_string(int(z[i])));
+  Int4Problem p;
+  if (!bias_obj.is_none()) {
+    auto bias = checked<float>(bias_obj, "bias", 1);
+    if (bias.shape(0) != n)
+      fail("bias must have " + std::to_string(n) + " entries (one per output), got " + std::to_string(bias.shape(0)));
+    p.bias = bias.data();  // bias_obj keeps the array alive
+  }
+  py::array_t<float> out({m, n});
+  p.x = x.data();
+  p.m = m;
+  p.k = k;
+  p.n = n;
+  p.packed = packed.data();
+  p.scale = scale.data();
+  p.zero_point = z;
+  p.group_size = group_size;
+  p.out = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    int4_linear(p, current_isa(), num_threads());
+  }
+  return out;
+}
+
 py::array_t<uint8_t> requantize(const py::handle& acc_obj, const py::handle& multiplier, const py::handle& shift,
                                 int64_t out_zero_point, bool relu) {
   auto acc = checked<int32_t>(acc_obj, "acc", 2);
@@ -341,6 +392,8 @@ PYBIND11_MODULE(_int8, m) {
   m.def("gemm_u8s8s32", &gemm_u8s8s32, py::arg("a"), py::arg("b"));
   m.def("qlinear", &qlinear, py::arg("x"), py::arg("x_zero_point"), py::arg("w"), py::arg("bias"),
         py::arg("multiplier"), py::arg("shift"), py::arg("out_zero_point"), py::arg("relu") = false);
+  m.def("int4_linear", &int4_linear_op, py::arg("x"), py::arg("packed"), py::arg("scale"), py::arg("zero_point"),
+        py::arg("group_size"), py::arg("bias") = py::none());
   m.def("quantize_multiplier", &quantize_multiplier, py::arg("real_multiplier"));
   m.def("requantize", &requantize, py::arg("acc"), py::arg("multiplier"), py::arg("shift"),
         py::arg("out_zero_point"), py::arg("relu") = false);
