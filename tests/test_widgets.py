@@ -355,3 +355,26 @@ def test_an_explorer_figure_reaches_the_browser_already_drawn(monkeypatch):
     opened.clear()
     plain = FigureWidget(data=[go.Scatter(x=[1, 2], y=[3, 4])])            # outside an explorer: opens at once
     assert plain.comm is not None and opened[0]["data"]["state"]["_widget_data"][0]["x"] == [1, 2]
+
+
+def test_figure_front_end_initializes_at_once_and_keeps_its_state_current():
+    """The freeze of issue 11: anywidget drops every message to a figure whose front end took > 2 s to
+    initialize (plotly's 5 MB module parsed per figure on a loaded machine). labkit's FigureWidget sends a
+    small module that initializes at once and imports plotly's module once per page (the bundle rides in a
+    trait, keyed by version and size), and sends the whole figure as its state after every redraw, so a
+    view drawn after updates it never saw starts from the figure as it is."""
+    import plotly
+    import plotly.graph_objects as go
+
+    from labkit.widgets.base import FigureWidget
+
+    figure = FigureWidget(data=[go.Scatter(x=[1, 2], y=[3, 4], name="a")])
+    state = figure.get_state()
+    assert len(state["_esm"]) < 2_000 and "import(url)" in state["_esm"] and "initialize" in state["_esm"]
+    assert state["_plotly_bundle"] == (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_text()
+    assert state["_plotly_bundle_id"] == f"plotly {plotly.__version__} {len(state['_plotly_bundle'])}"
+    explorer = WeightHistogramExplorer(lenet5(), bins=20)
+    explorer.set(bins=7)
+    assert len(explorer.figure._widget_data[0]["x"]) == 7          # the model's copy follows every redraw
+    assert explorer.figure._widget_data[0]["x"] == list(explorer.figure.data[0].x)
+    assert explorer.figure._widget_layout["title"]["text"] == explorer.figure.layout.title.text

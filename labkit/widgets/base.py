@@ -28,12 +28,15 @@ Explained in notebooks/00_why_compress.ipynb.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import time
 from contextlib import contextmanager
 from numbers import Real
+from pathlib import Path
 
 import ipywidgets as W
+import plotly
 import plotly.graph_objects as go
 import traitlets
 
@@ -90,18 +93,70 @@ FIGURE_TEMPLATE = go.layout.Template(layout=dict(
     xaxis=_GRID, yaxis=_GRID))
 
 
-class FigureWidget(go.FigureWidget):
-    """``go.FigureWidget`` whose comm opens with the figure's current data and layout as its state.
+# plotly's widget front end (``plotly/package_data/widgetbundle.js``, 5 MB) behind a few lines that
+# anywidget can load and initialize at once. anywidget (0.11) gives a model's front end 2 s from the
+# model's creation to load its module and run ``initialize``; past that, its ``ready`` promise is
+# rejected for good and every later message to the model is dropped unseen (``AnyModel._handle_comm_msg``
+# awaits it). plotly.py sends its 5 MB module as each figure's ``_esm``, parsed again for every figure:
+# on a loaded machine that takes longer than 2 s, and the figure then never redraws again while the
+# rest of the explorer (the readout) answers. This module initializes at once and imports plotly's
+# module once per page (cached by ``_plotly_bundle_id``), shared by every figure; a view waits for it.
+_PLOTLY_ESM = """
+const modules = (globalThis.__labkitPlotlyWidget ??= new Map());
+function plotlyWidget(model) {
+  const key = model.get("_plotly_bundle_id");
+  if (!modules.has(key)) {
+    const url = URL.createObjectURL(new Blob([model.get("_plotly_bundle")], { type: "text/javascript" }));
+    modules.set(key, import(url).finally(() => URL.revokeObjectURL(url)));
+  }
+  return modules.get(key);
+}
+export default () => {
+  let widget;
+  return {
+    initialize({ model }) {
+      widget = plotlyWidget(model).then(async (module) => {
+        const inner = module.default();
+        await inner.initialize({ model });
+        return inner;
+      });
+    },
+    async render({ model, el }) {
+      const inner = await widget;
+      return inner.render({ model, el });
+    },
+  };
+};
+"""
 
-    plotly.py assigns a widget's ``_widget_data`` and ``_widget_layout`` only after ipywidgets has
-    opened the comm with empty defaults, so they reach the browser as later updates, like every
-    later change. When the browser builds the figure's view before it has applied them (a loaded
-    machine; the first plotly widget of a notebook, while plotly's bundle loads), the figure is drawn
-    with no trace and every later update fails: an empty plot next to a readout that works. This class
-    opens the comm with the figure as it is at that moment; an ``Explorer`` builds and draws its figure
-    first (``held_figures``), so the first message already holds the drawn figure. Same arguments as
-    ``go.FigureWidget``.
+
+@functools.cache
+def _plotly_bundle() -> str:
+    return (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_text(encoding="utf-8")
+
+
+class FigureWidget(go.FigureWidget):
+    """``go.FigureWidget`` that keeps answering in a loaded browser and opens with its drawn state.
+
+    - **Its front end initializes at once** (``_PLOTLY_ESM``): plotly's own 5 MB module, loaded per
+      figure, can take longer than the 2 s anywidget allows a model to initialize on a loaded
+      machine, and anywidget then drops every later update: the figure froze while the readout
+      answered. Here plotly's module is loaded once per page, after the model is ready.
+    - **Its comm opens with the figure's current data and layout as its state.** plotly.py assigns
+      ``_widget_data`` and ``_widget_layout`` only after ipywidgets has opened the comm with empty
+      defaults, so they reach the browser as later updates; a view built before they arrive drew an
+      empty plot. An ``Explorer`` builds and draws its figure first (``held_figures``), so the first
+      message already holds the drawn figure.
+    - ``sync_state()`` (``Explorer.update`` calls it after every redraw) keeps that state current: a
+      view drawn later (the figure shown again, or shown only once plotly's module has loaded) starts
+      from the figure as it is, not as it was created.
+
+    Same arguments as ``go.FigureWidget``.
     """
+
+    _esm = _PLOTLY_ESM
+    _plotly_bundle = traitlets.Unicode().tag(sync=True)
+    _plotly_bundle_id = traitlets.Unicode().tag(sync=True)
 
     def __init__(self, *args, **kwargs):
         self._open_later = True
@@ -116,9 +171,16 @@ class FigureWidget(go.FigureWidget):
         if getattr(self, "_open_later", False):
             return
         if self.comm is None:   # what plotly's __init__ assigns, taken from the figure as it is now
+            bundle = _plotly_bundle()
+            self._plotly_bundle, self._plotly_bundle_id = bundle, f"plotly {plotly.__version__} {len(bundle)}"
             self._widget_data = copy.deepcopy(self._data)
             self._widget_layout = copy.deepcopy(self._layout_obj._props)
         super().open()
+
+    def sync_state(self) -> None:
+        """Send the whole figure as the widget's state when it differs from what was last sent."""
+        self._widget_data = copy.deepcopy(self._data)
+        self._widget_layout = copy.deepcopy(self._layout_obj._props)
 
 
 _HELD: list | None = None
@@ -289,6 +351,8 @@ class Explorer:
         with self.figure.batch_update():
             self.draw(self.values)
             complete_batch(self.figure)
+        if isinstance(self.figure, FigureWidget):
+            self.figure.sync_state()
         self.last_update_ms = (time.perf_counter() - start) * 1000.0
         self.update_count += 1
 
