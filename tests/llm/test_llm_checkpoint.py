@@ -1,5 +1,4 @@
 """The shipped TinyGPT: verified on load, refused when damaged, and as good as recorded."""
-import shutil
 
 import pytest
 import torch
