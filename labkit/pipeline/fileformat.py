@@ -310,10 +310,14 @@ def save(model, path, *, gap_bits: int | str = "auto", huffman: bool = True, spa
             [r.name, r.dtype, list(r.shape), len(data)] for data, r in encoded]}, separators=(",", ":")).encode(), 9)
     except TypeError as error:
         raise TypeError(f"meta must hold plain JSON data (str, numbers, lists, dicts): {error}") from None
-    payload = b"".join(data for data, _ in encoded)
-    body = _FIXED_HEADER.pack(MAGIC, VERSION, len(header), len(payload)) + header + payload
-    with atomic_write(path) as f:
-        f.write(body + _CRC.pack(zlib.crc32(body)))
+    fixed = _FIXED_HEADER.pack(MAGIC, VERSION, len(header), sum(len(data) for data, _ in encoded))
+    crc = zlib.crc32(header, zlib.crc32(fixed))
+    with atomic_write(path) as f:            # piece by piece: no second copy of a large model's payload
+        f.write(fixed + header)
+        for data, _ in encoded:
+            f.write(data)
+            crc = zlib.crc32(data, crc)
+        f.write(_CRC.pack(crc))
     return FileReport(str(path), os.path.getsize(path), [r for _, r in encoded])
 
 
