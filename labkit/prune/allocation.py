@@ -28,7 +28,7 @@ from torch import nn
 from labkit import measure
 from labkit.prune.masks import prunable_layers, sparsity
 from labkit.prune.unstructured import global_prune, layerwise_prune
-from labkit.validate import require_float, require_int
+from labkit.validate import require_float, require_int, require_module
 
 Resource = Callable[[nn.Module], float]
 BISECTION_STEPS = 20   # amount resolved to 2⁻²⁰ ≈ 1e-6 of the weights
@@ -69,8 +69,7 @@ def measured_latency(example_input: torch.Tensor, *, repeats: int = 20, warmup: 
 
 def check_model(model) -> dict[str, nn.Module]:
     """``prunable_layers(model)``, or ``ValueError`` for a model without Linear/Conv2d layers."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    require_module("model", model)
     layers = prunable_layers(model)
     if not layers:
         raise ValueError("model has no nn.Linear or nn.Conv2d layer to prune")
