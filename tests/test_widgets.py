@@ -378,3 +378,6 @@ def test_figure_front_end_initializes_at_once_and_keeps_its_state_current():
     assert len(explorer.figure._widget_data[0]["x"]) == 7          # the model's copy follows every redraw
     assert explorer.figure._widget_data[0]["x"] == list(explorer.figure.data[0].x)
     assert explorer.figure._widget_layout["title"]["text"] == explorer.figure.layout.title.text
+    explorer.figure._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": -1}   # a view drew it
+    explorer.set(bins=9)                 # plotly's front end now applies updates to its copy itself
+    assert len(explorer.figure.data[0].x) == 9 and len(explorer.figure._widget_data[0]["x"]) == 7

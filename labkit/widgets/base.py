@@ -147,8 +147,8 @@ class FigureWidget(go.FigureWidget):
       defaults, so they reach the browser as later updates; a view built before they arrive drew an
       empty plot. An ``Explorer`` builds and draws its figure first (``held_figures``), so the first
       message already holds the drawn figure.
-    - ``sync_state()`` (``Explorer.update`` calls it after every redraw) keeps that state current: a
-      view drawn later (the figure shown again, or shown only once plotly's module has loaded) starts
+    - ``sync_state()`` (``Explorer.update`` calls it after every redraw) keeps that state current
+      until a view has drawn the figure: a view drawn only once plotly's module has loaded starts
       from the figure as it is, not as it was created.
 
     Same arguments as ``go.FigureWidget``.
@@ -178,9 +178,24 @@ class FigureWidget(go.FigureWidget):
         super().open()
 
     def sync_state(self) -> None:
-        """Send the whole figure as the widget's state when it differs from what was last sent."""
+        """Send the whole figure as the widget's state (when it changed), until a view has drawn it.
+
+        Updates that reach the browser before plotly's module has loaded are not applied to the
+        model's copy of the figure, which a view draws first; once a view has drawn the figure (it
+        then reports the traces it drew: ``_js2py_traceDeltas``), plotly's front end applies every
+        update to that copy and this does nothing (the whole state of a large heat map costs tens
+        of milliseconds a redraw)."""
+        if self._view_answered:
+            return
         self._widget_data = copy.deepcopy(self._data)
         self._widget_layout = copy.deepcopy(self._layout_obj._props)
+
+    _view_answered = False
+
+    @traitlets.observe("_js2py_traceDeltas")
+    def _on_view_answer(self, change):
+        if change["new"]:
+            self._view_answered = True
 
 
 _HELD: list | None = None
