@@ -31,7 +31,7 @@ def isolated_folders(tmp_path, monkeypatch):
     in the package is hidden too (tests of the shipped copy use ``shipped_mnist``)."""
     monkeypatch.delenv("LABKIT_DATA", raising=False)
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "SHIPPED_DATA", tmp_path / "no-shipped-data")
+    monkeypatch.setattr(data.local_files, "SHIPPED_DATA", tmp_path / "no-shipped-data")
     return tmp_path / "cache"
 
 
@@ -39,7 +39,7 @@ def isolated_folders(tmp_path, monkeypatch):
 def shipped_mnist(monkeypatch):
     """The package's own MNIST folder, visible again."""
     folder = REPO / "labkit" / "datasets"
-    monkeypatch.setattr(data, "SHIPPED_DATA", folder)
+    monkeypatch.setattr(data.local_files, "SHIPPED_DATA", folder)
     return folder / "mnist"
 
 
@@ -138,15 +138,15 @@ def test_digits_shapes_dtypes_and_range():
 
 def test_digits_split_is_stratified_disjoint_and_fixed():
     labels = np.repeat(np.arange(10), 50)
-    train, test = data._stratified_split(labels, 0.2, seed=0)
+    train, test = data.sklearn_digits._stratified_split(labels, 0.2, seed=0)
     assert len(np.intersect1d(train, test)) == 0
     assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(500))
     assert np.bincount(labels[test]).tolist() == [10] * 10
-    again_train, again_test = data._stratified_split(labels, 0.2, seed=0)
+    again_train, again_test = data.sklearn_digits._stratified_split(labels, 0.2, seed=0)
     assert np.array_equal(train, again_train) and np.array_equal(test, again_test)
 
     first = data.load("digits", "test").tensors
-    data._parsed.cache_clear()
+    data.parsing.parsed.cache_clear()
     second = data.load("digits", "test").tensors
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert torch.bincount(second[1]).tolist() == [36, 36, 35, 37, 36, 36, 36, 36, 35, 36]
@@ -229,12 +229,12 @@ def test_cache_dir_ignores_a_datasets_package_next_to_an_installed_labkit(monkey
     site = fake_install(tmp_path / "site-packages")
     monkeypatch.delenv("LABKIT_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(data, "PACKAGE_PARENT", site)
+    monkeypatch.setattr(data.local_files, "PACKAGE_PARENT", site)
     assert data.cache_dir() == tmp_path / "home" / ".cache" / "labkit"
-    monkeypatch.setattr(data, "PACKAGE_PARENT", fake_install(tmp_path / "half", "pyproject.toml"))
+    monkeypatch.setattr(data.local_files, "PACKAGE_PARENT", fake_install(tmp_path / "half", "pyproject.toml"))
     assert data.cache_dir() == tmp_path / "home" / ".cache" / "labkit"
     checkout = fake_install(tmp_path / "checkout", "pyproject.toml", "datasets/README.md")
-    monkeypatch.setattr(data, "PACKAGE_PARENT", checkout)
+    monkeypatch.setattr(data.local_files, "PACKAGE_PARENT", checkout)
     assert data.cache_dir() == checkout / "datasets" / "cache"
 
 
@@ -446,7 +446,7 @@ def test_cifar_reader_on_a_tiny_tarball(tmp_path, monkeypatch, no_network):
 def test_cifar_batches_from_numpy_1_pickles_still_load(tmp_path):
     images = np.arange(2 * 3072, dtype=np.uint32).astype(np.uint8).reshape(2, 3, 32, 32)
     old_style = cifar_batch(images, [0, 9]).replace(b"numpy._core", b"numpy.core")
-    x, y = data._read_cifar_batch(io.BytesIO(old_style), "old")
+    x, y = data.parsing._read_cifar_batch(io.BytesIO(old_style), "old")
     assert np.array_equal(x, images) and y.tolist() == [0, 9]
 
 
@@ -455,7 +455,7 @@ def test_cifar_reader_refuses_pickles_that_run_code():
         def __reduce__(self):
             return (os.system, ("echo pwned",))
     with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
-        data._read_cifar_batch(io.BytesIO(pickle.dumps({b"data": Evil()})), "evil")
+        data.parsing._read_cifar_batch(io.BytesIO(pickle.dumps({b"data": Evil()})), "evil")
 
 
 def test_cifar_reader_reports_missing_batches(tmp_path):
@@ -502,7 +502,7 @@ def test_shipped_mnist_is_the_original_and_the_default(shipped_mnist, no_network
     for row in data.CATALOGUE["mnist"].files:
         path = shipped_mnist / row.filename
         assert path.stat().st_size == row.size
-        assert data._file_digest(path, "sha256") == row.sha256
+        assert data.local_files._file_digest(path, "sha256") == row.sha256
     x, y = data.load().tensors                      # no name: MNIST's train split
     assert x.shape == (60000, 1, 28, 28) and y[:8].tolist() == [5, 0, 4, 1, 9, 2, 1, 3]
     assert len(data.load(split="test")) == 10000 and len(data.eval_subset()) == 512
@@ -518,7 +518,7 @@ def test_a_damaged_shipped_file_is_refused(shipped_mnist, tmp_path, monkeypatch)
         if row.filename.startswith("t10k-labels"):
             blob[-1] ^= 0xFF                          # same size, one byte flipped
         (damaged / row.filename).write_bytes(bytes(blob))
-    monkeypatch.setattr(data, "SHIPPED_DATA", tmp_path / "datasets")
+    monkeypatch.setattr(data.local_files, "SHIPPED_DATA", tmp_path / "datasets")
     with pytest.raises(data.ChecksumError, match="t10k-labels"):
         data.load("mnist", "test")
 
