@@ -299,13 +299,6 @@ void PackedWeights::prepare(Isa isa, int what, int threads) {
   }
 }
 
-PackedLayout PackedWeights::reserve(Isa isa) {
-  PackedLayout layout = describe_layout(isa, n_, k_);
-  const size_t bytes = static_cast<size_t>(layout.panels * layout.panel_bytes);
-  layout.data = thread_work_buffer(bytes, storage_[slot(isa)]);
-  return layout;
-}
-
 // ---- the threaded driver --------------------------------------------------------------------
 namespace {
 
@@ -346,78 +339,24 @@ size_t pack_buffer_bytes(Isa isa, const Blocking& blk) {
   }
 }
 
-// The one-call ops' packing fused into the GEMM. A separate packing pass costs a fork/join, and
-// the panels a thread packs land in its own core's cache while the other thread's tiles read them
-// from there (at 256 x 1024 x 1024 on AMX the one-call op took 1.4-1.6x the packed one). Here each
-// task owns whole columns (all M rows), packs the panels of its columns (all of K) right before
-// multiplying them, and for a linear layer takes its columns' row sums from the packing's own
-// registers and turns them into the column offsets bias - x_zero_point * sum_k w, before its
-// epilogue needs them. Tasks never share a panel, so nothing is synchronised.
-struct FusedPack {
-  PackFn pack = nullptr;
-  const int8_t* w = nullptr;             // row-major [n, k]
-  const PackedLayout* layout = nullptr;  // data: reserved, written here
-  int32_t* sums = nullptr;               // linear only: row sums [n] and |w| row sums [n],
-  int32_t* abs_sums = nullptr;
-  int32_t* col_offset = nullptr;         // and the epilogue's column offsets (padded) to fill
-  const int32_t* bias = nullptr;         // or null
-  int32_t x_zero_point = 0;
-
-  void columns(int64_t n0, int64_t n1) const {  // n0 a multiple of the panel width
-    const int64_t width = layout->panel_width;
-    pack(w, *layout, n0 / width, (n1 + width - 1) / width, const_cast<void*>(layout->data), sums, abs_sums);
-    if (!col_offset) return;
-    for (int64_t c = n0; c < n1; ++c) {  // LinearPlan's offsets; exact: see fused_linear_fits
-      const int64_t offset = (bias ? bias[c] : 0) - int64_t{x_zero_point} * sums[c];
-      col_offset[c] = static_cast<int32_t>(offset);
-    }
-  }
-};
-
-// A fused one-call op takes all M rows per task: at most this many (beyond, packing is a small
-// share of the work anyway), and tiles narrow enough that their int32 partial sums between K
-// blocks (M x nc x 4 bytes) stay within kFusedScratchBytes, in L2 (at M = 256: 512 columns). A
-// task packs the activations of all M rows for its tile (AMX, AVX2): one task per thread, not two,
-// keeps that repeated work small.
-constexpr int64_t kMaxFusedRows = 1024, kFusedScratchBytes = 512 << 10;
-
-// Whether a one-call op packs inside its tasks: borrowed weights, a SIMD path (ref reads w in
-// place), M small enough, N >= 16 (narrower outputs use the dense epilogue, built from the offsets
-// before the run; one panel is one task anyway).
-bool fuse_packing(const PackedWeights& w, int64_t m, Isa isa) {
-  return w.borrowed() && isa != Isa::Ref && m <= kMaxFusedRows && w.n() >= 16;
-}
-
-// The int32 column offsets and sums of a linear layer are exact whatever w holds: |bias| +
-// max(x_zp, 255 - x_zp) * 128 * K <= 2^31 - 1 (LinearPlan checks the same with the true |w| sums).
-bool fused_linear_fits(const int32_t* bias, int64_t n, int64_t k, int32_t x_zero_point) {
-  int64_t largest = 0;
-  for (int64_t i = 0; bias && i < n; ++i) largest = std::max<int64_t>(largest, bias[i] < 0 ? -int64_t{bias[i]} : bias[i]);
-  const int64_t x_span = std::max(x_zero_point, 255 - x_zero_point);
-  return largest + x_span * 128 * k <= std::numeric_limits<int32_t>::max();
-}
-
-// Split C[M, N] into tiles of at most mc x nc and run them on `threads` OpenMP threads; with
-// `fused`, tiles of all M rows that pack their own columns first.
-void run_tiles(const GemmArgs& g, Isa isa, int threads, const FusedPack* fused = nullptr) {
+// Split C[M, N] into tiles of at most mc x nc and run them on `threads` OpenMP threads.
+void run_tiles(const GemmArgs& g, Isa isa, int threads) {
   const IsaOps ops = ops_for(isa);
   Blocking blk = blocking(isa);
   const int64_t m = g.m, n = g.b->n, k = g.b->k;
   const int64_t unit = ops.tile_unit;
-  int64_t mc = m < blk.mc || fused ? m : blk.mc;
+  int64_t mc = m < blk.mc ? m : blk.mc;
   int64_t nc = round_up(n < blk.nc ? n : blk.nc, unit);
-  if (fused) nc = std::max(unit, std::min(nc, kFusedScratchBytes / (round_up(m, 32) * 4) / unit * unit));
   if (static_cast<double>(m) * n * k < kMinParallelWork) threads = 1;  // too small to share
-  // At least two tasks per thread where the matrix allows it (fused: one): narrow the tiles, then shorten.
-  const int64_t tasks_per_thread = fused ? 1 : 2;
-  while (threads > 1 && ceil_div(m, mc) * ceil_div(n, nc) < tasks_per_thread * threads && nc > unit)
+  // At least two tasks per thread where the matrix allows it: narrow the tiles, then shorten.
+  while (threads > 1 && ceil_div(m, mc) * ceil_div(n, nc) < 2 * threads && nc > unit)
     nc = round_up(nc / 2, unit);
   while (threads > 1 && ceil_div(m, mc) * ceil_div(n, nc) < 2 * threads && mc > ops.row_unit)
     mc = round_up(mc / 2, ops.row_unit);
   // Where a tile has a fixed cost, taller tiles for small K and N (the multiply-adds counted with
   // the padding the tile instructions do), as long as each thread keeps two tiles.
   const double macs_per_row = static_cast<double>(std::min(nc, round_up(n, 16))) * round_up(k, 64);
-  if (!fused && mc < m && mc * macs_per_row < ops.min_tile_macs) {
+  if (mc < m && mc * macs_per_row < ops.min_tile_macs) {
     const int64_t wanted = round_up(static_cast<int64_t>(ops.min_tile_macs / macs_per_row) + 1, ops.row_unit);
     const int64_t balanced = round_up(ceil_div(m, ceil_div(2 * threads, ceil_div(n, nc))), ops.row_unit);
     mc = std::min(m, std::max(mc, std::min(wanted, balanced)));
@@ -440,7 +379,6 @@ void run_tiles(const GemmArgs& g, Isa isa, int threads, const FusedPack* fused =
   }
   parallel_tasks(tiles, threads, [&](int thread, int64_t t) {
     const int64_t m0 = t / tiles_n * mc, n0 = t % tiles_n * nc;
-    if (fused) fused->columns(n0, std::min(n0 + nc, n));
     ops.tile(g, blk, m0, std::min(m0 + mc, m), n0, std::min(n0 + nc, n),
              static_cast<int32_t*>(scratch[thread].get()), pack[thread].get());
   });
@@ -562,53 +500,21 @@ void LinearPlan::run(const uint8_t* a, int64_t m, int64_t lda, uint8_t* out, int
 }
 
 void gemm_s32(const uint8_t* a, int64_t m, PackedWeights& w, int32_t* out, Isa isa, int threads) {
-  const bool fuse = fuse_packing(w, m, isa);
-  PackedLayout reserved;
-  FusedPack fused;
-  if (fuse) {
-    reserved = w.reserve(isa);
-    fused.pack = pack_function(isa);
-    fused.w = w.rows();
-    fused.layout = &reserved;
-  } else {
-    w.prepare(isa, PackedWeights::kLayout, threads);
-  }
+  w.prepare(isa, PackedWeights::kLayout, threads);
   GemmArgs g;
   g.a = a;
   g.lda = w.k();
   g.m = m;
-  g.b = fuse ? &reserved : &w.layout(isa);
+  g.b = &w.layout(isa);
   g.ep.out32 = out;
   g.ep.ldc = w.n();
   if (w.n() < 16) g.ep.flat_period = 16;  // dense rows: the int32 stores need no parameters
-  run_tiles(g, isa, threads, fuse ? &fused : nullptr);
+  run_tiles(g, isa, threads);
 }
 
 void linear_u8(const uint8_t* a, int64_t m, PackedWeights& w, const int32_t* bias,
                int32_t x_zero_point, const RequantParams& rq, uint8_t* out, int64_t ldc, Isa isa,
                int threads) {
-  if (fuse_packing(w, m, isa) && fused_linear_fits(bias, w.n(), w.k(), x_zero_point)) {
-    const PackedLayout reserved = w.reserve(isa);
-    ColumnArrays columns(w.n(), rq);  // offsets: filled in by the tasks
-    std::vector<int32_t> sums(static_cast<size_t>(w.n())), abs_sums(sums.size());
-    FusedPack fused;
-    fused.pack = pack_function(isa);
-    fused.w = w.rows();
-    fused.layout = &reserved;
-    fused.sums = sums.data();
-    fused.abs_sums = abs_sums.data();
-    fused.col_offset = columns.offset.data();
-    fused.bias = bias;
-    fused.x_zero_point = x_zero_point;
-    GemmArgs g;
-    g.a = a;
-    g.lda = w.k();
-    g.m = m;
-    g.b = &reserved;
-    g.ep = columns.epilogue(out, ldc, true);
-    run_tiles(g, isa, threads, &fused);
-    return;
-  }
   w.prepare(isa, PackedWeights::kLayout | PackedWeights::kSums, threads);  // one pass for both
   LinearPlan(w, bias, x_zero_point, rq, isa, threads).run(a, m, w.k(), out, ldc, isa, threads);
 }

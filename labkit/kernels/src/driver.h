@@ -106,11 +106,6 @@ class PackedWeights {
   // from the registers they transpose anyway), split over `threads` threads when w is large.
   // Thread-safe.
   void prepare(Isa isa, int what, int threads);
-  // Borrowed w only (the one-call ops): isa's layout with its memory reserved in the calling
-  // thread's work buffer but nothing written. The fused driver's tasks pack it panel by panel
-  // (dispatch.cpp, FusedPack); prepare() knows nothing of it.
-  PackedLayout reserve(Isa isa);
-  bool borrowed() const { return borrowed_; }
   const PackedLayout& layout(Isa isa) const { return layouts_[slot(isa)]; }  // after prepare(isa, kLayout)
   const int32_t* row_sums() const { return row_sum_.data(); }          // sum_k w[n,k]   (after kSums)
   const int32_t* abs_row_sums() const { return abs_row_sum_.data(); }  // sum_k |w[n,k]| (after kSums)
