@@ -528,3 +528,10 @@ def test_labkit_data_takes_precedence_over_the_shipped_copy(shipped_mnist, tmp_p
     use_files(monkeypatch, "mnist", files)
     monkeypatch.setenv("LABKIT_DATA", str(tmp_path / "mine"))
     assert len(data.load("mnist", "train")) < 60000   # the tiny files, not the shipped ones
+
+
+def test_display_name_spells_every_dataset_for_titles_and_refuses_unknown_names():
+    assert [data.display_name(n) for n in data.DATASETS] == ["digits", "MNIST", "Fashion-MNIST", "CIFAR-10"]
+    assert data.display_name(" Fashion-MNIST ") == "Fashion-MNIST"
+    with pytest.raises(ValueError, match="one of"):
+        data.display_name("imagenet")

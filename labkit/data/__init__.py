@@ -24,7 +24,7 @@ original files, ``dataset_name``), ``errors``, ``local_files`` (finding and veri
 ``loading`` (``load``, ``eval_subset``, ``info``) and ``cli`` (``python -m labkit.data``).
 """
 
-from labkit.data.catalogue import CATALOGUE, DATASETS, SPLITS, DatasetCard, DataFile, dataset_name
+from labkit.data.catalogue import CATALOGUE, DATASETS, SPLITS, DatasetCard, DataFile, dataset_name, display_name
 from labkit.data.cli import main
 from labkit.data.errors import ChecksumError, DatasetNotFoundError, DownloadError
 from labkit.data.fetch import download
@@ -33,5 +33,5 @@ from labkit.data.local_files import PACKAGE_PARENT, SHIPPED_DATA, cache_dir
 from labkit.data.parsing import read_cifar_tar, read_idx
 
 __all__ = ["CATALOGUE", "ChecksumError", "DATASETS", "DataFile", "DatasetCard", "DatasetNotFoundError",
-           "DownloadError", "PACKAGE_PARENT", "SHIPPED_DATA", "SPLITS", "cache_dir", "dataset_name", "download",
+           "DownloadError", "PACKAGE_PARENT", "SHIPPED_DATA", "SPLITS", "cache_dir", "dataset_name", "display_name", "download",
            "eval_subset", "info", "load", "main", "read_cifar_tar", "read_idx"]

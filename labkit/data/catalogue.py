@@ -132,5 +132,16 @@ def dataset_name(name, argument: str = "name") -> str:
     return require_choice(argument, name, DATASETS)
 
 
+DISPLAY_NAMES = {"digits": "digits", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+def display_name(name) -> str:
+    """How a dataset's name is written in titles and prose (``"fashion-mnist"`` → ``"Fashion-MNIST"``).
+
+    Accepts every spelling ``dataset_name`` accepts; raises the same ``ValueError`` otherwise.
+    """
+    return DISPLAY_NAMES[dataset_name(name)]
+
+
 def check_split(split) -> str:
     return require_choice("split", split, SPLITS)
