@@ -1,27 +1,44 @@
 """Interactive explorers for the notebooks: thin views (ipywidgets 8 + plotly FigureWidget) over labkit.
 
 The conventions every explorer follows are written in ``labkit.widgets.base``.
-"""
-from labkit.widgets.agp import AGPExplorer
-from labkit.widgets.attack import AttackExplorer
-from labkit.widgets.attention import AttentionExplorer
-from labkit.widgets.base import Explorer, checkbox, css_class, dropdown, int_slider, slider
-from labkit.widgets.budget import BudgetExplorer
-from labkit.widgets.calibration import CalibrationExplorer, activation_taps
-from labkit.widgets.criteria import CriteriaExplorer
-from labkit.widgets.distill import TemperatureExplorer
-from labkit.widgets.histogram import WeightHistogramExplorer, weight_statistics, weight_tensors
-from labkit.widgets.llm_bits import WeightBitsExplorer
-from labkit.widgets.lowrank import RankExplorer
-from labkit.widgets.pruning import PruningExplorer
-from labkit.widgets.quant_grid import QuantGridExplorer, valid_group_sizes
-from labkit.widgets.ste import QuantizerGradientExplorer, quantizer_response
-from labkit.widgets.structured import ChannelPruningExplorer
-from labkit.widgets.tradeoffs import TradeoffExplorer
 
-__all__ = ["AGPExplorer", "AttackExplorer", "AttentionExplorer", "BudgetExplorer", "CalibrationExplorer",
-           "ChannelPruningExplorer", "CriteriaExplorer", "Explorer", "PruningExplorer", "QuantGridExplorer",
-           "QuantizerGradientExplorer", "RankExplorer", "TemperatureExplorer", "TradeoffExplorer",
-           "WeightBitsExplorer", "WeightHistogramExplorer",
-           "activation_taps", "checkbox", "css_class", "dropdown", "int_slider", "quantizer_response",
-           "slider", "valid_group_sizes", "weight_statistics", "weight_tensors"]
+Every explorer is importable from here (``from labkit.widgets import PruningExplorer``) or from its own
+module (``from labkit.widgets.structured import ChannelPruningExplorer``). Names are imported on first
+use (PEP 562), so a notebook that uses one explorer does not load the others' dependencies — the attack
+explorer alone pulls in torchvision, ~160 MB of a notebook kernel's memory.
+"""
+from importlib import import_module
+
+_HOMES = {
+    "AGPExplorer": "agp",
+    "AttackExplorer": "attack",
+    "AttentionExplorer": "attention",
+    "Explorer": "base", "checkbox": "base", "css_class": "base", "dropdown": "base", "int_slider": "base",
+    "slider": "base",
+    "BudgetExplorer": "budget",
+    "CalibrationExplorer": "calibration", "activation_taps": "calibration",
+    "CriteriaExplorer": "criteria",
+    "TemperatureExplorer": "distill",
+    "WeightHistogramExplorer": "histogram", "weight_statistics": "histogram", "weight_tensors": "histogram",
+    "WeightBitsExplorer": "llm_bits",
+    "RankExplorer": "lowrank",
+    "PruningExplorer": "pruning",
+    "QuantGridExplorer": "quant_grid", "valid_group_sizes": "quant_grid",
+    "QuantizerGradientExplorer": "ste", "quantizer_response": "ste",
+    "ChannelPruningExplorer": "structured",
+    "TradeoffExplorer": "tradeoffs",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'labkit.widgets' has no attribute {name!r}")
+    value = getattr(import_module(f"labkit.widgets.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))
