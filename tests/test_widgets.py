@@ -381,3 +381,11 @@ def test_figure_front_end_initializes_at_once_and_keeps_its_state_current():
     explorer.figure._js2py_traceDeltas = {"trace_deltas": [], "trace_edit_id": -1}   # a view drew it
     explorer.set(bins=9)                 # plotly's front end now applies updates to its copy itself
     assert len(explorer.figure.data[0].x) == 9 and len(explorer.figure._widget_data[0]["x"]) == 7
+
+
+def test_readout_rows_escape_labels_and_values_and_right_align_the_value():
+    from labkit.widgets.base import readout_rows
+    out = readout_rows([("a < b", "1 & 2"), ("bytes", "1,024")])
+    assert out.count("<tr>") == 2 and "a &lt; b" in out and "<b>1 &amp; 2</b>" in out
+    assert "<td style='text-align:right'><b>1,024</b></td>" in out
+    assert readout_rows([]) == ""

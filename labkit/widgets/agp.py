@@ -24,7 +24,7 @@ from torch import nn
 from labkit import train
 from labkit.prune import AGPSchedule, global_prune, prunable_layers
 from labkit.validate import require_float, require_int, require_module
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, int_slider, readout_rows, slider
 
 PER = 1000  # the derivative is shown per 1,000 steps
 
@@ -181,8 +181,7 @@ def _readout_html(stats: dict) -> str:
             ("pruning steps", f"{stats['prunes']}"),
             ("accuracy, pruned to s(t)", f"{stats['accuracy']:.1%}"),
             ("dense accuracy", f"{stats['dense_accuracy']:.1%}")]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = readout_rows(rows)
     note = "" if stats["error"] is None else _error_html(stats["error"]) + "<i>showing the last valid schedule</i><br>"
     return (f"{note}<b>step t = {stats['step']:,}</b> (no fine-tuning: the cut's raw cost)"
             f"<table style='font-size:90%'>{body}</table>")

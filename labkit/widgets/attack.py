@@ -19,7 +19,7 @@ from torch.utils.data import TensorDataset
 
 from labkit import robust, stats, train
 from labkit.validate import require_choice, require_float, require_int
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, int_slider, readout_rows, slider
 
 EPS_MAX, EPS_STEP = 0.3, 0.01
 CLASS_NAMES = [f"digit {c}" for c in range(10)]
@@ -143,8 +143,7 @@ def _readout_html(s: dict) -> str:
             ("max |δ|", f"{s['linf']:.3f}"),
             ("robust accuracy", f"{s['robust_accuracy']:.1%} [{s['robust_low']:.1%}, {s['robust_high']:.1%}]"),
             ("clean accuracy", f"{s['clean_accuracy']:.1%}")]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = readout_rows(rows)
     return (f"<b>{html.escape(s['model'])}</b>, {'PGD-10' if s['attack'] == 'pgd' else 'FGSM'} ε = {s['eps']:.2f}"
             f"<table style='font-size:90%'>{body}</table>"
             f"<small>on {s['images']} test images; [95 % Wilson interval]</small>")

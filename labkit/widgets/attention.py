@@ -19,7 +19,7 @@ from torch import nn
 
 from labkit.distill import attention_transfer_loss, layer_features, normalized_attention
 from labkit.validate import require_float, require_int, require_module
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, int_slider, readout_rows, slider
 from labkit.widgets.distill import images_and_labels
 
 P_MIN, P_MAX, P_STEP = 0.5, 8.0, 0.5
@@ -147,8 +147,7 @@ def _readout_html(stats: dict, s_shape: tuple, t_shape: tuple) -> str:
             ("AT loss, mean over images", f"{stats['at_loss_mean']:.4f}"),
             ("student features [C, H, W]", str(list(s_shape))),
             ("teacher features [C, H, W]", str(list(t_shape)))]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = readout_rows(rows)
     label = "" if stats["label"] is None else f", label {stats['label']}"
     return (f"<b>image {stats['index']}</b>{label}, {html.escape(stats['student'])}, p = {stats['p']:g}"
             f"<table style='font-size:90%'>{body}</table>")

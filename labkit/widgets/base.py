@@ -28,6 +28,7 @@ Explained in notebooks/00_why_compress.ipynb.
 from __future__ import annotations
 
 import copy
+import html
 import functools
 import re
 import time
@@ -286,6 +287,13 @@ def complete_batch(figure: go.FigureWidget) -> None:
                 continue
             if value is not None:
                 trace_edits[prop] = list(value) if isinstance(value, tuple) else value
+
+
+def readout_rows(rows) -> str:
+    """The readout table's rows as HTML: each ``(label, value)`` pair escaped, the label left and the value
+    right-aligned in bold (every explorer's readout uses this layout; wrap the result in ``<table>``)."""
+    return "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
+                   for k, v in rows)
 
 
 class Explorer:

@@ -21,8 +21,8 @@ from torch import nn
 
 from labkit.quant.binary import count_levels, ternarize, ternary_threshold
 from labkit.validate import require_bool, require_float, require_module
-from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, slider, step_histogram,
-                                 vertical_lines)
+from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, readout_rows, slider,
+                                 step_histogram, vertical_lines)
 
 FACTOR_MIN, FACTOR_MAX, FACTOR_STEP = 0.3, 1.2, 0.05
 
@@ -153,6 +153,5 @@ def _readout_html(stats: dict) -> str:
             ("‖W−Ŵ‖² / ‖W‖²", f"{stats['rel_error']:.3f}"),
             ("levels" + per, f"{stats['levels']}"),
             ("best factor on the grid", f"{stats['best_factor']:.2f}")]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = readout_rows(rows)
     return f"<b>{html.escape(stats['layer'])}</b> factor {stats['factor']:.2f}<table style='font-size:90%'>{body}</table>"

@@ -10,7 +10,6 @@ away. Explained in notebooks/11_distillation_soft_labels.ipynb.
 """
 from __future__ import annotations
 
-import html
 import math
 
 import plotly.graph_objects as go
@@ -20,7 +19,7 @@ from torch import nn
 
 from labkit.distill import soft_targets, teacher_logits
 from labkit.validate import require_float, require_int, require_module
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, int_slider, readout_rows, slider
 
 T_MIN, T_MAX, T_STEP = 0.5, 20.0, 0.5
 
@@ -129,7 +128,6 @@ def _readout_html(stats: dict) -> str:
             (f"entropy at T = {stats['T']:g}", f"{stats['entropy']:.3f} nats"),
             ("entropy at T = 1", f"{stats['entropy_T1']:.3f} nats"),
             ("uniform (ln C)", f"{stats['max_entropy']:.3f} nats")]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = readout_rows(rows)
     label = "" if stats["label"] is None else f", label {stats['label']}"
     return f"<b>image {stats['index']}</b>{label}, T = {stats['T']:g}<table style='font-size:90%'>{body}</table>"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from labkit.validate import require_bool, require_float, require_int, require_module
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider, readout_rows
 
 
 def weight_statistics(tensor, near_zero: float = 0.01) -> dict:
@@ -167,6 +167,5 @@ def _readout_html(stats: dict) -> str:
         ("|w| ≤ 0.01", f"{stats['near_zero']:.1%}"),
         ("excess kurtosis", "—" if np.isnan(stats["kurtosis"]) else f"{stats['kurtosis']:.2f}"),
     ]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = readout_rows(rows)
     return f"<b>{html.escape(stats['layer'])}</b><table style='font-size:90%'>{body}</table>"

@@ -21,7 +21,7 @@ from labkit.llm import experiment
 from labkit.llm.model import TinyGPT, linear_layers
 from labkit.llm.rtn import MAX_BITS, MIN_BITS
 from labkit.validate import require_int
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, css_class, int_slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, css_class, int_slider, readout_rows
 
 GROUP_COLORS = ("#9ecae1", "#6baed6", "#3182bd", "#08519c", "#08306b", "#252525")
 
@@ -140,8 +140,7 @@ def _readout_html(s: dict, prompt: str) -> str:
             ("float32 perplexity", f"{s['fp32_ppl']:.3f}"),
             ("bytes on disk", f"{s['bytes']:,} ({s['fp32_bytes'] / s['bytes']:.2f}× smaller)"),
             ("float32 bytes", f"{s['fp32_bytes']:,}")]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = readout_rows(rows)
     text = (lambda t: html.escape(prompt + t).replace("\n", "↵"))
     return (f"<b>RTN {s['bits']}-bit, group {s['group_size']}</b> ({s['windows']} held-out windows, "
             f"{s['points']} settings cached)<table style='font-size:90%'>{body}</table>"

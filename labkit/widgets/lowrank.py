@@ -28,7 +28,7 @@ from labkit.lowrank import (cumulative_energy, decompose_model, energy_rank, fac
                             model_input_shape, relative_error, singular_values, truncation_error, tucker2_factors,
                             tucker2_ranks, tucker2_reconstruct)
 from labkit.validate import require_float, require_module
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, readout_rows, slider
 
 
 class RankExplorer(Explorer):
@@ -155,8 +155,7 @@ def _readout_html(stats: dict) -> str:
             ("relative error ‖W − Ŵ‖/‖W‖", f"{stats['relative_error']:.3f}"),
             ("accuracy (eval subset)", f"{stats['accuracy']:.1%}"),
             ("original accuracy", f"{stats['dense_accuracy']:.1%}")]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = readout_rows(rows)
     warning = "" if stats["saves"] else (
         "<div style='color:#b22222'><b>larger than the dense layer</b>: this rank is above the break-even, "
         "the factorisation saves nothing (decompose_model would keep the layer dense)</div>")

@@ -21,7 +21,7 @@ from torch import nn
 
 from labkit.quant.affine import quantize_weight
 from labkit.validate import require_bool, require_choice, require_int
-from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider,
+from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider, readout_rows,
                                  step_histogram, vertical_lines)
 from labkit.widgets.histogram import weight_tensors
 
@@ -300,7 +300,6 @@ def _readout_html(stats: dict) -> str:
         ("bytes (fp32)", f"{stats['fp32_nbytes']:,}"),
         ("compression", f"{stats['compression']:.2f}×"),
     ]
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = readout_rows(rows)
     return (f"<b>{html.escape(stats['layer'])}</b> — {html.escape(stats['scheme'])}"
             f"<table style='font-size:90%'>{body}</table>")

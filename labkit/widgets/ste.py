@@ -30,7 +30,7 @@ from torch import nn
 from labkit.quant.affine import qparams_from_range, qrange
 from labkit.quant.fake_quant import LSQQuantizer, PACTQuantizer, fake_quantize_ste
 from labkit.validate import require_choice, require_float, require_int
-from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, int_slider, slider
+from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, int_slider, readout_rows, slider
 
 QUANTIZERS = {"clipped": "fake quant + clipped STE", "identity": "fake quant + identity STE",
               "lsq": "LSQ (learned step s)", "pact": "PACT (learned clip α)"}
@@ -176,6 +176,5 @@ def _readout_html(stats: dict) -> str:
             ("inputs whose gradient passes", f"{stats['pass_fraction']:.0%}")]
     if stats["param"] is not None:
         rows.append((f"∂x̂/∂{stats['param']} range", f"[{stats['param_grad_min']:.3g}, {stats['param_grad_max']:.3g}]"))
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td style='text-align:right'><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in rows)
+    body = readout_rows(rows)
     return f"<b>{html.escape(QUANTIZERS[stats['quantizer']])}</b><table style='font-size:90%'>{body}</table>"
