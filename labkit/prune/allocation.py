@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from labkit import measure
-from labkit.prune.masks import prunable_layers, sparsity
+from labkit.prune.masks import require_prunable, sparsity
 from labkit.prune.unstructured import global_prune, layerwise_prune
-from labkit.validate import require_float, require_int, require_module
+from labkit.validate import require_float, require_int
 
 Resource = Callable[[nn.Module], float]
 BISECTION_STEPS = 20   # amount resolved to 2⁻²⁰ ≈ 1e-6 of the weights
@@ -67,15 +67,6 @@ def measured_latency(example_input: torch.Tensor, *, repeats: int = 20, warmup: 
     return latency_ms
 
 
-def check_model(model) -> dict[str, nn.Module]:
-    """``prunable_layers(model)``, or ``ValueError`` for a model without Linear/Conv2d layers."""
-    require_module("model", model)
-    layers = prunable_layers(model)
-    if not layers:
-        raise ValueError("model has no nn.Linear or nn.Conv2d layer to prune")
-    return layers
-
-
 def check_budget(model: nn.Module, resource: Resource, budget: float, *, max_sparsity: float = 0.99,
                  layers=None) -> tuple[float, float]:
     """``(resource of the model as it is, resource with every layer at max_sparsity)``.
@@ -100,7 +91,7 @@ def check_budget(model: nn.Module, resource: Resource, budget: float, *, max_spa
 
 def layer_names(model, layers=None) -> list[str]:
     """The names of ``layers`` (default: every prunable layer of ``model``), checked against the model."""
-    available = check_model(model)
+    available = require_prunable(model)
     if layers is None:
         return list(available)
     if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
@@ -250,5 +241,5 @@ def apply_allocation(model: nn.Module, allocation: Mapping) -> dict[str, torch.T
 
     Explained in notebooks/10_pruning_schedules_automation.ipynb.
     """
-    check_model(model)
+    require_prunable(model)
     return layerwise_prune(model, dict(allocation))

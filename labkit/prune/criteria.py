@@ -41,8 +41,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from labkit import train
-from labkit.prune.masks import effective_weight, is_pruned, prunable_layers
-from labkit.validate import require_bool, require_choice, require_float_tensor, require_int, require_module
+from labkit.prune.masks import effective_weight, is_pruned, prunable_layers, require_prunable
+from labkit.validate import require_bool, require_choice, require_float_tensor, require_int
 
 
 def magnitude_scores(weight: torch.Tensor) -> torch.Tensor:
@@ -198,12 +198,6 @@ CRITERIA = CriterionView("weight", needs_data=False)
 
 
 # ----------------------------------------------------------------------------- data-driven scores
-def _check_model(model) -> dict[str, nn.Module]:
-    require_module("model", model)
-    layers = prunable_layers(model)
-    if not layers:
-        raise ValueError("model has no nn.Linear or nn.Conv2d layer to score")
-    return layers
 
 
 def _trainable_weight(module: nn.Module) -> torch.Tensor:
@@ -223,7 +217,7 @@ def batch_gradients(model: nn.Module, data, *, batches: int = 4, batch_size: int
     ``[{layer name: float tensor of the weight's shape}, ...]``.
     Explained in notebooks/08_importance_criteria.ipynb.
     """
-    layers = _check_model(model)
+    layers = require_prunable(model, "score")
     batches = require_int("batches", batches, 1, 100_000)
     batch_size = require_int("batch_size", batch_size, 1, None)
     seed = require_int("seed", seed, 0, 2**32 - 1)
@@ -341,7 +335,7 @@ def saliency(model: nn.Module, criterion: str, data=None, *, seed: int = 0, **kw
     ``batch_size``, ``loss_fn`` — or one added with ``register_criterion``. Feed the result to
     ``global_prune(model, s, scores=...)``. Explained in notebooks/08_importance_criteria.ipynb.
     """
-    layers = _check_model(model)
+    layers = require_prunable(model, "score")
     chosen = get_criterion(criterion, "weight")
     seed = require_int("seed", seed, 0, 2**32 - 1)
     return chosen.score_weights(model, layers, seed=seed, data=data, **kwargs)

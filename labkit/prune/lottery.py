@@ -31,8 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from labkit import train
-from labkit.prune.allocation import check_model
-from labkit.prune.masks import is_pruned, reapply_masks, sparsity
+from labkit.prune.masks import is_pruned, reapply_masks, require_prunable, sparsity
 from labkit.prune.unstructured import layerwise_prune
 from labkit.validate import require_float, require_int
 
@@ -46,7 +45,7 @@ def weights_snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     ``fc1.weight_orig``): ``θ`` in the notation above. Masks are not part of it.
     Explained in notebooks/10_pruning_schedules_automation.ipynb.
     """
-    check_model(model)
+    require_prunable(model)
     return {name.replace("_orig", ""): p.detach().clone() for name, p in model.named_parameters()}
 
 
@@ -57,7 +56,7 @@ def rewind(model: nn.Module, snapshot: Mapping) -> nn.Module:
     Raises ``ValueError`` if ``snapshot`` misses a parameter or has another shape.
     Explained in notebooks/10_pruning_schedules_automation.ipynb.
     """
-    check_model(model)
+    require_prunable(model)
     if not isinstance(snapshot, Mapping):
         raise TypeError(f"snapshot must be a dict from weights_snapshot, got {type(snapshot).__name__}")
     with torch.no_grad():
@@ -82,7 +81,7 @@ def prune_remaining(model: nn.Module, rate: float, layer_rates: Mapping | None =
     at half the rate). ``rate`` in [0, 1). Returns ``{layer: fraction of weights remaining}``.
     Explained in notebooks/10_pruning_schedules_automation.ipynb.
     """
-    layers = check_model(model)
+    layers = require_prunable(model)
     rates = _layer_rates(layers, rate, layer_rates)
     amounts = {}
     for name, module in layers.items():
@@ -172,7 +171,7 @@ def train_with_early_stopping(model: nn.Module, train_data, val_data, *, iterati
     Raises ``ValueError`` if ``start_iteration`` is not before ``iterations``.
     Explained in notebooks/10_pruning_schedules_automation.ipynb.
     """
-    check_model(model)
+    require_prunable(model)
     iterations = require_int("iterations", iterations, 1)
     start_iteration = require_int("start_iteration", start_iteration, 0)
     if start_iteration >= iterations:
@@ -236,7 +235,7 @@ def lottery_ticket(build: Callable[[int], nn.Module], train_data, val_data, test
     reinit_rounds = {require_int("reinit_rounds[i]", r, 0, rounds) for r in reinit_rounds}
     seed = require_int("seed", seed, 0, 2**31)
     model = build(seed)
-    layers = check_model(model)
+    layers = require_prunable(model)
     rates = _round_rates(rate, rounds)
     for r in rates:
         _layer_rates(layers, r, layer_rates)                       # fail before any training

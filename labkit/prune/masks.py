@@ -189,6 +189,16 @@ def prunable_layers(model) -> dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
 
 
+def require_prunable(model, purpose: str = "prune") -> dict[str, nn.Module]:
+    """``prunable_layers(model)`` of a model with values to read, or ``ValueError`` when it has no
+    ``nn.Linear``/``nn.Conv2d`` layer ("model has no ... layer to <purpose>"). The one check every
+    pruning, scoring and sparse-training entry point makes on its ``model`` argument."""
+    require_module("model", model)   # a meta-device model has shapes but no weights to rank
+    layers = prunable_layers(model)
+    if not layers:
+        raise ValueError(f"model has no nn.Linear or nn.Conv2d layer to {purpose}")
+    return layers
+
 def effective_weight(module: nn.Module) -> torch.Tensor:
     """The weight the forward pass uses (``orig * mask`` if pruned), detached."""
     return (masked_weight(module) if is_pruned(module) else module.weight).detach()

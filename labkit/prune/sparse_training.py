@@ -23,16 +23,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from labkit.prune.masks import effective_weight, is_pruned, masked_weight, prunable_layers
-from labkit.validate import require_float, require_float_tensor, require_module
-
-
-def _check_model(model) -> dict[str, nn.Module]:
-    require_module("model", model)
-    layers = prunable_layers(model)
-    if not layers:
-        raise ValueError("model has no nn.Linear or nn.Conv2d layer to regularise")
-    return layers
+from labkit.prune.masks import effective_weight, is_pruned, masked_weight, require_prunable
+from labkit.validate import require_float, require_float_tensor
 
 
 def _check_lam(lam) -> float:
@@ -51,7 +43,7 @@ def l1_penalty(model: nn.Module, lam: float) -> torch.Tensor:
     exactly 0, torch's subgradient choice). ``lam`` is in [0, 1]. Pruned layers contribute their
     effective weight ``orig * mask``. Explained in notebooks/08_importance_criteria.ipynb.
     """
-    layers = _check_model(model)
+    layers = require_prunable(model, "regularise")
     lam = _check_lam(lam)
     return lam * sum(_differentiable_weight(m).abs().sum() for m in layers.values())
 
@@ -76,7 +68,7 @@ def group_lasso_penalty(model: nn.Module, lam: float) -> torch.Tensor:
     that is exactly 0 is taken as 0). ``lam`` in [0, 1]. Returns a differentiable 0-d tensor.
     Explained in notebooks/08_importance_criteria.ipynb.
     """
-    layers = _check_model(model)
+    layers = require_prunable(model, "regularise")
     lam = _check_lam(lam)
     return lam * sum(group_norms(_differentiable_weight(m)).sum() for m in layers.values())
 
@@ -122,7 +114,7 @@ def l1_proximal(threshold: float) -> Callable[[nn.Module], None]:
 
     @torch.no_grad()
     def step(model: nn.Module) -> None:
-        for module in _check_model(model).values():
+        for module in require_prunable(model, "regularise").values():
             target = module.weight_orig if is_pruned(module) else module.weight
             target.copy_(soft_threshold(target.detach(), threshold))
             if is_pruned(module):
@@ -138,7 +130,7 @@ def near_zero_report(model: nn.Module, threshold: float = 1e-3) -> dict:
     "total": int}`` over the effective weights (biases excluded; exact zeros count). ``threshold``
     is a finite number > 0. Explained in notebooks/08_importance_criteria.ipynb.
     """
-    layers = _check_model(model)
+    layers = require_prunable(model, "regularise")
     threshold = require_float("threshold", threshold, 0.0, low_open=True)
     per_layer, count, total = {}, 0, 0
     for name, module in layers.items():

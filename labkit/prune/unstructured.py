@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from labkit.prune.criteria import get_criterion
-from labkit.prune.masks import PRUNABLE_TYPES, apply_mask, effective_weight, is_pruned, prunable_layers
+from labkit.prune.masks import PRUNABLE_TYPES, apply_mask, effective_weight, is_pruned, require_prunable
 from labkit.validate import require_float, require_int, require_module
 
 
@@ -104,19 +104,11 @@ def global_threshold(model: nn.Module, amount: float) -> float:
     pruned, those with ``|w| > a_k`` kept (ties at ``a_k`` by position).
     Explained in notebooks/07_unstructured_pruning.ipynb.
     """
-    layers = _check_model(model)
+    layers = require_prunable(model)
     amount = _check_amount(amount)
     flat = torch.cat([effective_weight(m).abs().reshape(-1).double() for m in layers.values()])
     k = round(amount * flat.numel())
     return float(torch.sort(flat).values[k - 1]) if k > 0 else 0.0
-
-
-def _check_model(model) -> dict[str, nn.Module]:
-    require_module("model", model)  # a meta-device model has shapes but no weights to rank
-    layers = prunable_layers(model)
-    if not layers:
-        raise ValueError("model has no nn.Linear or nn.Conv2d layer to prune")
-    return layers
 
 
 def global_prune(model: nn.Module, amount: float, criterion: str = "magnitude", *, seed: int = 0,
@@ -135,7 +127,7 @@ def global_prune(model: nn.Module, amount: float, criterion: str = "magnitude", 
     registered ones) or layer name, or missing / misshapen scores. Explained in notebooks/07_unstructured_pruning.ipynb and
     notebooks/08_importance_criteria.ipynb.
     """
-    all_layers = _check_model(model)
+    all_layers = require_prunable(model)
     amount = _check_amount(amount)
     rule = get_criterion(criterion, "weight")
     seed = require_int("seed", seed, 0, 2**63 - 1)
@@ -194,7 +186,7 @@ def layerwise_prune(model: nn.Module, amounts: Mapping, criterion: str = "magnit
     Raises ``TypeError`` if ``amounts`` is not a mapping, ``ValueError`` for an unknown layer name
     or an amount outside [0, 1]. Explained in notebooks/07_unstructured_pruning.ipynb.
     """
-    layers = _check_model(model)
+    layers = require_prunable(model)
     if not isinstance(amounts, Mapping):
         raise TypeError(f"amounts must be a dict {{layer name: amount}}, got {type(amounts).__name__}")
     check_layer_names(list(amounts), layers)
