@@ -135,7 +135,7 @@ def test_accuracies_are_cached_per_allocation(explorer):
     explorer.set(budget=slider.min)  # seen before
     assert explorer.stats["cache_hit"] and explorer.stats["evaluations"] == count
     # the scatter of allocations seen has one point per cached allocation
-    assert len(explorer.figure.data[2].x) == len(explorer._cache)
+    assert len(explorer.figure.data[2].x) == len(explorer.remembered("accuracy"))
 
 
 def test_the_figure_is_updated_in_place(explorer):

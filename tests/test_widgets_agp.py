@@ -44,9 +44,9 @@ def test_controls_redraw_and_cache_the_accuracy():
     count = explorer.update_count
     explorer.set(step=50)
     assert explorer.update_count == count + 1 and explorer.stats["step"] == 50
-    cached = len(explorer._cache)
+    cached = len(explorer.remembered("accuracy"))
     explorer.set(step=55)                                                   # same pruning step → same sparsity
-    assert len(explorer._cache) == cached
+    assert len(explorer.remembered("accuracy")) == cached
     explorer.set(frequency=25)
     assert explorer.stats["prunes"] == 5 and "every 25 steps" in explorer.figure.layout.title.text
     explorer.set(step=200)

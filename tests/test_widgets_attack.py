@@ -74,9 +74,9 @@ def test_every_control_redraws_and_cache(setup):
     assert explorer.stats["robust_accuracy"] < explorer.stats["clean_accuracy"] - 0.2   # no masked gradient
     explorer.set(image=7)
     assert explorer.stats["image"] == 7
-    cached = len(explorer._examples)
+    cached = len(explorer.remembered("attacked"))
     again = explorer.setting("int8 PTQ", "pgd", 0.1, 7)
-    assert len(explorer._examples) == cached and again["robust_accuracy"] == explorer.stats["robust_accuracy"]
+    assert len(explorer.remembered("attacked")) == cached and again["robust_accuracy"] == explorer.stats["robust_accuracy"]
     assert explorer.update_count == count + 4                   # setting() never redraws
 
 

@@ -65,18 +65,18 @@ def test_controls_redraw_and_cache():
     assert explorer.update_count == count + 1
     assert "0.90" in explorer.figure.layout.title.text
     assert all(len(explorer.figure.data[i].x) == len(LEVELS) for i in range(4))   # every curve drawn at once
-    cached = len(explorer._cache)
+    cached = len(explorer.remembered("setting"))
     explorer.set(criterion="taylor")
-    assert len(explorer._cache) == cached                                 # 0.9 is on every precomputed curve
+    assert len(explorer.remembered("setting")) == cached                                 # 0.9 is on every precomputed curve
     assert len(explorer.figure.data[2].x) == len(LEVELS) and explorer.stats["criterion"] == "taylor"
     assert explorer.stats["jaccard_magnitude"] < 1.0
     explorer.set(criterion="random")
     assert explorer.stats["jaccard_magnitude"] < 0.9 and len(explorer.figure.data[1].x) == len(LEVELS)
-    cached = len(explorer._cache)
+    cached = len(explorer.remembered("setting"))
     explorer.set(layer="5")
-    assert explorer.stats["kept"] + explorer.stats["pruned"] == 96 and len(explorer._cache) == cached
+    assert explorer.stats["kept"] + explorer.stats["pruned"] == 96 and len(explorer.remembered("setting")) == cached
     explorer.set(criterion="taylor", sparsity=0.9)
-    assert len(explorer._cache) == cached
+    assert len(explorer.remembered("setting")) == cached
 
 
 def test_css_classes_and_argument_checks():

@@ -59,9 +59,9 @@ def test_controls_redraw_and_cache_and_conv_layers():
     assert (r_in, r_out) == lowrank.tucker2_ranks(small_model()[2], 0.9)
     assert explorer.stats["params_after"] == lowrank.tucker2_params(4, 6, (3, 3), r_in, r_out)
     assert explorer.stats["max_rank"] == 6
-    assert len(explorer._cache) == 4
+    assert len(explorer.remembered("setting")) == 4
     explorer.set(layer="5", energy=0.3)
-    assert len(explorer._cache) == 4
+    assert len(explorer.remembered("setting")) == 4
 
 
 def test_css_classes_and_argument_checks():

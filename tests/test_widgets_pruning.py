@@ -67,9 +67,9 @@ def test_controls_redraw_and_cache():
     assert explorer.stats["global_sparsity"] == pytest.approx(0.9, abs=1e-3)
     explorer.set(layer="5")
     assert explorer.stats["kept"] + explorer.stats["pruned"] == 96
-    assert len(explorer._cache) == 3                                     # layer change reuses the setting
+    assert len(explorer.remembered("setting")) == 3                                     # layer change reuses the setting
     explorer.set(sparsity=0.3, criterion="magnitude")
-    assert len(explorer._cache) == 3
+    assert len(explorer.remembered("setting")) == 3
 
 
 def test_css_classes_and_argument_checks():

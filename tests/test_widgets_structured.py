@@ -62,9 +62,9 @@ def test_controls_redraw_and_cache():
     assert not numpy_properties(explorer.figure)
     explorer.set(criterion="bn", layer="conv1")
     assert explorer.stats["kept"] == 4 and "bn scores of conv1" in explorer.figure.layout.title.text
-    cached = len(explorer._cache)
+    cached = len(explorer.remembered("setting"))
     explorer.set(ratio=0.25, criterion="l1")
-    assert len(explorer._cache) == cached                                 # (0.25, l1) was computed at start
+    assert len(explorer.remembered("setting")) == cached                                 # (0.25, l1) was computed at start
 
 
 def test_lenet5_has_no_bn_option_and_bad_arguments():

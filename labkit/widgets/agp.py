@@ -60,7 +60,6 @@ class AGPExplorer(Explorer):
             "frequency": require_int("frequency", frequency or max(1, self.total_steps // 50), 1, self.total_steps),
             "step": require_int("step", self.total_steps if step is None else step, 0, self.total_steps)}
         self.dense_accuracy = train.evaluate(self._base, eval_data)
-        self._cache: dict[float, float] = {}
         self.schedule: AGPSchedule | None = None
         super().__init__()
 
@@ -106,12 +105,13 @@ class AGPExplorer(Explorer):
     def accuracy_at(self, sparsity: float) -> float:
         """Accuracy on ``eval_data`` of the trained model globally pruned to ``sparsity`` (cached)."""
         key = round(float(sparsity), 4)
-        if key not in self._cache:
+
+        def evaluate_pruned() -> float:
             model = copy.deepcopy(self._base)
             if key > 0:
                 global_prune(model, key)
-            self._cache[key] = train.evaluate(model, self.eval_data)
-        return self._cache[key]
+            return train.evaluate(model, self.eval_data)
+        return self.remember("accuracy", key, evaluate_pruned)
 
     def setting(self, step: int, **schedule) -> dict:
         """The numbers the explorer would show at training step ``step`` (computed, cached, no redraw).

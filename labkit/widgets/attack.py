@@ -51,7 +51,6 @@ class AttackExplorer(Explorer):
         self._eps = round(require_float("eps", eps, 0.0, EPS_MAX), 2)
         self._attack = require_choice("attack", attack, robust.ATTACKS)
         self._image = require_int("image", image, 0, len(self.x) - 1)
-        self._examples: dict = {}
         self._clean = {name: train.correct(model, eval_data).float().mean().item() for name, model in self.models.items()}
         super().__init__()
 
@@ -102,11 +101,11 @@ class AttackExplorer(Explorer):
         require_choice("model", model, tuple(self.models))
         require_choice("attack", attack, robust.ATTACKS)
         key = (model, attack, round(require_float("eps", eps, 0.0, EPS_MAX), 4))
-        if key not in self._examples:
+
+        def attack_and_evaluate() -> tuple[torch.Tensor, stats.Estimate]:
             attacked = robust.adversarial_examples(self._views[model], (self.x, self.y), key[2], attack=attack)
-            correct = train.correct(self.models[model], attacked)
-            self._examples[key] = (attacked.tensors[0], stats.accuracy_interval(correct))
-        return self._examples[key]
+            return attacked.tensors[0], stats.accuracy_interval(train.correct(self.models[model], attacked))
+        return self.remember("attacked", key, attack_and_evaluate)
 
     def setting(self, model: str, attack: str, eps: float, image: int) -> dict:
         """The ``stats`` the explorer shows for these control values, plus ``"probabilities"`` (clean and

@@ -22,6 +22,9 @@ no algorithm of its own — every number it shows comes from a labkit function (
    changes several controls and redraws once; then inspect ``explorer.figure.data``,
    ``explorer.stats``. ``explorer.last_update_ms`` is the wall time of the last redraw (Python side),
    ``explorer.update_count`` the number of redraws, so notebooks and benchmarks can show latency.
+5. **Remember what is expensive**: ``self.remember("setting", key, compute)`` runs ``compute()`` once
+   per key (a re-pruned, re-evaluated model) and ``self.remembered("setting")`` lists what is known, so
+   a slider moved back to a setting redraws at once. No explorer keeps a cache of its own.
 
 Explained in notebooks/00_why_compress.ipynb.
 """
@@ -378,6 +381,19 @@ class Explorer:
             self.figure.sync_state()
         self.last_update_ms = (time.perf_counter() - start) * 1000.0
         self.update_count += 1
+
+    def remember(self, kind: str, key, compute):
+        """``compute()``'s result for ``key`` in the table ``kind`` (``"setting"``, ``"curve"``...), computed
+        once per explorer: a setting the learner comes back to is redrawn without re-pruning or
+        re-evaluating anything. Results are kept for the explorer's lifetime (a few settings' worth)."""
+        table = self.remembered(kind)
+        if key not in table:
+            table[key] = compute()
+        return table[key]
+
+    def remembered(self, kind: str) -> dict:
+        """What ``remember`` holds under ``kind``: key → result, in the order they were computed."""
+        return self.__dict__.setdefault("_remembered", {}).setdefault(kind, {})
 
     # --- plumbing -----------------------------------------------------------------------------
     @contextmanager

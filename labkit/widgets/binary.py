@@ -71,7 +71,6 @@ class TernaryThresholdExplorer(Explorer):
         self._per_channel = per_channel
         self._bins = bins
         self.factors = np.round(np.arange(FACTOR_MIN, FACTOR_MAX + FACTOR_STEP / 2, FACTOR_STEP), 4)
-        self._curves: dict = {}
         super().__init__()
 
     def build_controls(self) -> dict:
@@ -114,12 +113,10 @@ class TernaryThresholdExplorer(Explorer):
         return FigureWidget(fig)
 
     def _curve(self, layer: str, per_channel: bool) -> dict:
-        key = (layer, per_channel)
-        if key not in self._curves:
-            w = self.layers[layer].weight
-            rows = [ternary_error(w, float(f), per_channel) for f in self.factors]
-            self._curves[key] = {k: np.array([r[k] for r in rows]) for k in ("rel_error", "sparsity")}
-        return self._curves[key]
+        def curve() -> dict:
+            rows = [ternary_error(self.layers[layer].weight, float(f), per_channel) for f in self.factors]
+            return {k: np.array([r[k] for r in rows]) for k in ("rel_error", "sparsity")}
+        return self.remember("curve", (layer, per_channel), curve)
 
     def draw(self, values: dict) -> None:
         layer, factor, per_channel = values["layer"], float(values["factor"]), values["per_channel"]

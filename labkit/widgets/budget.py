@@ -80,7 +80,6 @@ class BudgetExplorer(Explorer):
         self._method = require_choice("method", method, mixed.METHODS)
         require_bool("per_channel", per_channel)
         self.per_channel = per_channel
-        self._cache: dict[tuple[int, ...], float] = {}
         self.evaluations = 0
         self.float_accuracy = evaluate(model, data)  # TypeError for data that is not a dataset
         self.n_eval = len(data[1]) if isinstance(data, (tuple, list)) else len(data)
@@ -160,7 +159,7 @@ class BudgetExplorer(Explorer):
     def draw(self, values: dict) -> None:
         budget_bytes = max(self.min_bytes, int(round(values["budget"] * 1024)))
         allocation = mixed.allocate_bits(self.sizes, self.sensitivity, budget_bytes, self.choices, values["method"])
-        cache_hit = tuple(allocation.values()) in self._cache
+        cache_hit = tuple(allocation[name] for name in self.sizes) in self.remembered("accuracy")
         used, accuracy = self._point(allocation)
         predicted = sum(float(self.sensitivity[name][b]) for name, b in allocation.items())
         fp32 = 4 * sum(self.sizes.values())
@@ -190,14 +189,14 @@ class BudgetExplorer(Explorer):
     def _point(self, allocation: dict) -> tuple[int, float]:
         """``(bytes, accuracy)`` of an allocation; accuracy from the cache or one evaluation."""
         key = tuple(allocation[name] for name in self.sizes)
-        if key not in self._cache:
-            qmodel = mixed.apply_bit_allocation(self.model, allocation, self.per_channel)
-            self._cache[key] = evaluate(qmodel, self.data)
+
+        def evaluate_allocation() -> float:
             self.evaluations += 1
-        return mixed.allocation_bytes(self.sizes, allocation), self._cache[key]
+            return evaluate(mixed.apply_bit_allocation(self.model, allocation, self.per_channel), self.data)
+        return mixed.allocation_bytes(self.sizes, allocation), self.remember("accuracy", key, evaluate_allocation)
 
     def _seen(self):
-        for key, acc in self._cache.items():
+        for key, acc in self.remembered("accuracy").items():
             yield mixed.allocation_bytes(self.sizes, dict(zip(self.sizes, key))), acc
 
     def _readout_html(self) -> str:

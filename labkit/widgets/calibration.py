@@ -8,7 +8,7 @@ zero point, clipped fraction and SQNR of the fake-quantized activations (``fake_
 ``sqnr_db``), and the accuracy of the whole model quantized statically with that observer and bit
 width (``quantize_static`` + ``labkit.train.evaluate`` on a fixed evaluation set). Ranges and
 accuracies are cached per setting, so revisiting one is instant. The explorer is a view: only the
-activation capture (forward hooks) and the caches live here.
+activation capture (forward hooks) lives here.
 
 Explained in notebooks/03_post_training_quantization.ipynb.
 """
@@ -96,9 +96,6 @@ class CalibrationExplorer(Explorer):
         self._layer = require_choice("layer", layer if layer is not None else next(iter(self.activations)),
                                      tuple(self.activations))
         self.float_accuracy = evaluate(model, eval_data)
-        self._ranges: dict[tuple[str, str, int], tuple] = {}
-        self._accuracy: dict[tuple[str, int], float] = {}
-        self._histograms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.evaluations = 0
         super().__init__()
 
@@ -135,7 +132,7 @@ class CalibrationExplorer(Explorer):
         layer, name, bits = values["layer"], values["observer"], values["bits"]
         act = self.activations[layer]
         lo, hi, scale, zero_point, clipped, sqnr = self._range(layer, name, bits)
-        cache_hit = (name, bits) in self._accuracy
+        cache_hit = (name, bits) in self.remembered("accuracy")
         accuracy = self._model_accuracy(name, bits)
         centres, counts = self._histogram(layer)
         histogram, chosen, largest_line = self.figure.data
@@ -172,8 +169,7 @@ class CalibrationExplorer(Explorer):
         return 4 if name == "moving_average" else 1
 
     def _range(self, layer: str, name: str, bits: int) -> tuple:
-        key = (layer, name, bits)
-        if key not in self._ranges:
+        def observe() -> tuple:
             act = self.activations[layer]
             observer = make_observer(name, bits=bits)
             for piece in act.chunk(self._batches(name)):
@@ -181,26 +177,23 @@ class CalibrationExplorer(Explorer):
             lo, hi = (float(v) for v in observer.range())
             qp = observer.calculate_qparams()
             clipped = ((act > hi) | (act < lo)).float().mean().item()
-            self._ranges[key] = (lo, hi, qp.scale.item(), int(qp.zero_point.item()), clipped,
-                                 sqnr_db(act, fake_quantize(act, qp)))
-        return self._ranges[key]
+            return lo, hi, qp.scale.item(), int(qp.zero_point.item()), clipped, sqnr_db(act, fake_quantize(act, qp))
+        return self.remember("range", (layer, name, bits), observe)
 
     def _model_accuracy(self, name: str, bits: int) -> float:
-        if (name, bits) not in self._accuracy:
-            batch_size = max(1, len(self.calib) // self._batches(name))
-            qmodel = quantize_static(self.model, self.calib, weight_bits=bits, act_bits=bits, observer=name,
-                                     batch_size=batch_size)
-            self._accuracy[name, bits] = evaluate(qmodel, self.eval_data)
+        def quantize_and_evaluate() -> float:
             self.evaluations += 1
-        return self._accuracy[name, bits]
+            qmodel = quantize_static(self.model, self.calib, weight_bits=bits, act_bits=bits, observer=name,
+                                     batch_size=max(1, len(self.calib) // self._batches(name)))
+            return evaluate(qmodel, self.eval_data)
+        return self.remember("accuracy", (name, bits), quantize_and_evaluate)
 
     def _histogram(self, layer: str) -> tuple[list, list]:
         """Bin centres and counts of ``layer``'s activations, as plain lists (cached per layer)."""
-        if layer not in self._histograms:
-            values = self.activations[layer].flatten().numpy()
-            counts, edges = np.histogram(values, bins=self.bins)
-            self._histograms[layer] = ((0.5 * (edges[:-1] + edges[1:])).tolist(), counts.tolist())
-        return self._histograms[layer]
+        def histogram() -> tuple[list, list]:
+            counts, edges = np.histogram(self.activations[layer].flatten().numpy(), bins=self.bins)
+            return (0.5 * (edges[:-1] + edges[1:])).tolist(), counts.tolist()
+        return self.remember("histogram", layer, histogram)
 
     def _readout_html(self) -> str:
         s = self.stats

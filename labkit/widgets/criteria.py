@@ -72,9 +72,6 @@ class CriteriaExplorer(Explorer):
         self._max_points = require_int("max_points", max_points, 10, 1_000_000)
         self.eval_data = eval_data
         self.dense_accuracy = train.evaluate(self._base, eval_data)
-        self._cache: dict = {}
-        self._curves: dict = {}
-        self._samples: dict = {}
         for name in self.scores:   # every curve now, so that switching criteria later only redraws
             self.curve(name)
         super().__init__()
@@ -117,28 +114,26 @@ class CriteriaExplorer(Explorer):
     def setting(self, sparsity: float, criterion: str) -> dict:
         """Masks and accuracy of the model pruned to ``sparsity`` with ``criterion``'s scores (cached)."""
         key = (round(float(sparsity), 4), criterion)
-        if key not in self._cache:
+
+        def prune_and_evaluate() -> dict:
             model = copy.deepcopy(self._base)
             masks = global_prune(model, key[0], scores=self.scores[criterion])
             interval = accuracy_interval(train.correct(model, self.eval_data))
-            self._cache[key] = {"masks": masks, "accuracy": interval.value, "interval": interval,
-                                "sparsity": weight_sparsity(model)}
-        return self._cache[key]
+            return {"masks": masks, "accuracy": interval.value, "interval": interval,
+                    "sparsity": weight_sparsity(model)}
+        return self.remember("setting", key, prune_and_evaluate)
 
     def curve(self, criterion: str) -> list[float]:
         """Accuracy at each sparsity of ``LEVELS`` under ``criterion`` (computed once)."""
-        if criterion not in self._curves:
-            self._curves[criterion] = [self.setting(s, criterion)["accuracy"] for s in LEVELS]
-        return self._curves[criterion]
+        return self.remember("curve", criterion, lambda: [self.setting(s, criterion)["accuracy"] for s in LEVELS])
 
     def _sample(self, layer: str) -> np.ndarray:
         """A fixed, seeded subset of the layer's flat weight indices (all of them if few)."""
-        if layer not in self._samples:
-            n = self.layers[layer].weight.numel()
-            g = np.random.default_rng(self._seed)
-            self._samples[layer] = np.sort(g.choice(n, self._max_points, replace=False)) if n > self._max_points \
-                else np.arange(n)
-        return self._samples[layer]
+        n = self.layers[layer].weight.numel()
+        if n <= self._max_points:
+            return np.arange(n)
+        return self.remember("sample", layer, lambda: np.sort(
+            np.random.default_rng(self._seed).choice(n, self._max_points, replace=False)))
 
     def draw(self, values: dict) -> None:
         criterion, s, layer = values["criterion"], float(values["sparsity"]), values["layer"]
@@ -146,7 +141,7 @@ class CriteriaExplorer(Explorer):
         jaccard = mask_jaccard(result["masks"], self.setting(s, "magnitude")["masks"])
         curve = self.curve(criterion)
         for trace, name in zip(self.figure.data, self.scores):
-            trace.x, trace.y = list(LEVELS), [100 * a for a in self._curves[name]]
+            trace.x, trace.y = list(LEVELS), [100 * a for a in self.curve(name)]
             trace.line.width = 4 if name == criterion else 1.5
         cursor, current, kept_trace, pruned_trace = self.figure.data[len(self.scores):]
         cursor.x, cursor.y = [s, s], [0.0, 100.0]

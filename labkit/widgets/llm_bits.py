@@ -64,7 +64,6 @@ class WeightBitsExplorer(Explorer):
         self.new_tokens = require_int("new_tokens", new_tokens, 1, 1000)
         self.fp32 = experiment.measure(model, windows)
         self.fp32["sample"] = experiment.generate_text(model, prompt, self.new_tokens)
-        self._cache: dict = {}
         super().__init__()
 
     def build_controls(self) -> dict:
@@ -97,10 +96,8 @@ class WeightBitsExplorer(Explorer):
         if group_size not in self.group_sizes:
             raise ValueError(f"group_size must be one of {self.group_sizes}, got {group_size!r}")
         key = (bits, group_size)
-        if key not in self._cache:
-            self._cache[key] = experiment.weight_only_point(self.model, bits, group_size, self.windows, self.prompt,
-                                                            self.new_tokens, self.fp32["nll"])
-        return self._cache[key]
+        return self.remember("setting", key, lambda: experiment.weight_only_point(
+            self.model, bits, group_size, self.windows, self.prompt, self.new_tokens, self.fp32["nll"]))
 
     def precompute(self, progress=None) -> "WeightBitsExplorer":
         """Compute every (bits, group size) of the sliders, then redraw; ``progress`` wraps the list (tqdm)."""
@@ -115,9 +112,10 @@ class WeightBitsExplorer(Explorer):
         point = self.setting(bits, group_size)
         *lines, star, ring = self.figure.data
         for g, line in zip(self.group_sizes, lines):
-            done = sorted(b for b, gg in self._cache if gg == g)
-            line.x = [self._cache[(b, g)]["bytes"] / 1000 for b in done]
-            line.y = [self._cache[(b, g)]["ppl"].value for b in done]
+            known = self.remembered("setting")
+            done = sorted(b for b, gg in known if gg == g)
+            line.x = [known[(b, g)]["bytes"] / 1000 for b in done]
+            line.y = [known[(b, g)]["ppl"].value for b in done]
             line.text = [f"{b} bits" for b in done]
         # every trace gets x, y and text in every batch (labkit.widgets.base.complete_batch)
         star.x, star.y, star.text = [self.fp32["bytes"] / 1000], [self.fp32["ppl"].value], ["float32"]
@@ -130,7 +128,7 @@ class WeightBitsExplorer(Explorer):
                       "ppl_high": point["ppl"].high, "ratio": point["ratio"].value, "ratio_low": point["ratio"].low,
                       "ratio_high": point["ratio"].high, "bytes": point["bytes"], "fp32_bytes": self.fp32["bytes"],
                       "fp32_ppl": self.fp32["ppl"].value, "weights": n_weights, "sample": point["sample"],
-                      "fp32_sample": self.fp32["sample"], "points": len(self._cache), "windows": len(self.windows)}
+                      "fp32_sample": self.fp32["sample"], "points": len(self.remembered("setting")), "windows": len(self.windows)}
         self.readout.value = _readout_html(self.stats, self.prompt)
 
 

@@ -59,8 +59,6 @@ class RankExplorer(Explorer):
         self._shape = model_input_shape(self._base, input_shape)
         self.eval_data = eval_data
         self.dense_accuracy = train.evaluate(self._base, eval_data)
-        self._cache: dict = {}
-        self._spectra: dict = {}
         super().__init__()
 
     def build_controls(self) -> dict:
@@ -93,11 +91,9 @@ class RankExplorer(Explorer):
     # --- the numbers (all from labkit.lowrank / labkit.train) ----------------------------------
     def spectrum(self, layer: str):
         """Singular values of the layer (a Linear's weight, a conv's output-channel unfolding; cached)."""
-        if layer not in self._spectra:
-            module = self.layers[layer]
-            self._spectra[layer] = (singular_values(module) if isinstance(module, nn.Linear)
-                                    else mode_singular_values(module.weight, 0))
-        return self._spectra[layer]
+        module = self.layers[layer]
+        return self.remember("spectrum", layer, lambda: singular_values(module) if isinstance(module, nn.Linear)
+                             else mode_singular_values(module.weight, 0))
 
     def setting(self, layer: str, energy: float) -> dict:
         """Rank, costs (``params_before/after``, ``macs_before/after``, ``saves``), ``relative_error`` and
@@ -106,7 +102,8 @@ class RankExplorer(Explorer):
             raise ValueError(f"layer must be one of {list(self.layers)}, got {layer!r}")
         energy = require_float("energy", energy, 0.05, 1.0)
         key = (layer, round(float(energy), 4))
-        if key not in self._cache:
+
+        def factorise_and_evaluate() -> dict:
             module = self.layers[layer]
             if isinstance(module, nn.Linear):
                 rank = energy_rank(self.spectrum(layer), key[1])
@@ -116,9 +113,9 @@ class RankExplorer(Explorer):
                 error = relative_error(module.weight, tucker2_reconstruct(*tucker2_factors(module.weight, rank)))
             model = copy.deepcopy(self._base)
             row = decompose_model(model, {layer: rank}, input_shape=self._shape, force=True)[0]
-            self._cache[key] = {**row, "saves": row["params_after"] < row["params_before"], "relative_error": error,
-                                "accuracy": train.evaluate(model, self.eval_data)}
-        return self._cache[key]
+            return {**row, "saves": row["params_after"] < row["params_before"], "relative_error": error,
+                    "accuracy": train.evaluate(model, self.eval_data)}
+        return self.remember("setting", key, factorise_and_evaluate)
 
     def draw(self, values: dict) -> None:
         layer, energy = values["layer"], float(values["energy"])

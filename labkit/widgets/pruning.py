@@ -62,8 +62,6 @@ class PruningExplorer(Explorer):
         self._seed = require_int("seed", seed, 0, 2**32 - 1)
         self.eval_data = eval_data
         self.dense_accuracy = train.evaluate(self._base, eval_data)
-        self._cache: dict = {}
-        self._edges: dict = {}
         super().__init__()
 
     # --- controls and figure ----------------------------------------------------------------
@@ -105,22 +103,21 @@ class PruningExplorer(Explorer):
     def setting(self, sparsity: float, criterion: str) -> dict:
         """Masks, accuracy and bytes of the model pruned to ``sparsity`` with ``criterion`` (cached)."""
         key = (round(float(sparsity), 4), criterion)
-        if key not in self._cache:
+
+        def prune_and_measure() -> dict:
             model = copy.deepcopy(self._base)
             masks = global_prune(model, key[0], criterion, seed=self._seed)
-            self._cache[key] = {
+            return {
                 "masks": {name: m.bool().numpy() for name, m in masks.items()},
                 "sparsity": weight_sparsity(model),
                 "accuracy": accuracy_interval(train.correct(model, self.eval_data)),
                 "bytes": {fmt: measure.size_on_disk(model, fmt) for fmt in FORMATS},
                 "threshold": global_threshold(self._base, key[0]) if criterion == "magnitude" else None,
             }
-        return self._cache[key]
+        return self.remember("setting", key, prune_and_measure)
 
     def _layer_edges(self, layer: str, values: np.ndarray) -> np.ndarray:
-        if layer not in self._edges:
-            self._edges[layer] = np.histogram_bin_edges(values, bins=self._bins)
-        return self._edges[layer]
+        return self.remember("edges", layer, lambda: np.histogram_bin_edges(values, bins=self._bins))
 
     def draw(self, values: dict) -> None:
         layer, s, criterion = values["layer"], float(values["sparsity"]), values["criterion"]

@@ -78,8 +78,6 @@ class ChannelPruningExplorer(Explorer):
         self._shape = tuple(self._x.shape[1:])
         self.dense = self._sizes(self._base)
         self.dense["accuracy"] = accuracy_interval(train.correct(self._base, eval_data))
-        self._scores: dict = {}
-        self._cache: dict = {}
         super().__init__()
 
     # --- controls and figure ----------------------------------------------------------------
@@ -138,19 +136,17 @@ class ChannelPruningExplorer(Explorer):
 
     def scores(self, criterion: str) -> dict:
         """``channel_scores(model, criterion)`` of every group (computed once per criterion)."""
-        if criterion not in self._scores:
-            self._scores[criterion] = channel_scores(self._base, criterion, seed=self._seed)
-        return self._scores[criterion]
+        return self.remember("scores", criterion, lambda: channel_scores(self._base, criterion, seed=self._seed))
 
     def setting(self, ratio: float, criterion: str) -> dict:
         """Kept indices and measurements of the model pruned at ``ratio`` (cached)."""
         key = (round(float(ratio), 4), criterion)
-        if key not in self._cache:
+
+        def prune_and_measure() -> dict:
             small, keep = structured_prune(self._base, key[0], scores=self.scores(criterion))
-            self._cache[key] = {"keep": keep, "model": small.eval(), **self._sizes(small),
-                                "accuracy": accuracy_interval(train.correct(small, self.eval_data)),
-                                "latency": None}
-        return self._cache[key]
+            return {"keep": keep, "model": small.eval(), **self._sizes(small),
+                    "accuracy": accuracy_interval(train.correct(small, self.eval_data)), "latency": None}
+        return self.remember("setting", key, prune_and_measure)
 
     def draw(self, values: dict) -> None:
         ratio, criterion, layer = float(values["ratio"]), values["criterion"], values["layer"]
