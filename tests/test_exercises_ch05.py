@@ -158,7 +158,7 @@ def test_grad_scale_wrong_activation(wrong_g, hint):
 def test_grad_scale_reference_matches_labkit_lsq():
     """The N used by the checker is the one labkit's LSQQuantizer uses: compare scaled step gradients."""
     layer = torch.nn.Linear(400, 120)
-    q = LSQQuantizer(bits=4, signed=True, axis=0)
+    q = LSQQuantizer(bits=4, signed=True, granularity="channel", axis=0)
     q(layer.weight.detach()).sum().backward()            # initialises the 120 steps, then their gradients
     with torch.no_grad():                                # the unscaled ∂v̂/∂s of channel 0, summed
         v = layer.weight.detach()[0] / q.step.detach()[0]

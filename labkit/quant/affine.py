@@ -33,14 +33,17 @@ from labkit.validate import (require_bool, require_choice, require_float, requir
                              require_module)
 
 __all__ = [
-    "GRANULARITIES", "SCHEMES", "FLOAT32_EPS", "QParams", "qrange", "storage_dtype",
+    "GRANULARITIES", "SCALE_GRANULARITIES", "SCHEMES", "FLOAT32_EPS", "QParams", "qrange", "storage_dtype",
     "qparams_from_range", "quantize", "dequantize", "fake_quantize", "quantize_tensor",
     "tensor_range", "mse", "sqnr_db", "quantize_activation", "grid_levels", "quantized_nbytes",
     "WeightQuantization", "quantize_weight", "weight_quantization_error",
     "check_bits", "check_axis", "check_qparams", "apply_qparams", "SYMMETRIC_VARIANTS", "symmetric_grid",
+    "channel_view", "from_channel_view", "broadcast_channels", "check_granularity", "weight_granularity",
+    "weight_qparams",
 ]
 
 GRANULARITIES = ("tensor", "channel", "group")
+SCALE_GRANULARITIES = ("tensor", "channel")  # what observers and LSQ keep: one range/step per tensor or channel
 SCHEMES = ("symmetric", "asymmetric")
 SYMMETRIC_VARIANTS = ("full", "restricted")  # see symmetric_grid
 FLOAT32_EPS = torch.finfo(torch.float32).eps  # smallest scale, as in torch.ao (avoids s = 0)
@@ -68,7 +71,8 @@ class QParams:
 
     Shapes: ``[]`` per tensor (``axis is None``), ``[C]`` per channel (``C = x.shape[axis]``),
     ``[C, G]`` per group (``G = numel_per_channel / group_size``). ``qmin``/``qmax`` give the integer
-    range, ``levels`` the number of grid points ``qmax - qmin + 1 = 2^bits``.
+    range, ``levels`` the number of grid points ``qmax - qmin + 1 = 2^bits`` (``2^bits - 1`` for the
+    ``"restricted"`` symmetric ``variant``, whose float64 scale ``weight_qparams`` makes; see ``symmetric_grid``).
     Explained in notebooks/01_quantization_basics.ipynb.
     """
 
@@ -79,9 +83,12 @@ class QParams:
     symmetric: bool = False
     axis: int | None = None
     group_size: int | None = None
+    variant: str = "full"
 
     @property
     def qmin(self) -> int:
+        if self.variant == "restricted":
+            return symmetric_grid(self.bits, "restricted")[1]
         return qrange(self.bits, self.signed)[0]
 
     @property
@@ -141,6 +148,41 @@ def check_axis(axis, ndim: int) -> int:
     return axis % ndim
 
 
+def check_granularity(granularity, choices=GRANULARITIES) -> str:
+    """``granularity`` if it is one of ``choices`` (``ValueError`` naming them otherwise)."""
+    return require_choice("granularity", granularity, choices)
+
+
+# --------------------------------------------------------------------------- the channel view
+def channel_view(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """``x`` as ``[C, N / C]``: row ``c`` holds every value of channel ``c`` (index ``c`` along ``axis``),
+    in memory order of the other dimensions (``x.movedim(axis, 0).reshape(C, -1)``; a view when it can
+    be). A negative ``axis`` counts from the end. Per-channel statistics are reductions over dim 1
+    (``channel_view(w, 0).abs().amax(1)`` is ``max|w|`` per output channel ``[C]``); ``from_channel_view``
+    goes back, ``broadcast_channels`` spreads a ``[C]`` result over ``x``.
+    Explained in notebooks/01_quantization_basics.ipynb.
+    """
+    axis = check_axis(axis, x.dim())
+    return x.movedim(axis, 0).reshape(x.shape[axis], -1)
+
+
+def from_channel_view(v: torch.Tensor, like: torch.Tensor, axis: int) -> torch.Tensor:
+    """Inverse of ``channel_view``: ``v`` (``like.numel()`` values, channel ``axis`` first, in any shape
+    such as ``[C, N / C]`` or ``[C, G, group_size]``) back to ``like``'s shape."""
+    axis = check_axis(axis, like.dim())
+    return v.reshape(like.movedim(axis, 0).shape).movedim(0, axis)
+
+
+def broadcast_channels(param: torch.Tensor, ndim: int, axis: int | None) -> torch.Tensor:
+    """A per-channel ``[C]`` tensor reshaped to broadcast against an ``ndim``-dimensional tensor along
+    ``axis`` (``[1, …, C, …, 1]``); unchanged when ``axis`` is None or ``param`` is a scalar."""
+    if axis is None or param.dim() == 0:
+        return param
+    shape = [1] * ndim
+    shape[check_axis(axis, ndim)] = -1
+    return param.reshape(shape)
+
+
 def _as_float32(name: str, value) -> torch.Tensor:
     if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
         raise TypeError(f"{name} must be a number or a tensor, got {type(value).__name__}")
@@ -194,29 +236,17 @@ def qparams_from_range(min_val, max_val, bits: int = 8, symmetric: bool = False,
 
 # --------------------------------------------------------------------------- reshaping for granularity
 def _grouped(x: torch.Tensor, axis: int, group_size: int) -> torch.Tensor:
-    """View ``x`` as ``[C, G, group_size]``: channel ``axis`` first, each channel cut into groups."""
-    moved = x.unsqueeze(0) if x.dim() == 1 else x.movedim(axis, 0)
-    per_channel = moved[0].numel()
+    """View ``x`` as ``[C, G, group_size]``: the ``channel_view`` cut into groups (a 1-D ``x`` is one channel)."""
+    rows = x.reshape(1, -1) if x.dim() == 1 else channel_view(x, axis)
+    per_channel = rows.shape[1]
     if per_channel % group_size:
         raise ValueError(f"group_size must divide the {per_channel} values of each channel, got {group_size}")
-    return moved.reshape(moved.shape[0], per_channel // group_size, group_size)
+    return rows.reshape(rows.shape[0], per_channel // group_size, group_size)
 
 
 def _ungrouped(g: torch.Tensor, like: torch.Tensor, axis: int) -> torch.Tensor:
     """Inverse of ``_grouped``: back to the shape of ``like``."""
-    if like.dim() == 1:
-        return g.reshape(like.shape)
-    moved_shape = like.movedim(axis, 0).shape
-    return g.reshape(moved_shape).movedim(0, axis)
-
-
-def _broadcast(param: torch.Tensor, x: torch.Tensor, qp: QParams) -> torch.Tensor:
-    """Reshape a per-channel parameter ``[C]`` so that it broadcasts against ``x``."""
-    if qp.axis is None or param.dim() == 0:
-        return param
-    shape = [1] * x.dim()
-    shape[qp.axis] = -1
-    return param.reshape(shape)
+    return g.reshape(like.shape) if like.dim() == 1 else from_channel_view(g, like, axis)
 
 
 def apply_qparams(x: torch.Tensor, qp: QParams, fn) -> torch.Tensor:
@@ -226,7 +256,7 @@ def apply_qparams(x: torch.Tensor, qp: QParams, fn) -> torch.Tensor:
         g = _grouped(x, qp.axis or 0, qp.group_size)
         out = fn(g, qp.scale.unsqueeze(-1), qp.zero_point.unsqueeze(-1))
         return _ungrouped(out, x, qp.axis or 0)
-    return fn(x, _broadcast(qp.scale, x, qp), _broadcast(qp.zero_point, x, qp))
+    return fn(x, broadcast_channels(qp.scale, x.dim(), qp.axis), broadcast_channels(qp.zero_point, x.dim(), qp.axis))
 
 
 def check_qparams(qp) -> QParams:
@@ -244,7 +274,8 @@ def quantize(x: torch.Tensor, qp: QParams) -> torch.Tensor:
     ``[qmin, qmax]`` (``storage_dtype``). Explained in notebooks/01_quantization_basics.ipynb.
     """
     x, qp = require_float_tensor("x", x), check_qparams(qp)
-    codes = apply_qparams(x.float(), qp, lambda v, s, z: (torch.round(v / s) + z).clamp(qp.qmin, qp.qmax))
+    x = x.double() if qp.scale.dtype == torch.float64 else x.float()  # float64: the restricted weight grid
+    codes = apply_qparams(x, qp, lambda v, s, z: (torch.round(v / s) + z).clamp(qp.qmin, qp.qmax))
     return codes.to(storage_dtype(qp.bits, qp.signed))
 
 
@@ -279,14 +310,14 @@ def tensor_range(x: torch.Tensor, granularity: str = "tensor", axis: int = 0,
     """``(min, max)`` of ``x`` per tensor (shape ``[]``), per channel along ``axis`` (``[C]``) or per
     group (``[C, G]``). Explained in notebooks/01_quantization_basics.ipynb."""
     x = require_float_tensor("x", x)
-    require_choice("granularity", granularity, GRANULARITIES)
+    check_granularity(granularity)
     if x.numel() == 0:
         raise ValueError("x must not be empty")
     if granularity == "tensor":
         return torch.aminmax(x.float())
     axis = check_axis(axis, x.dim())
     if granularity == "channel":
-        return torch.aminmax(x.float().movedim(axis, 0).reshape(x.shape[axis], -1), dim=1)
+        return torch.aminmax(channel_view(x.float(), axis), dim=1)
     if group_size is None:
         raise ValueError("group_size must be given (an integer >= 1) when granularity='group'")
     group_size = require_int("group_size", group_size, 1, None)
@@ -309,6 +340,47 @@ def quantize_tensor(x: torch.Tensor, bits: int = 8, symmetric: bool = False, sig
     qp = qparams_from_range(lo, hi, bits, symmetric, signed, axis=axis,
                             group_size=group_size if granularity == "group" else None)
     return quantize(x, qp), qp
+
+
+# --------------------------------------------------------------------------- weights (model-level switch)
+def weight_granularity(per_channel: bool) -> tuple[str, int]:
+    """The model-level switch in the tensor vocabulary: ``per_channel=True`` → ``("channel", 0)`` (one
+    scale per output channel, dim 0 of a weight ``[C_out, ...]``), ``False`` → ``("tensor", 0)``.
+    Every ``per_channel`` flag of labkit (PTQ, QAT, mixed precision, ``DynamicQuantLinear``,
+    ``quant.integer``, ``binary``) goes through here. Explained in notebooks/03_post_training_quantization.ipynb.
+    """
+    return ("channel", 0) if require_bool("per_channel", per_channel) else ("tensor", 0)
+
+
+def weight_qparams(weight: torch.Tensor, bits: int = 8, per_channel: bool = True, symmetric: bool = True,
+                   variant: str = "full") -> QParams:
+    """Signed parameters for a weight ``[C_out, ...]``: one scale per output channel (``per_channel``:
+    ``granularity="channel", axis=0``) or one per tensor — the one home of weight parameters.
+
+    ``variant`` (symmetric only, see ``symmetric_grid``): ``"full"`` = ``qparams_from_range`` on the
+    weight's min/max (float32 scale ``max|w| / 127.5`` at 8 bits, torch's qint8 ``per_channel_symmetric``;
+    asymmetric with ``symmetric=False``); ``"restricted"`` = ``s = max|w| / 127`` computed in float64
+    (scale 1 for an all-zero channel), codes −127 … 127 — what ``quant.integer``'s int32 logits layer
+    uses. Explained in notebooks/03_post_training_quantization.ipynb and notebooks/04_integer_inference.ipynb.
+    """
+    require_float_tensor("weight", weight)
+    granularity, axis = weight_granularity(per_channel)
+    require_bool("symmetric", symmetric)
+    if require_choice("variant", variant, SYMMETRIC_VARIANTS) == "restricted":
+        if not symmetric:
+            raise ValueError("variant='restricted' is a symmetric grid: pass symmetric=True")
+        return _restricted_qparams(weight, bits, granularity, axis)
+    lo, hi = tensor_range(weight.detach(), granularity, axis)
+    return qparams_from_range(lo, hi, bits, symmetric, signed=True, axis=axis if granularity == "channel" else None)
+
+
+def _restricted_qparams(weight: torch.Tensor, bits: int, granularity: str, axis: int) -> QParams:
+    divisor = symmetric_grid(bits, "restricted")[0]
+    w = weight.detach().double()
+    amax = channel_view(w, axis).abs().amax(dim=1) if granularity == "channel" else w.abs().max()
+    scale = torch.where(amax > 0, amax / divisor, torch.ones_like(amax))
+    return QParams(scale, torch.zeros_like(scale, dtype=torch.int32), bits, signed=True, symmetric=True,
+                   axis=axis if granularity == "channel" else None, variant="restricted")
 
 
 # --------------------------------------------------------------------------- error metrics

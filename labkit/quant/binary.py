@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from labkit.quant.affine import broadcast_channels, channel_view, weight_granularity
 from labkit.validate import require_choice, require_float, require_module
 
 METHODS = ("binaryconnect", "xnor", "ternary")
@@ -58,10 +59,11 @@ def _check_per_channel(per_channel, w: torch.Tensor) -> bool:
 
 
 def _channel_mean(x: torch.Tensor, per_channel: bool) -> torch.Tensor:
-    """Mean over the whole tensor, or over every dim but 0 (kept, so it broadcasts against x)."""
-    if not per_channel:
+    """Mean over the whole tensor, or per output channel (``affine.channel_view``) as ``[C, 1, ...]``."""
+    granularity, axis = weight_granularity(per_channel)
+    if granularity == "tensor":
         return x.mean()
-    return x.mean(dim=tuple(range(1, x.dim())), keepdim=True)
+    return broadcast_channels(channel_view(x, axis).mean(dim=1), x.dim(), axis)
 
 
 # --------------------------------------------------------------------------- the quantizers
@@ -97,7 +99,8 @@ def xnor_binarize(w: torch.Tensor, per_channel: bool = False) -> torch.Tensor:
     """XNOR-Net scaled binary weights ``Ŵ = α · sign(W)`` with ``α = (1/n) Σ |W_i|``.
 
     ``α`` is the mean absolute value over the whole tensor (``per_channel=False``, seed 001 §4.1.1)
-    or over each output channel ``c`` (``α_c = mean |W_c|``, dim 0 of a Linear ``[out, in]`` or
+    or, with ``per_channel``, over each output channel ``c`` (``granularity="channel", axis=0`` in
+    ``affine``'s words: ``α_c = mean |W_c|``, dim 0 of a Linear ``[out, in]`` or
     Conv2d ``[out, in, kh, kw]`` weight, as in the paper). It minimises ``‖W - αB‖²`` over ``α``
     for ``B = sign(W)``. Returns a tensor of the shape of ``w``. (Seed 001 §4.1.1 introduces this
     formula as ternary quantization to {-1, 0, 1}; it has no zero level — it is scaled binary.)
@@ -126,7 +129,7 @@ def ternarize(w: torch.Tensor, per_channel: bool = False, factor: float = 0.7) -
 
     ``t_i = sign(W_i)`` where ``|W_i| > Δ`` and ``0`` elsewhere, ``Δ = factor · E|W|``, and
     ``α = mean of |W_i| over the kept weights (|W_i| > Δ)`` — the least-squares scale for that
-    support. Per tensor or per output channel (dim 0). Returns a tensor of the shape of ``w``
+    support. Per tensor or, with ``per_channel``, per output channel (``granularity="channel", axis=0``). Returns a tensor of the shape of ``w``
     with exactly three values per tensor (per channel when ``per_channel``): ``-α, 0, +α``.
     Explained in notebooks/02_binary_ternary.ipynb
     """
@@ -371,9 +374,10 @@ def count_levels(w: torch.Tensor, per_channel: bool = False):
         raise ValueError(f"w must not be empty, got shape {tuple(w.shape)}")
     _check_per_channel(per_channel, w)
     w = w.detach()
-    if not per_channel:
+    granularity, axis = weight_granularity(per_channel)
+    if granularity == "tensor":
         return int(torch.unique(w).numel())
-    return torch.tensor([torch.unique(row).numel() for row in w], dtype=torch.int64)
+    return torch.tensor([torch.unique(row).numel() for row in channel_view(w, axis)], dtype=torch.int64)
 
 
 @torch.no_grad()

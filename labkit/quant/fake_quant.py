@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from labkit import architecture
-from labkit.quant.affine import QParams, apply_qparams, check_axis, check_bits, check_qparams, qrange
+from labkit.quant.affine import (SCALE_GRANULARITIES, QParams, apply_qparams, broadcast_channels, channel_view, check_axis,
+                                 check_bits, check_granularity, check_qparams, qrange)
 from labkit.quant.observers import MovingAverageMinMaxObserver, Observer
 from labkit.validate import require_bool, require_choice, require_float, require_float_tensor, require_int
 
@@ -160,40 +161,44 @@ class FakeQuantize(nn.Module):
 
 
 # --------------------------------------------------------------------------- LSQ
-def lsq_init_step(x: torch.Tensor, bits: int, signed: bool, axis: int | None = None) -> torch.Tensor:
-    """LSQ's initial step ``s = 2·mean(|x|) / sqrt(Q_P)`` (per channel along ``axis`` if given;
-    a negative ``axis`` counts from the end). Explained in notebooks/05_quantization_aware_training.ipynb."""
+def lsq_init_step(x: torch.Tensor, bits: int, signed: bool, granularity: str = "tensor",
+                  axis: int = 0) -> torch.Tensor:
+    """LSQ's initial step ``s = 2·mean(|x|) / sqrt(Q_P)``: shape ``[]`` (``granularity="tensor"``) or
+    ``[C]`` (``"channel"``, one per index of ``axis``; a negative ``axis`` counts from the end), the words
+    of ``affine.quantize_tensor``. Explained in notebooks/05_quantization_aware_training.ipynb."""
     qp_max = qrange(bits, signed)[1]
-    if axis is None:
+    if check_granularity(granularity, SCALE_GRANULARITIES) == "tensor":
         mean_abs = x.detach().abs().mean()
     else:
-        axis = check_axis(axis, x.dim())
-        mean_abs = x.detach().abs().movedim(axis, 0).reshape(x.shape[axis], -1).mean(dim=1)
+        mean_abs = channel_view(x.detach().abs(), axis).mean(dim=1)
     return (2 * mean_abs / math.sqrt(max(qp_max, 1))).clamp_min(1e-8)  # Q_P = 0 for 1-bit signed
 
 
 class LSQQuantizer(nn.Module):
     """Learned Step Size Quantization (Esser et al. 2020): ``v̂ = round_ste(clamp(v/s, -Q_N, Q_P))·s``.
 
-    ``s`` is an ``nn.Parameter`` (per tensor, or ``[C]`` along ``axis``), initialised from the
+    ``s`` is an ``nn.Parameter`` (``granularity="tensor"``: one step; ``"channel"``: ``[C]``, one per index
+    of ``axis``, the words of ``affine.quantize_tensor``), initialised from the
     first tensor seen with ``lsq_init_step`` unless ``step`` is given; its gradient is scaled by
     ``g = 1/sqrt(N·Q_P)`` where ``N`` is the number of values per step (``is_activation=True``:
     per sample). ``signed=None``
     decides from that first tensor (unsigned if it has no negative value). ``[-Q_N, Q_P]`` is the
     integer range of ``bits`` (e.g. ``[-128, 127]`` or ``[0, 255]``). ``axis`` in ``[-d, d - 1]`` for
-    inputs with ``d`` dimensions (negative counts from the end, fixed by the first tensor seen);
+    inputs with ``d`` dimensions (negative counts from the end, fixed by the first tensor seen; used
+    only with ``granularity="channel"``);
     ``ValueError`` for an axis out of range or an input holding NaN/Inf.
     Explained in notebooks/05_quantization_aware_training.ipynb.
     """
 
-    def __init__(self, bits: int = 8, signed: bool | None = None, axis: int | None = None,
+    def __init__(self, bits: int = 8, signed: bool | None = None, granularity: str = "tensor", axis: int = 0,
                  is_activation: bool = False, step: float | None = None):
         super().__init__()
         self.bits = check_bits(bits)
         if signed is not None:
             require_bool("signed", signed)
         self.signed = signed
-        self.axis = None if axis is None else require_int("axis", axis)  # range checked against the input
+        self.granularity = check_granularity(granularity, SCALE_GRANULARITIES)
+        self.axis = require_int("axis", axis)  # range checked against the input
         self.is_activation = require_bool("is_activation", is_activation)
         if step is not None and signed is None:
             raise ValueError("signed must be given (True or False) together with an explicit step")
@@ -225,26 +230,28 @@ class LSQQuantizer(nn.Module):
         if self.signed is None:
             self.signed = bool(x.min() < 0)
         with torch.no_grad():
-            self.step.data = lsq_init_step(x, self.bits, self.signed, self.axis)
+            self.step.data = lsq_init_step(x, self.bits, self.signed, self.granularity, self.axis)
         self.initialized.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         require_float_tensor("x", x)
-        if self.axis is not None:  # torch would fail later with a bare IndexError
-            self.axis = check_axis(self.axis, x.dim())
+        axis = self._channel_axis()
+        if axis is not None:  # torch would fail later with a bare IndexError
+            self.axis = axis = check_axis(axis, x.dim())
         if not bool(self.initialized):
             self._initialize(x)
         q_n, q_p = self._range()
         n = x[0].numel() if self.is_activation else x.numel()  # values sharing one step
-        if self.axis is not None and not self.is_activation:
-            n //= x.shape[self.axis]
+        if axis is not None and not self.is_activation:
+            n //= x.shape[axis]
         # |s| keeps the step positive when an optimizer step overshoots zero (as PACT does with α).
         step = grad_scale(self.step.abs().clamp_min(1e-8), 1.0 / math.sqrt(max(n, 1) * max(q_p, 1)))
-        if self.axis is not None:
-            shape = [1] * x.dim()
-            shape[self.axis] = -1
-            step = step.reshape(shape)
+        step = broadcast_channels(step, x.dim(), axis)
         return round_ste(torch.clamp(x / step, -q_n, q_p)) * step
+
+    def _channel_axis(self) -> int | None:
+        """``axis`` with ``granularity="channel"``, else None (the ``QParams.axis`` convention)."""
+        return self.axis if self.granularity == "channel" else None
 
     def qparams(self) -> QParams:
         """The learned quantizer as ``QParams``: scale = step, zero point 0 (codes ``round(clamp(v/s))``)."""
@@ -252,10 +259,10 @@ class LSQQuantizer(nn.Module):
             raise ValueError("LSQQuantizer has not seen any tensor yet: run data through the model first")
         scale = self.step.detach().abs().float().clamp_min(torch.finfo(torch.float32).eps)
         return QParams(scale, torch.zeros_like(scale, dtype=torch.int32), self.bits, bool(self.signed),
-                       symmetric=True if self.signed else False, axis=self.axis)
+                       symmetric=True if self.signed else False, axis=self._channel_axis())
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, signed={self.signed}, axis={self.axis}"
+        return f"bits={self.bits}, signed={self.signed}, granularity={self.granularity!r}, axis={self.axis}"
 
 
 # --------------------------------------------------------------------------- PACT
@@ -321,6 +328,7 @@ architecture.register_module(
                              "fake_quant_enabled": m.fake_quant_enabled}, _build_fake_quantize)
 # the step (LSQ) and α (PACT) are parameters, "initialized" a buffer: all in the state dict
 architecture.register_module(
-    LSQQuantizer, lambda m: {"bits": m.bits, "signed": m.signed, "axis": m.axis, "is_activation": m.is_activation},
+    LSQQuantizer, lambda m: {"bits": m.bits, "signed": m.signed, "granularity": m.granularity, "axis": m.axis,
+                             "is_activation": m.is_activation},
     lambda args, children: LSQQuantizer(**args))
 architecture.register_module(PACTQuantizer, lambda m: {"bits": m.bits}, lambda args, children: PACTQuantizer(**args))

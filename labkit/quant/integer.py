@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from labkit import architecture, kernels
-from labkit.quant.affine import symmetric_grid
+from labkit.quant.affine import channel_view, quantize, weight_qparams
 from labkit.quant.modules import QuantizedConv2d, QuantizedLinear
 from labkit.quant.ptq import fold_batchnorm, iter_inputs, quantize_static
 from labkit.validate import require_int, require_module, require_pair
@@ -200,14 +200,11 @@ def _multipliers(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _symmetric_codes(w: torch.Tensor, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """int8 codes in [-127, 127] and float64 scales [N] for a weight [N, ...]: the ``"restricted"``
-    variant of ``affine.symmetric_grid`` (``s = max|w| / 127``)."""
-    divisor, qmin, qmax = symmetric_grid(8, "restricted")
-    w = w.detach().double().reshape(w.shape[0], -1)
-    amax = w.abs().amax(dim=1) if per_channel else w.abs().max().expand(w.shape[0])
-    scale = torch.where(amax > 0, amax / divisor, torch.ones_like(amax))
-    codes = torch.clamp(torch.round(w / scale[:, None]), qmin, qmax).to(torch.int8)
-    return codes.numpy(), scale.numpy()
+    """int8 codes ``[N, K]`` in [-127, 127] and float64 scales ``[N]`` for a weight ``[N, ...]``:
+    ``affine.weight_qparams(variant="restricted")`` (``s = max|w| / 127``)."""
+    qp = weight_qparams(w, 8, per_channel, variant="restricted")
+    codes = channel_view(quantize(w.detach(), qp), 0)
+    return codes.numpy(), np.broadcast_to(qp.scale.numpy(), (codes.shape[0],)).copy()
 
 
 def convert_to_integer(model: nn.Module, calib_data, num_batches: int | None = 4, observer: str = "minmax",

@@ -23,8 +23,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from torch import nn
 
-from labkit.quant.affine import fake_quantize
-from labkit.quant.modules import check_model, quantizable_layers, quantized_layer, weight_qparams
+from labkit.quant.affine import fake_quantize, weight_qparams
+from labkit.quant.modules import check_model, quantizable_layers, quantized_layer
 from labkit.validate import require_bool, require_choice, require_int
 
 __all__ = ["METHODS", "layer_sizes", "layer_sensitivity", "allocation_bytes", "allocate_bits",
@@ -46,7 +46,8 @@ def layer_sensitivity(model: nn.Module, data, bits: Sequence[int] = (2, 3, 4, 8)
     """Accuracy drop when only one layer's weights are quantized: ``{layer: {b: acc_float - acc_b}}``.
 
     For each Conv2d/Linear and each ``b`` in ``bits``, the layer's weight is fake-quantized (signed,
-    symmetric, per output channel if ``per_channel``; activations stay float), the model is
+    symmetric; ``per_channel``: one scale per output channel, ``granularity="channel", axis=0``, see
+    ``affine.weight_qparams``; activations stay float), the model is
     evaluated on ``data`` with ``labkit.train.evaluate`` and the weight restored. Drops are
     fractions (0.02 = 2 points) and can be slightly negative. Cost: ``layers × len(bits)``
     evaluations. Explained in notebooks/06_mixed_precision_vector_quantization.ipynb.
@@ -207,7 +208,7 @@ def _knapsack(sizes, sensitivities, budget, choices) -> tuple[dict[str, int], bo
 def apply_bit_allocation(model: nn.Module, allocation: Mapping[str, int], per_channel: bool = True) -> nn.Module:
     """A copy of ``model`` (eval mode) whose layers named in ``allocation`` hold integer weights with
     their own bit width (``QuantizedConv2d``/``QuantizedLinear``, weight-only: activations stay
-    float). Layers not named stay float. ``ValueError`` for a name that is not a Conv2d/Linear.
+    float; ``per_channel``: one scale per output channel, ``granularity="channel", axis=0``). Layers not named stay float. ``ValueError`` for a name that is not a Conv2d/Linear.
     Explained in notebooks/06_mixed_precision_vector_quantization.ipynb.
     """
     check_model(model)

@@ -26,13 +26,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from labkit import architecture
-from labkit.quant.affine import (QParams, check_bits, dequantize, fake_quantize, qparams_from_range, quantize,
-                                 quantized_nbytes, tensor_range)
+from labkit.quant.affine import (QParams, broadcast_channels, check_bits, dequantize, fake_quantize, qparams_from_range,
+                                 quantize, quantized_nbytes, weight_qparams)
 from labkit.validate import require_bool, require_module
 
 __all__ = [
     "LAYER_TYPES", "GRID_PRESERVING", "quantizable_layers", "swap_layers", "replace_modules",
-    "weight_qparams", "QuantizedLayer", "QuantizedLinear", "QuantizedConv2d", "quantized_layer",
+    "QuantizedLayer", "QuantizedLinear", "QuantizedConv2d", "quantized_layer",
     "ObservedLayer", "QATLayer", "DynamicQuantLinear", "check_model", "unsupported_layers",
 ]
 
@@ -159,15 +159,6 @@ def replace_modules(model: nn.Module, kind: type, fn: Callable[[nn.Module], nn.M
 
 
 # --------------------------------------------------------------------------- the quantized representation
-def weight_qparams(weight: torch.Tensor, bits: int = 8, per_channel: bool = True,
-                   symmetric: bool = True) -> QParams:
-    """Parameters for a weight ``[C_out, ...]``: signed, symmetric by default (torch's qint8
-    ``per_channel_symmetric``), one scale per output channel (``axis=0``) or per tensor."""
-    granularity = "channel" if per_channel else "tensor"
-    lo, hi = tensor_range(weight.detach(), granularity, axis=0)
-    return qparams_from_range(lo, hi, bits, symmetric, signed=True, axis=0 if per_channel else None)
-
-
 def _save_qparams(module: nn.Module, prefix: str, qp: QParams | None) -> None:
     if qp is None:
         module.register_buffer(f"{prefix}_scale", None)
@@ -375,8 +366,9 @@ class QATLayer(nn.Module):
 class DynamicQuantLinear(nn.Module):
     """``nn.Linear`` with int8 weights quantized ahead of time and activations quantized per call.
 
-    Weights: signed symmetric, per tensor (torch's ``default_weight_observer``) or per output
-    channel. Each forward measures ``[min(x), max(x)]`` of the incoming batch (0 included),
+    Weights: signed symmetric, per tensor (torch's ``default_weight_observer``) or, with ``per_channel``,
+    one scale per output channel (``granularity="channel", axis=0``; ``affine.weight_qparams``). Each
+    forward measures ``[min(x), max(x)]`` of the incoming batch (0 included),
     quantizes ``x`` to unsigned ``bits`` (``bits - 1`` with ``reduce_range``, as fbgemm does to
     avoid overflow in its 16-bit intermediate sums), multiplies the integers exactly —
     ``acc = Σ (x_q - z_x)(w_q - z_w)``, computed in float64, which holds every such sum exactly — and
@@ -411,8 +403,7 @@ class DynamicQuantLinear(nn.Module):
         xqp = qparams_from_range(lo, hi, act_bits, symmetric=False, signed=False)
         x_int = quantize(flat, xqp).double() - xqp.zero_point.double()
         wqp = self.weight_qparams
-        zw = wqp.zero_point.double().reshape(-1, 1) if wqp.axis is not None else wqp.zero_point.double()
-        w_int = self.weight_codes.double() - zw
+        w_int = self.weight_codes.double() - broadcast_channels(wqp.zero_point.double(), 2, wqp.axis)
         acc = x_int @ w_int.T  # exact integer sums
         y = (acc * (xqp.scale.double() * wqp.scale.double())).float()
         if self.bias is not None:

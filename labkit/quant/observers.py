@@ -4,7 +4,7 @@ An observer is an ``nn.Module`` that returns its input unchanged and records sta
 side; ``calculate_qparams()`` then turns the chosen range ``[lo, hi]`` into a scale and zero point
 with ``affine.qparams_from_range``. The observers differ only in how they pick ``[lo, hi]``:
 
-- ``MinMaxObserver``              running min and max (per tensor, or per channel with ``axis``)
+- ``MinMaxObserver``              running min and max (per tensor, or ``granularity="channel"`` along ``axis``)
 - ``MovingAverageMinMaxObserver`` exponential moving average of each batch's min and max
 - ``HistogramObserver``           L2-optimal range found on a running histogram (torch.ao's search)
 - ``PercentileObserver``          clip the rarest ``100 - p`` percent at each end
@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from labkit import architecture
-from labkit.quant.affine import QParams, check_axis, check_bits, fake_quantize, qparams_from_range
+from labkit.quant.affine import (SCALE_GRANULARITIES, QParams, channel_view, check_axis, check_bits, check_granularity,
+                                 fake_quantize, qparams_from_range)
 from labkit.validate import require_bool, require_choice, require_float, require_float_tensor, require_int
 
 __all__ = [
@@ -41,16 +42,20 @@ class Observer(nn.Module):
     """Base class: ``forward(x)`` records statistics of ``x`` and returns ``x`` unchanged.
 
     ``bits`` in [1, 16]; ``symmetric``/``signed`` choose the integer grid (see
-    ``affine.qparams_from_range``). Subclasses implement ``_observe(x)`` and ``range()``.
+    ``affine.qparams_from_range``). ``granularity`` (``"tensor"``: one range; ``"channel"``: one per
+    index of ``axis``, as in ``affine.quantize_tensor``) is ``"tensor"`` unless a subclass supports
+    channels (``MinMaxObserver`` does). Subclasses implement ``_observe(x)`` and ``range()``.
     Explained in notebooks/03_post_training_quantization.ipynb.
     """
+
+    granularity = "tensor"
+    axis = 0
 
     def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False):
         super().__init__()
         self.bits = check_bits(bits)
         self.symmetric = require_bool("symmetric", symmetric)
         self.signed = require_bool("signed", signed)
-        self.axis: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         require_float_tensor("x", x)
@@ -74,10 +79,12 @@ class Observer(nn.Module):
             raise ValueError(f"{type(self).__name__} has not observed any tensor yet: run calibration "
                              "data through the model before asking for quantization parameters")
         lo, hi = self.range()
-        return qparams_from_range(lo, hi, self.bits, self.symmetric, self.signed, axis=self.axis)
+        axis = self.axis if self.granularity == "channel" else None
+        return qparams_from_range(lo, hi, self.bits, self.symmetric, self.signed, axis=axis)
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, symmetric={self.symmetric}, signed={self.signed}"
+        where = f", granularity='channel', axis={self.axis}" if self.granularity == "channel" else ""
+        return f"bits={self.bits}, symmetric={self.symmetric}, signed={self.signed}" + where
 
 
 # --------------------------------------------------------------------------- by name
@@ -116,23 +123,26 @@ def _register_saving(cls: type) -> None:
 class MinMaxObserver(Observer):
     """Running ``min`` and ``max`` of everything seen: ``lo = min_t min(x_t)``, ``hi = max_t max(x_t)``.
 
-    ``axis=None`` keeps one pair per tensor; ``axis=k`` one pair per index of dimension ``k``
-    (shape ``[C]``, as ``torch.ao``'s PerChannelMinMaxObserver); a negative ``axis`` counts from the
-    end, as in ``affine`` (fixed by the first tensor observed). One outlier stretches the range of
-    every other value — the motivation for the other observers. Explained in notebooks/03_post_training_quantization.ipynb.
+    ``granularity="tensor"`` keeps one pair; ``granularity="channel"`` one pair per index of dimension
+    ``axis`` (shape ``[C]``, as ``torch.ao``'s PerChannelMinMaxObserver) — the words of
+    ``affine.quantize_tensor``; a negative ``axis`` counts from the end (fixed by the first tensor
+    observed). One outlier stretches the range of every other value — the motivation for the other
+    observers. Explained in notebooks/03_post_training_quantization.ipynb.
     """
 
-    def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False, axis: int | None = None):
+    def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False, granularity: str = "tensor",
+                 axis: int = 0):
         super().__init__(bits, symmetric, signed)
-        self.axis = None if axis is None else require_int("axis", axis)  # range checked against the input
+        self.granularity = check_granularity(granularity, SCALE_GRANULARITIES)
+        self.axis = require_int("axis", axis)  # range checked against the input
         self.register_buffer("min_val", torch.tensor(math.inf))
         self.register_buffer("max_val", torch.tensor(-math.inf))
 
     def _batch_minmax(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.axis is None:
+        if self.granularity == "tensor":
             return torch.aminmax(x)
         self.axis = check_axis(self.axis, x.dim())  # QParams need the non-negative axis
-        return torch.aminmax(x.movedim(self.axis, 0).reshape(x.shape[self.axis], -1), dim=1)
+        return torch.aminmax(channel_view(x, self.axis), dim=1)
 
     def _observe(self, x: torch.Tensor) -> None:
         lo, hi = self._batch_minmax(x)
@@ -153,11 +163,11 @@ class MinMaxObserver(Observer):
 
 
 class PerChannelMinMaxObserver(MinMaxObserver):
-    """``MinMaxObserver`` with one range per index of ``axis`` (default 0: output channels).
+    """``MinMaxObserver(granularity="channel", axis=axis)`` (default 0: output channels), under torch.ao's name.
     Explained in notebooks/03_post_training_quantization.ipynb."""
 
     def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False, axis: int = 0):
-        super().__init__(bits, symmetric, signed, axis=require_int("axis", axis))
+        super().__init__(bits, symmetric, signed, "channel", axis)
 
 
 @register_observer("moving_average")
@@ -170,8 +180,8 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
     """
 
     def __init__(self, averaging_constant: float = 0.01, bits: int = 8, symmetric: bool = False,
-                 signed: bool = False, axis: int | None = None):
-        super().__init__(bits, symmetric, signed, axis)
+                 signed: bool = False, granularity: str = "tensor", axis: int = 0):
+        super().__init__(bits, symmetric, signed, granularity, axis)
         self.averaging_constant = require_float("averaging_constant", averaging_constant, 0.0, 1.0, low_open=True)
 
     def _merge(self, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -487,4 +497,4 @@ def make_observer(name: str, bits: int = 8, symmetric: bool = False, signed: boo
     return OBSERVERS[name](bits=bits, symmetric=symmetric, signed=signed, **kwargs)
 
 
-_register_saving(PerChannelMinMaxObserver)  # saveable, but not a name of its own (it is minmax with axis=0)
+_register_saving(PerChannelMinMaxObserver)  # saveable, but not a name of its own (minmax, granularity='channel')

@@ -181,7 +181,8 @@ def quantize_static(model: nn.Module, calib_data, weight_bits: int = 8, act_bits
     """Static post-training quantization; returns a quantized copy of ``model`` in eval mode.
 
     Every Conv2d/Linear becomes a ``QuantizedConv2d``/``QuantizedLinear``: weights stored as signed
-    ``weight_bits`` codes (symmetric; per output channel if ``per_channel``), activations
+    ``weight_bits`` codes (symmetric; ``per_channel``: one scale per output channel,
+    ``granularity="channel", axis=0``, see ``affine.weight_qparams``), activations
     fake-quantized to unsigned ``act_bits`` with the range chosen by ``observer`` (one of
     ``OBSERVERS``: minmax, moving_average, histogram, percentile, mse, entropy) on up to
     ``num_batches`` batches of ``batch_size`` inputs (in [1, ``MAX_BATCH_SIZE``]) of ``calib_data``.
@@ -216,7 +217,8 @@ def quantize_static(model: nn.Module, calib_data, weight_bits: int = 8, act_bits
 def quantize_dynamic(model: nn.Module, bits: int = 8, reduce_range: bool = False,
                      per_channel: bool = False) -> nn.Module:
     """Dynamic quantization: a copy of ``model`` whose ``nn.Linear`` layers are ``DynamicQuantLinear``
-    (signed symmetric ``bits``-bit weights now, activation range measured on every batch).
+    (signed symmetric ``bits``-bit weights now — ``per_channel``: one scale per output channel,
+    ``granularity="channel", axis=0`` — activation range measured on every batch).
 
     ``torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)`` corresponds to
     ``bits=8, reduce_range=True`` on x86 (fbgemm drops one activation bit). Other layers stay float.

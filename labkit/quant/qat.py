@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from labkit.quant.affine import weight_granularity
 from labkit.quant.fake_quant import FakeQuantize, LSQQuantizer, PACTQuantizer
 from labkit.quant.modules import QATLayer, check_model, replace_modules, swap_layers
 from labkit.quant.observers import MovingAverageMinMaxObserver
@@ -37,7 +38,7 @@ __all__ = ["QUANTIZERS", "QATMethod", "register_quantizer", "prepare_qat", "free
 @dataclass(frozen=True)
 class QATMethod:
     """How one QAT method fake-quantizes a layer: ``weight(bits, per_channel)`` builds the weight's
-    quantizer, ``activation(bits, after_relu)`` an input/output quantizer. Each returned module has
+    quantizer (``affine.weight_granularity(per_channel)`` gives its ``granularity, axis``), ``activation(bits, after_relu)`` an input/output quantizer. Each returned module has
     the interface of ``fake_quant.FakeQuantize``: ``forward(x)`` (fake-quantized ``x``, a gradient
     to ``x``), ``qparams()``, ``set_bits(b)``, ``freeze()``/``unfreeze()``; and is saveable
     (``labkit.architecture.register_module``). Explained in notebooks/05_quantization_aware_training.ipynb.
@@ -69,8 +70,14 @@ def register_quantizer(name: str, weight: Callable[[int, bool], nn.Module],
 
 def _minmax_weight(bits: int, per_channel: bool) -> nn.Module:
     """STE (and PACT, which learns only activation clipping): range of the current weight, every step."""
-    observer = MovingAverageMinMaxObserver(1.0, bits, symmetric=True, signed=True, axis=0 if per_channel else None)
+    granularity, axis = weight_granularity(per_channel)
+    observer = MovingAverageMinMaxObserver(1.0, bits, symmetric=True, signed=True, granularity=granularity, axis=axis)
     return FakeQuantize(observer, always_observe=True)
+
+
+def _lsq_weight(bits: int, per_channel: bool) -> nn.Module:
+    granularity, axis = weight_granularity(per_channel)
+    return LSQQuantizer(bits, signed=True, granularity=granularity, axis=axis)
 
 
 def _minmax_activation(bits: int, after_relu: bool) -> nn.Module:
@@ -82,7 +89,7 @@ def _pact_activation(bits: int, after_relu: bool) -> nn.Module:
 
 
 register_quantizer("ste", _minmax_weight, _minmax_activation)
-register_quantizer("lsq", lambda bits, per_channel: LSQQuantizer(bits, signed=True, axis=0 if per_channel else None),
+register_quantizer("lsq", _lsq_weight,
                    lambda bits, after_relu: LSQQuantizer(bits, signed=False if after_relu else None, is_activation=True))
 register_quantizer("pact", _minmax_weight, _pact_activation)
 
@@ -91,7 +98,8 @@ def prepare_qat(model: nn.Module, weight_bits: int = 8, act_bits: int = 8, per_c
                 quantizer: str = "ste", fold_bn: bool = True) -> nn.Module:
     """A copy of ``model``, in train mode, with fake quantization inserted for QAT.
 
-    Weights: signed ``weight_bits`` (symmetric, per output channel if ``per_channel``).
+    Weights: signed ``weight_bits``, symmetric; ``per_channel``: one scale per output channel
+    (``granularity="channel", axis=0``, see ``affine.weight_granularity``), else one per tensor.
     Activations: ``act_bits`` at every layer output (after a fused ReLU) and at inputs that are not
     already quantized. ``quantizer``: ``"ste"`` (min/max ranges + straight-through estimator),
     ``"lsq"`` (learned step sizes for weights and activations), ``"pact"`` (learned clipping

@@ -66,7 +66,7 @@ def test_round_trip_error_at_most_half_a_step(bits, granularity, symmetric, sign
     if granularity == "group":
         half = affine._ungrouped(qp.scale.unsqueeze(-1).expand(6, 3, 12), x, 0) / 2
     else:
-        half = affine._broadcast(qp.scale, x, qp) / 2
+        half = affine.broadcast_channels(qp.scale, x.dim(), qp.axis) / 2
     assert (err <= half + 1e-6 * x.abs() + 1e-7).all()  # float32 rounding of x/s aside
     assert torch.equal(fake_quantize(x, qp), dequantize(q, qp))
 

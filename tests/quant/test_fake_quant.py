@@ -70,7 +70,7 @@ def test_lsq_step_gradient_matches_the_paper_on_a_hand_example():
 def test_lsq_initial_step_and_per_channel():
     w = torch.tensor([[1.0, -1.0], [4.0, -2.0]])
     assert lsq_init_step(w, 8, True).item() == pytest.approx(2 * 2.0 / math.sqrt(127))
-    lsq = LSQQuantizer(bits=8, signed=True, axis=0)
+    lsq = LSQQuantizer(bits=8, signed=True, granularity="channel", axis=0)
     lsq(w)
     assert torch.allclose(lsq.step.detach(), torch.tensor([2 * 1.0, 2 * 3.0]) / math.sqrt(127))
     qp = lsq.qparams()
@@ -123,7 +123,7 @@ def test_fake_quantize_module_observes_in_training_and_freezes():
 
 def test_fake_quantize_module_default_and_weight_mode():
     w = torch.randn(3, 4)
-    fq = FakeQuantize(MinMaxObserver(symmetric=True, signed=True, axis=0), always_observe=True).eval()
+    fq = FakeQuantize(MinMaxObserver(symmetric=True, signed=True, granularity="channel"), always_observe=True).eval()
     assert torch.equal(fq(w), fake_quantize(w, fq.qparams()))
     assert FakeQuantize().bits == 8
 
@@ -170,13 +170,13 @@ def test_lsq_axis_is_checked_against_the_input_and_may_count_from_the_end():
     w = torch.randn(4, 6)
     for bad in (2, -3):
         with pytest.raises(ValueError, match=r"axis must be an integer in \[-2, 1\]"):
-            LSQQuantizer(bits=4, signed=True, axis=bad)(w)
+            LSQQuantizer(bits=4, signed=True, granularity="channel", axis=bad)(w)
         with pytest.raises(ValueError, match=r"axis must be an integer in \[-2, 1\]"):
-            lsq_init_step(w, 4, True, axis=bad)
-    lsq = LSQQuantizer(bits=4, signed=True, axis=-1)
+            lsq_init_step(w, 4, True, "channel", axis=bad)
+    lsq = LSQQuantizer(bits=4, signed=True, granularity="channel", axis=-1)
     out = lsq(w)
     assert lsq.axis == 1 and lsq.step.shape == (6,) and lsq.qparams().axis == 1
-    reference = LSQQuantizer(bits=4, signed=True, axis=1)
+    reference = LSQQuantizer(bits=4, signed=True, granularity="channel", axis=1)
     assert torch.equal(out, reference(w))
     with pytest.raises(ValueError, match=r"axis must be an integer in \[-1, 0\]"):
         lsq(torch.randn(6))  # a later tensor with fewer dimensions: no IndexError from deep inside torch

@@ -143,7 +143,7 @@ def test_entropy_threshold_clips_far_outliers_on_a_hand_worked_histogram():
 
 def test_per_channel_on_any_axis():
     x = torch.randn(2, 3, 4) * torch.tensor([1.0, 10.0, 100.0]).reshape(1, 3, 1)
-    obs = lab.MinMaxObserver(axis=1, symmetric=True, signed=True)
+    obs = lab.MinMaxObserver(symmetric=True, signed=True, granularity="channel", axis=1)
     obs(x)
     qp = obs.calculate_qparams()
     assert qp.scale.shape == (3,) and qp.axis == 1
@@ -156,7 +156,8 @@ def test_negative_axis_counts_from_the_end_as_in_affine(cls):
     from labkit.quant.affine import quantize_tensor
 
     x = torch.randn(2, 3, 4) * torch.tensor([1.0, 10.0, 100.0, 1000.0])
-    negative, positive = cls(axis=-1), cls(axis=2)
+    channel = {} if cls is lab.PerChannelMinMaxObserver else {"granularity": "channel"}
+    negative, positive = cls(axis=-1, **channel), cls(axis=2, **channel)
     negative(x)
     positive(x)
     qp_neg, qp_pos = negative.calculate_qparams(), positive.calculate_qparams()
@@ -165,7 +166,7 @@ def test_negative_axis_counts_from_the_end_as_in_affine(cls):
     _, qp_affine = quantize_tensor(x, granularity="channel", axis=-1)
     assert torch.equal(qp_neg.scale, qp_affine.scale)
     with pytest.raises(ValueError, match=r"axis must be an integer in \[-3, 2\]"):
-        cls(axis=-4)(x)
+        cls(axis=-4, **channel)(x)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -196,11 +197,15 @@ def test_bad_arguments_raise():
     with pytest.raises(TypeError, match="symmetric"):
         lab.MinMaxObserver(symmetric="yes")
     with pytest.raises(ValueError, match="axis"):
-        lab.MinMaxObserver(axis=3)(torch.randn(2, 2))
+        lab.MinMaxObserver(granularity="channel", axis=3)(torch.randn(2, 2))
     with pytest.raises(ValueError, match="axis"):
-        lab.MinMaxObserver(axis=-3)(torch.randn(2, 2))  # negative axes are fine, out-of-range ones are not
+        lab.MinMaxObserver(granularity="channel", axis=-3)(torch.randn(2, 2))  # negative axes are fine, out-of-range ones are not
     with pytest.raises(TypeError, match="axis"):
-        lab.MinMaxObserver(axis=1.5)
+        lab.MinMaxObserver(granularity="channel", axis=1.5)
+    with pytest.raises(TypeError, match="axis"):
+        lab.MinMaxObserver(axis=None)  # the old "per tensor" spelling: granularity="tensor" now
+    with pytest.raises(ValueError, match="granularity must be one of 'tensor', 'channel'"):
+        lab.MinMaxObserver(granularity="group")
     with pytest.raises(TypeError, match="x"):
         lab.MinMaxObserver()([1.0, 2.0])
 
