@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from labkit.llm.model import TinyGPT
-from labkit.quant.affine import QParams, dequantize, quantize_tensor
+from labkit.quant.affine import QParams, dequantize, quantize, quantize_tensor, weight_qparams
 from labkit.validate import require_choice, require_float
 
 ACT_GRANULARITIES = ("tensor", "token")
@@ -59,8 +59,8 @@ class W8A8Linear(nn.Module):
 
     def __init__(self, linear: nn.Linear, act_granularity: str = "tensor"):
         super().__init__()
-        codes, qparams = quantize_tensor(linear.weight.detach(), 8, symmetric=True, signed=True,
-                                         granularity="channel", axis=0)
+        qparams = weight_qparams(linear.weight, 8, per_channel=True)   # granularity="channel", axis=0
+        codes = quantize(linear.weight.detach(), qparams)
         self._set(codes, qparams, act_granularity, None if linear.bias is None else linear.bias.detach().clone())
 
     def _set(self, codes, qparams, act_granularity, bias) -> None:

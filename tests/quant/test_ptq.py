@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from labkit.quant.affine import fake_quantize
+from labkit.quant.affine import fake_quantize, weight_qparams
 from labkit.quant.modules import (DynamicQuantLinear, QuantizedConv2d, QuantizedLinear, quantized_layer,
-                                  unsupported_layers, weight_qparams)
+                                  unsupported_layers)
 from labkit.quant.observers import OBSERVERS
 from labkit.quant.ptq import calibrate, conv_bn_pairs, fold_batchnorm, quantize_dynamic, quantize_static
 from labkit.train import evaluate
