@@ -54,7 +54,7 @@ if Pybind11Extension is not None:
             # no file needs -mavx2 / -mavx512* / -mamx-* and the module still imports on any x86-64 CPU.
             sources=[f"labkit/kernels/src/{name}.cpp" for name in
                      ("int8", "dispatch", "conv", "kernels_ref", "kernels_avx2", "kernels_avx512", "kernels_amx",
-                      "int4", "kernels_int4")],
+                      "int4", "kernels_int4", "int4_bindings")],
             depends=[f"labkit/kernels/src/{name}.h" for name in ("int8", "driver", "requant", "int4")],
             cxx_std=17,
             extra_compile_args=["-O3", OPENMP_FLAG],

@@ -13,7 +13,8 @@ exactly the integers that ``labkit.kernels.reference`` computes in readable nump
   classes pack once. Both give the same integers.
 - ``int4_linear(x, packed, scale, zero_point, group_size, bias)``: float32 activations times int4
   weights in labkit.llm.int4's packed format (group scales and zero points), for batch-1 decoding
-  (``reference.int4_linear`` in numpy); chapter 16.
+  (``reference.int4_linear`` in numpy); ``Int4Weights(packed, scale, zero_point, group_size, bias)``
+  checks and rearranges the weights once, so that each call ``w(x)`` checks only x; chapter 16.
 - ``isa()``, ``available_isas()``, ``set_isa(name)`` (or ``LABKIT_ISA=ref|avx2|avx512vnni|amx`` before
   import; a path this machine lacks raises ValueError saying why: ``unavailable_reason(name)``),
   ``set_num_threads(n)`` (1 <= n <= 256) / ``get_num_threads()``. The threads come from OpenMP; a
@@ -34,10 +35,10 @@ convolution stride and padding are bounded (``api.MAX_STRIDE``, ``api.MAX_PADDIN
 Without the compiled module everything still works, slowly, on the reference (one warning;
 ``isa()`` returns ``"numpy-reference"``). Explained in notebooks/04_integer_inference.ipynb.
 """
-from .api import (PackedConv2d, PackedLinear, available_isas, gemm_u8s8s32, get_num_threads, int4_linear,
-                  isa, maxpool2d_u8, qconv2d, qlinear, quantize_multiplier, requantize, set_isa,
+from .api import (Int4Weights, PackedConv2d, PackedLinear, available_isas, gemm_u8s8s32, get_num_threads,
+                  int4_linear, isa, maxpool2d_u8, qconv2d, qlinear, quantize_multiplier, requantize, set_isa,
                   set_num_threads, unavailable_reason)
 
-__all__ = ["PackedConv2d", "PackedLinear", "available_isas", "gemm_u8s8s32", "get_num_threads", "int4_linear", "isa",
-           "maxpool2d_u8", "qconv2d", "qlinear", "quantize_multiplier", "requantize", "set_isa",
+__all__ = ["Int4Weights", "PackedConv2d", "PackedLinear", "available_isas", "gemm_u8s8s32", "get_num_threads",
+           "int4_linear", "isa", "maxpool2d_u8", "qconv2d", "qlinear", "quantize_multiplier", "requantize", "set_isa",
            "set_num_threads", "unavailable_reason"]

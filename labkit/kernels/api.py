@@ -272,13 +272,11 @@ def qlinear(x: np.ndarray, x_zero_point: int, w: np.ndarray, bias, multiplier, s
     return _ext.qlinear(x, x_zero_point, w, bias, *args)
 
 
-def _check_int4_args(x, packed, scale, zero_point, group_size, bias) -> None:
-    """The checks of the compiled int4_linear (int8.cpp), for the numpy fallback."""
-    x = _require_array("x", x, np.float32, 2)
+def _check_int4_weights(packed, scale, zero_point, group_size: int, bias, k: int | None = None) -> None:
+    """The checks of the compiled int4 weights (int4_bindings.cpp / int8.cpp), for the numpy fallback:
+    K is x's width (the one-call op) or ``2 * packed.shape[1]`` (Int4Weights)."""
     packed = _require_array("packed", packed, np.uint8, 2)
-    k, n = x.shape[1], packed.shape[0]
-    if k % 2:
-        raise ValueError(f"x's width K must be even (two 4-bit codes per byte), got {k}")
+    n, k = packed.shape[0], 2 * packed.shape[1] if k is None else k
     if packed.shape[1] != k // 2:
         raise ValueError(f"packed must be [N, K/2] = [N, {k // 2}] for x of width K = {k}, got {list(packed.shape)}")
     if k % group_size:
@@ -291,6 +289,14 @@ def _check_int4_args(x, packed, scale, zero_point, group_size, bias) -> None:
         raise ValueError(f"zero_point entries must be in [0, 15] (4-bit codes), got {zero_point.max()}")
     if bias is not None and _require_array("bias", bias, np.float32, 1).shape[0] != n:
         raise ValueError(f"bias must have {n} entries (one per output), got {bias.shape[0]}")
+
+
+def _check_int4_args(x, packed, scale, zero_point, group_size, bias) -> None:
+    """The checks of the compiled int4_linear (int8.cpp), for the numpy fallback."""
+    x = _require_array("x", x, np.float32, 2)
+    if x.shape[1] % 2:
+        raise ValueError(f"x's width K must be even (two 4-bit codes per byte), got {x.shape[1]}")
+    _check_int4_weights(packed, scale, zero_point, group_size, bias, k=x.shape[1])
 
 
 def int4_linear(x: np.ndarray, packed: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
@@ -318,6 +324,53 @@ def int4_linear(x: np.ndarray, packed: np.ndarray, scale: np.ndarray, zero_point
         _check_int4_args(x, packed, scale, zero_point, group_size, bias)
         out = reference.int4_linear(x, packed, scale, zero_point, group_size, bias)
     return out[0] if vector else out
+
+
+class Int4Weights:
+    """An int4 weight-only layer prepared once for repeated calls (batch-1 decoding): the arguments of
+    ``int4_linear`` without x — ``packed`` uint8 [N, K/2], ``scale`` float32 and ``zero_point`` uint8
+    (0..15) [N, K/group_size], ``bias`` float32 [N] or None — checked here, once, and copied into the
+    layout of the kernel (16 output rows in the SIMD lanes, 8 columns per 32-bit word; the zero point
+    folded into one term per group, ``s·(Σ q·x) − s·z·(Σ x)``; src/int4.h). ``forward(x)`` (also
+    ``w(x)``) checks only x — float32 [K] → [N] or [M, K] → [M, N], C-contiguous — and returns the same
+    numbers as ``int4_linear`` within float32 rounding (another summation order). The copy is taken at
+    construction: later changes to the arrays passed in are not seen (build a new one). Paths:
+    AVX-512 (amx / avx512vnni), AVX2, scalar (group sizes not a multiple of 8); ``path`` says which a
+    call takes now. Explained in notebooks/16_transformer_compression.ipynb."""
+
+    def __init__(self, packed: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, group_size: int,
+                 bias: np.ndarray | None = None):
+        group_size = require_int("group_size", group_size, 1)
+        if _ext is not None:  # the compiled module checks every argument (its messages name them)
+            self._weights = _ext.Int4Weights(packed, scale, zero_point, group_size, bias)
+            self.forward = self._weights.forward  # the call goes straight to C++: no Python frame
+            self.in_features, self.out_features = self._weights.in_features, self._weights.out_features
+        else:
+            _check_int4_weights(packed, scale, zero_point, group_size, bias)
+            self._arrays = tuple(None if a is None else a.copy() for a in (packed, scale, zero_point, bias))
+            self.out_features, self.in_features = packed.shape[0], 2 * packed.shape[1]
+        self.group_size = group_size
+
+    @property
+    def path(self) -> str:
+        """The code path a call takes now: ``amx``/``avx512vnni`` (both the AVX-512 kernel), ``avx2``,
+        ``ref``, or ``numpy-reference`` without the compiled module."""
+        return self._weights.path if _ext is not None else FALLBACK_ISA
+
+    def forward(self, x: np.ndarray) -> np.ndarray:  # the numpy fallback (replaced above when compiled)
+        """float32 [K] -> [N] or [M, K] -> [M, N]."""
+        x = _require_array("x", x, np.float32, None)
+        if x.ndim > 2:
+            raise ValueError(f"x must have 1 or 2 dimensions, got shape {x.shape}")
+        rows = x.reshape(-1, x.shape[-1])
+        if rows.shape[1] != self.in_features:
+            raise ValueError(f"x is {list(x.shape)} but the layer has K = {self.in_features} inputs")
+        out = reference.int4_linear(rows, self._arrays[0], self._arrays[1], self._arrays[2], self.group_size,
+                                    self._arrays[3]).astype(np.float32)
+        return out[0] if x.ndim == 1 else out
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
 
 
 def _check_image_buffers(shape, kernel, stride, padding) -> None:

@@ -20,6 +20,10 @@
 namespace py = pybind11;
 using namespace labkit;
 
+namespace labkit {
+void bind_int4(py::module_& m);  // kernels.Int4Weights: int4_bindings.cpp
+}  // namespace labkit
+
 namespace {
 
 constexpr int64_t kMaxK = 65536;  // 255 * 128 * 65536 < 2^31: int32 sums are exact
@@ -394,6 +398,7 @@ PYBIND11_MODULE(_int8, m) {
         py::arg("multiplier"), py::arg("shift"), py::arg("out_zero_point"), py::arg("relu") = false);
   m.def("int4_linear", &int4_linear_op, py::arg("x"), py::arg("packed"), py::arg("scale"), py::arg("zero_point"),
         py::arg("group_size"), py::arg("bias") = py::none());
+  bind_int4(m);
   m.def("quantize_multiplier", &quantize_multiplier, py::arg("real_multiplier"));
   m.def("requantize", &requantize, py::arg("acc"), py::arg("multiplier"), py::arg("shift"),
         py::arg("out_zero_point"), py::arg("relu") = false);

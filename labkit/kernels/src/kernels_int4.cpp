@@ -114,6 +114,99 @@ LK_AVX2 void columns_avx2(const Int4Problem& p, const Int4Work& w, int64_t m0, i
   }
 }
 
+// ---- the prepared layout (int4.h): 16 output rows in the lanes ----------------------------------
+// Per span of 8 columns: one 64-byte load v of 16 words; column i's codes are the low 4 bits of
+// v >> 4i, made float by a lookup in the table 0..15 (vpermps reads only the low 4 bits of each
+// index) and multiplied into each row's partial sum with x[k] broadcast. At the end of a group the
+// partial sums are scaled and the zero point's term subtracted, 16 outputs at once: no horizontal
+// sums, no per-weight scale or zero point. Several independent partial sums per row (CHAINS) keep
+// the FMA unit busy when the rows are few (an FMA waits 4 cycles for its predecessor in a chain).
+template <int MB>
+LK_AVX512F void blocks_avx512(const Int4Call& c, int64_t m0, int64_t b0, int64_t b1) {
+  constexpr int kChains = MB == 1 ? 4 : MB == 2 ? 2 : 1;
+  const Int4Prepared& w = *c.w;
+  const int64_t spans_per_group = w.group_size / kInt4Span;
+  const __m512 codes16 = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint32_t* codes = w.codes + b * w.spans * kInt4Lanes;
+    __m512 acc[MB];
+    for (int r = 0; r < MB; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < w.groups; ++g) {
+      __m512 part[MB][kChains];
+      for (int r = 0; r < MB; ++r)
+        for (int ch = 0; ch < kChains; ++ch) part[r][ch] = _mm512_setzero_ps();
+      for (int64_t span = g * spans_per_group; span < (g + 1) * spans_per_group; ++span) {
+        const __m512i v = _mm512_loadu_si512(codes + span * kInt4Lanes);
+        const float* x = c.x + m0 * w.k + span * kInt4Span;
+#pragma GCC unroll 8
+        for (int i = 0; i < kInt4Span; ++i) {
+          const __m512 q = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4 * i), codes16);
+          for (int r = 0; r < MB; ++r)
+            part[r][i % kChains] = _mm512_fmadd_ps(q, _mm512_set1_ps(x[r * w.k + i]), part[r][i % kChains]);
+        }
+      }
+      const __m512 s = _mm512_loadu_ps(w.scale + (b * w.groups + g) * kInt4Lanes);
+      const __m512 sz = _mm512_loadu_ps(w.scaled_zero + (b * w.groups + g) * kInt4Lanes);
+      for (int r = 0; r < MB; ++r) {
+        __m512 dot = part[r][0];
+        for (int ch = 1; ch < kChains; ++ch) dot = _mm512_add_ps(dot, part[r][ch]);
+        acc[r] = _mm512_fmadd_ps(dot, s, acc[r]);
+        acc[r] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(c.xsum[(m0 + r) * w.groups + g]), acc[r]);
+      }
+    }
+    const int64_t n0 = b * kInt4Lanes, valid = w.n - n0 < kInt4Lanes ? w.n - n0 : kInt4Lanes;
+    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
+    const __m512 bias = w.bias ? _mm512_loadu_ps(w.bias + n0) : _mm512_setzero_ps();
+    for (int r = 0; r < MB; ++r)
+      _mm512_mask_storeu_ps(c.out + (m0 + r) * w.n + n0, mask, _mm512_add_ps(acc[r], bias));
+  }
+}
+
+// As blocks_avx512 with 8 lanes: a block as two halves of 8 rows. AVX2's vpermps indexes 8 entries,
+// so each code is masked to 4 bits and converted to float instead; multiply, then add (no FMA: some
+// AVX2 CPUs lack it).
+template <int MB>
+LK_AVX2 void blocks_avx2(const Int4Call& c, int64_t m0, int64_t b0, int64_t b1) {
+  const Int4Prepared& w = *c.w;
+  const int64_t spans_per_group = w.group_size / kInt4Span;
+  const __m256i nibble = _mm256_set1_epi32(15);
+  for (int64_t b = b0; b < b1; ++b)
+    for (int half = 0; half < 2; ++half) {
+      const int64_t n0 = b * kInt4Lanes + 8 * half;
+      if (n0 >= w.n) break;
+      const uint32_t* codes = w.codes + b * w.spans * kInt4Lanes + 8 * half;
+      __m256 acc[MB];
+      for (int r = 0; r < MB; ++r) acc[r] = _mm256_setzero_ps();
+      for (int64_t g = 0; g < w.groups; ++g) {
+        __m256 part[MB][2];
+        for (int r = 0; r < MB; ++r) part[r][0] = part[r][1] = _mm256_setzero_ps();
+        for (int64_t span = g * spans_per_group; span < (g + 1) * spans_per_group; ++span) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + span * kInt4Lanes));
+          const float* x = c.x + m0 * w.k + span * kInt4Span;
+#pragma GCC unroll 8
+          for (int i = 0; i < kInt4Span; ++i) {
+            const __m256 q = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v, 4 * i), nibble));
+            for (int r = 0; r < MB; ++r)
+              part[r][i % 2] = _mm256_add_ps(part[r][i % 2], _mm256_mul_ps(q, _mm256_set1_ps(x[r * w.k + i])));
+          }
+        }
+        const int64_t at = (b * w.groups + g) * kInt4Lanes + 8 * half;
+        const __m256 s = _mm256_loadu_ps(w.scale + at), sz = _mm256_loadu_ps(w.scaled_zero + at);
+        for (int r = 0; r < MB; ++r) {
+          const __m256 zero_term = _mm256_mul_ps(sz, _mm256_set1_ps(c.xsum[(m0 + r) * w.groups + g]));
+          const __m256 dot = _mm256_add_ps(part[r][0], part[r][1]);
+          acc[r] = _mm256_add_ps(acc[r], _mm256_sub_ps(_mm256_mul_ps(dot, s), zero_term));
+        }
+      }
+      const int64_t valid = w.n - n0 < 8 ? w.n - n0 : 8;
+      for (int r = 0; r < MB; ++r) {
+        float lanes[8];
+        _mm256_storeu_ps(lanes, w.bias ? _mm256_add_ps(acc[r], _mm256_loadu_ps(w.bias + n0)) : acc[r]);
+        for (int64_t j = 0; j < valid; ++j) c.out[(m0 + r) * w.n + n0 + j] = lanes[j];
+      }
+    }
+}
+
 // Rows of x in passes of kMaxRows (the last pass: what is left), columns [n0, n1).
 template <template <int> class Kernel>
 void all_rows(const Int4Problem& p, const Int4Work& w, int64_t n0, int64_t n1) {
@@ -140,7 +233,32 @@ struct Avx2 {
   }
 };
 
+template <int MB>
+struct BlocksAvx512 {
+  static void run(const Int4Call& c, int64_t m0, int64_t b0, int64_t b1) { blocks_avx512<MB>(c, m0, b0, b1); }
+};
+template <int MB>
+struct BlocksAvx2 {
+  static void run(const Int4Call& c, int64_t m0, int64_t b0, int64_t b1) { blocks_avx2<MB>(c, m0, b0, b1); }
+};
+
+// Rows of x in passes of kMaxRows, output blocks [b0, b1).
+template <template <int> class Kernel>
+void all_rows_blocks(const Int4Call& c, int64_t b0, int64_t b1) {
+  for (int64_t m0 = 0; m0 < c.m; m0 += kMaxRows) {
+    switch (c.m - m0 < kMaxRows ? c.m - m0 : kMaxRows) {
+      case 1: Kernel<1>::run(c, m0, b0, b1); break;
+      case 2: Kernel<2>::run(c, m0, b0, b1); break;
+      case 3: Kernel<3>::run(c, m0, b0, b1); break;
+      default: Kernel<4>::run(c, m0, b0, b1); break;
+    }
+  }
+}
+
 }  // namespace
+
+void int4_blocks_avx512(const Int4Call& c, int64_t b0, int64_t b1) { all_rows_blocks<BlocksAvx512>(c, b0, b1); }
+void int4_blocks_avx2(const Int4Call& c, int64_t b0, int64_t b1) { all_rows_blocks<BlocksAvx2>(c, b0, b1); }
 
 void int4_rows_avx512(const Int4Problem& p, const Int4Work& w, int64_t n0, int64_t n1) {
   all_rows<Avx512>(p, w, n0, n1);
