@@ -54,15 +54,16 @@ TARGETS = {
     ("budget", "budget"): MODEL_MS, ("budget", "method"): MODEL_MS,
     ("pruning", "sparsity"): MODEL_MS, ("pruning", "criterion"): MODEL_MS,
     ("criteria", "sparsity"): MODEL_MS, ("criteria", "criterion"): MODEL_MS,
-    ("channels", "ratio"): MODEL_MS, ("channels", "criterion"): MODEL_MS, ("channels", "time"): None,
+    ("channel-pruning", "ratio"): MODEL_MS, ("channel-pruning", "criterion"): MODEL_MS, ("channel-pruning", "time"): None,
     ("rank", "energy"): MODEL_MS, ("rank", "layer"): MODEL_MS,
 }
 # Every explorer root (labkit-<name> with a labkit-<name>-figure inside) and its controls, in page order.
 _DISCOVER_JS = """() => {
     const found = [];
     for (const el of document.querySelectorAll('.jp-Notebook [class*="labkit-"]')) {
-        const name = Array.from(el.classList).map(c => c.match(/^labkit-([a-z0-9]+)$/)).find(m => m);
-        if (!name || !el.querySelector('.labkit-' + name[1] + '-figure')) continue;
+        const name = Array.from(el.classList).map(c => c.match(/^labkit-([a-z0-9-]+)$/))
+            .find(m => m && el.querySelector('.labkit-' + m[1] + '-figure'));
+        if (!name) continue;
         const prefix = 'labkit-' + name[1] + '-';
         const controls = [];
         for (const c of el.querySelectorAll('[class*="' + prefix + '"]'))

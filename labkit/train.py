@@ -62,6 +62,28 @@ def as_dataset(data, name: str = "data", *, labelled: bool = False) -> Dataset:
     return dataset
 
 
+def as_tensors(data, name: str = "data", *, labelled: bool = False,
+               image_dims: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Anything ``as_dataset`` accepts, stacked: ``(x [N, ...], y [N] or None)`` (None: no labels).
+
+    With ``image_dims`` (e.g. 4 for ``[N, C, H, W]``), ``x`` must be a float tensor with that many
+    dimensions, else ``TypeError`` naming ``name`` and the shape it got."""
+    dataset = as_dataset(data, name, labelled=labelled)
+    if isinstance(dataset, TensorDataset):
+        tensors = dataset.tensors
+    else:
+        items = [dataset[i] for i in range(len(dataset))]
+        pairs = isinstance(items[0], (tuple, list))
+        tensors = ((torch.stack([torch.as_tensor(d[0]) for d in items]), torch.tensor([int(d[1]) for d in items]))
+                   if pairs else (torch.stack([torch.as_tensor(d) for d in items]),))
+    x, y = tensors[0], (tensors[1] if len(tensors) > 1 else None)
+    if image_dims is not None and (not x.is_floating_point() or x.dim() != image_dims):
+        raise TypeError(f"{name} must be a float tensor of {image_dims} dimensions (an image batch "
+                        f"{'[N, C, H, W]' if image_dims == 4 else ''}), an (x, y) pair or a TensorDataset; "
+                        f"got {x.dtype} of shape {list(x.shape)}")
+    return x, y
+
+
 def _wrap(data, name: str) -> Dataset:
     if isinstance(data, Dataset):
         return data

@@ -80,6 +80,16 @@ def require_float_tensor(name: str, x, *, allow_empty: bool = True):
     return x
 
 
+def require_finite(what: str, values) -> None:
+    """Raise ``ValueError`` naming ``what`` and the count if the numpy array ``values`` holds a NaN or Inf
+    (weights of a diverged training run: a histogram or a statistic of them would be meaningless)."""
+    import numpy as np
+    bad = int(values.size - np.isfinite(values).sum())
+    if bad:
+        raise ValueError(f"{what} holds {bad} NaN or Inf value(s) of {values.size}; "
+                         "finite weights are needed (did training diverge?)")
+
+
 def require_module(name: str, model, *, dtypes: Iterable | None = None, allow_meta: bool = False):
     """Return ``model`` if it is a ``torch.nn.Module`` whose tensors hold data, in an accepted dtype.
 

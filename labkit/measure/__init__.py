@@ -15,6 +15,7 @@ One concept per module, every public name re-exported here (``measure.size_on_di
 * ``storage``: the file — ``serialize``, ``load_serialized``, ``size_on_disk``, ``size_report``,
   ``torch_save_bytes``, ``tensor_header_bytes``, ``shared_tensors``; its byte layout is in its docstring.
 * ``layer_report``: ``report(model)`` → ``Report``, one table per model.
+* ``weights``: ``weight_tensors`` (a model's weights by name), ``weight_statistics`` (one tensor's summary).
 
 Explained in notebooks/00_why_compress.ipynb.
 """
@@ -28,9 +29,10 @@ from labkit.measure.storage import (FILE_HEADER_BYTES, FILE_MAGIC, FILE_VERSION,
                                     serialize, shared_tensors, size_on_disk, size_report, tensor_header_bytes,
                                     torch_save_bytes)
 from labkit.measure.timing import compare_latency, latency
+from labkit.measure.weights import weight_statistics, weight_tensors
 
 __all__ = ["FILE_HEADER_BYTES", "FILE_MAGIC", "FILE_VERSION", "LayerMACs", "MAX_TENSOR_ELEMENTS", "Report",
            "STORAGE_FORMATS", "VALUES_FORMATS", "compare_latency", "count_nonzeros", "count_parameters",
            "effective_state_dict", "latency", "load_serialized", "macs", "nonzero_macs", "pack_bits", "report",
            "serialize", "shared_tensors", "size_on_disk", "size_report", "sparsity", "tensor_header_bytes",
-           "torch_save_bytes", "total_macs", "unpack_bits"]
+           "torch_save_bytes", "total_macs", "unpack_bits", "weight_statistics", "weight_tensors"]

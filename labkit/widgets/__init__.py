@@ -2,31 +2,37 @@
 
 The conventions every explorer follows are written in ``labkit.widgets.base``.
 
-Every explorer is importable from here (``from labkit.widgets import PruningExplorer``) or from its own
-module (``from labkit.widgets.structured import ChannelPruningExplorer``). Names are imported on first
+Every explorer is imported from here (``from labkit.widgets import PruningExplorer``) and has one
+name: ``ChannelPruningExplorer`` lives in ``channel_pruning.py``, its CSS classes start with
+``labkit-channel-pruning``, and its tests are ``tests/test_widgets_channel_pruning.py`` and
+``tests/browser/test_09_channel_pruning.py``. Names are imported on first
 use (PEP 562), so a notebook that uses one explorer does not load the others' dependencies — the attack
 explorer alone pulls in torchvision, ~160 MB of a notebook kernel's memory.
 """
 from importlib import import_module
 
-_HOMES = {
+_HOMES = {   # each explorer's module is its name in snake case; its CSS slug the same in kebab case
     "AGPExplorer": "agp",
     "AttackExplorer": "attack",
     "AttentionExplorer": "attention",
-    "Explorer": "base", "checkbox": "base", "css_class": "base", "dropdown": "base", "int_slider": "base",
-    "slider": "base",
     "BudgetExplorer": "budget",
-    "CalibrationExplorer": "calibration", "activation_taps": "calibration",
+    "CalibrationExplorer": "calibration",
+    "ChannelPruningExplorer": "channel_pruning",
     "CriteriaExplorer": "criteria",
-    "TemperatureExplorer": "distill",
-    "WeightHistogramExplorer": "histogram", "weight_statistics": "histogram", "weight_tensors": "histogram",
-    "WeightBitsExplorer": "llm_bits",
-    "RankExplorer": "lowrank",
     "PruningExplorer": "pruning",
-    "QuantGridExplorer": "quant_grid", "valid_group_sizes": "quant_grid",
-    "QuantizerGradientExplorer": "ste", "quantizer_response": "ste",
-    "ChannelPruningExplorer": "structured",
-    "TradeoffExplorer": "tradeoffs",
+    "QuantGridExplorer": "quant_grid",
+    "QuantizerGradientExplorer": "quantizer_gradient",
+    "RankExplorer": "rank",
+    "TemperatureExplorer": "temperature",
+    "TernaryThresholdExplorer": "ternary_threshold",
+    "TradeoffExplorer": "tradeoff",
+    "WeightBitsExplorer": "weight_bits",
+    "WeightHistogramExplorer": "weight_histogram",
+    # the conventions, for writing an explorer or a figure of one's own (base.py)
+    "Explorer": "base", "FIGURE_TEMPLATE": "base", "FigureWidget": "base", "checkbox": "base",
+    "complete_batch": "base", "css_class": "base", "dropdown": "base", "int_slider": "base", "slider": "base",
+    # computations the explorers show, until they move to the package that owns them
+    "activation_taps": "calibration", "quantizer_response": "quantizer_gradient", "valid_group_sizes": "quant_grid",
 }
 
 __all__ = sorted(_HOMES)

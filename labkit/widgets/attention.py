@@ -17,10 +17,10 @@ import torch
 from plotly.subplots import make_subplots
 from torch import nn
 
+from labkit import train
 from labkit.distill import attention_transfer_loss, layer_features, normalized_attention
 from labkit.validate import require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, int_slider, readout_rows, slider
-from labkit.widgets.distill import images_and_labels
 
 P_MIN, P_MAX, P_STEP = 0.5, 8.0, 0.5
 
@@ -48,7 +48,7 @@ class AttentionExplorer(Explorer):
         if not students or not all(isinstance(m, nn.Module) for m in students.values()):
             raise TypeError("student must be a torch.nn.Module or a non-empty dict {name: torch.nn.Module}, "
                             f"got {type(student).__name__}")
-        self.x, self.labels = images_and_labels(images)
+        self.x, self.labels = train.as_tensors(images, "images", image_dims=4)
         self.pairs = _check_layers(layers)
         self._p = require_float("p", p, P_MIN, P_MAX)
         self._index = require_int("index", index, 0, len(self.x) - 1)

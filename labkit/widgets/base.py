@@ -7,7 +7,7 @@ no algorithm of its own — every number it shows comes from a labkit function (
 1. **Controls come from the factories below** (``slider``, ``int_slider``, ``dropdown``,
    ``checkbox``). They create ipywidgets 8 controls with ``continuous_update=False`` (the figure is
    redrawn when the learner *releases* a slider, not on every pixel of the drag) and add a stable CSS
-   class ``labkit-<explorer>-<control>`` (for example ``labkit-histogram-layer``), which is how the
+   class ``labkit-<explorer>-<control>`` (for example ``labkit-weight-histogram-layer``), which is how the
    real-browser tests in ``tests/browser/`` find them. The explorer's root box gets ``labkit-<explorer>``,
    its figure ``labkit-<explorer>-figure`` and its readout ``labkit-<explorer>-readout``.
 2. **One plotly ``go.FigureWidget``, updated in place.** ``draw`` never builds a new figure: it

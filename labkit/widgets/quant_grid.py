@@ -19,11 +19,11 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
+from labkit.measure import weight_tensors
 from labkit.quant.affine import quantize_weight
 from labkit.validate import require_bool, require_choice, require_int
 from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider, readout_rows,
                                  step_histogram, vertical_lines)
-from labkit.widgets.histogram import weight_tensors
 
 __all__ = ["QuantGridExplorer", "valid_group_sizes"]
 
@@ -85,7 +85,7 @@ class QuantGridExplorer(Explorer):
     Explained in notebooks/01_quantization_basics.ipynb.
     """
 
-    name = "quantgrid"
+    name = "quant-grid"
 
     def __init__(self, model: nn.Module, layer: str | None = None, bits: int = 4, scheme: str = "asymmetric",
                  granularity: str = "tensor", group_size: int | None = None, channel: int = ALL_CHANNELS,

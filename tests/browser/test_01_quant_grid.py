@@ -23,7 +23,7 @@ def bits_moved(before, after):
 
 
 CASE = WidgetCase(
-    "01_quantization_basics.ipynb", "quantgrid", title=all_of("4-bit", "16 levels"),
+    "01_quantization_basics.ipynb", "quant-grid", title=all_of("4-bit", "16 levels"),
     readout=all_of("SQNR", "compression"),
     moves=[*(Move("bits", fraction, check=bits_moved) for fraction in (0.98, 0.05, 0.55, 0.3, 0.8)),
            Move("granularity", "per-channel", title="per-channel", readout=all_of("(s, z) pairs", "120")),

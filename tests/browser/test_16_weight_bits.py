@@ -20,7 +20,7 @@ def text_changed(before, after):
 
 
 CASE = WidgetCase(   # shown after Run All at 3 bits, group 64, the 28-setting grid precomputed
-    "16_transformer_compression.ipynb", "llmbits", title=all_of("Perplexity vs bytes", "RTN 3-bit, group 64", "kB"),
+    "16_transformer_compression.ipynb", "weight-bits", title=all_of("Perplexity vs bytes", "RTN 3-bit, group 64", "kB"),
     readout=all_of("RTN 3-bit, group 64", "28 settings cached", "bytes on disk", "PPL / float32 (paired)",
                    "quantized model writes", "float32 model writes"),
     check=ring_on_a_line,
@@ -30,5 +30,5 @@ CASE = WidgetCase(   # shown after Run All at 3 bits, group 64, the 28-setting g
            Move("group-size", 1.0, title="RTN 8-bit, group 128", readout="28 settings cached")])
 
 
-def test_16_bits_explorer_reacts_to_bits_and_group_size(check_widget):
+def test_16_weight_bits_explorer_reacts_to_bits_and_group_size(check_widget):
     check_widget(CASE)

@@ -1,11 +1,11 @@
-"""The TWN threshold explorer (labkit.widgets.binary) without a browser: numbers, controls, redraws."""
+"""The TWN threshold explorer (labkit.widgets.ternary_threshold) without a browser: numbers, controls, redraws."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from labkit.quant import binary
-from labkit.widgets.binary import TernaryThresholdExplorer, ternary_error
+from labkit.widgets.ternary_threshold import TernaryThresholdExplorer, ternary_error
 
 
 def small_model():
@@ -50,9 +50,9 @@ def test_explorer_defaults_to_the_largest_layer_and_redraws_on_set():
 
 def test_explorer_css_classes_and_argument_checks():
     explorer = TernaryThresholdExplorer(small_model(), layer="5", factor=0.5)
-    assert "labkit-twn-factor" in explorer.controls["factor"]._dom_classes
-    assert "labkit-twn-per-channel" in explorer.controls["per_channel"]._dom_classes
-    assert "labkit-twn" in explorer.widget._dom_classes
+    assert "labkit-ternary-threshold-factor" in explorer.controls["factor"]._dom_classes
+    assert "labkit-ternary-threshold-per-channel" in explorer.controls["per_channel"]._dom_classes
+    assert "labkit-ternary-threshold" in explorer.widget._dom_classes
     with pytest.raises(ValueError, match="layer must be one of"):
         TernaryThresholdExplorer(small_model(), layer="fc9")
     with pytest.raises(ValueError, match="factor"):

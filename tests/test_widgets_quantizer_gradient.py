@@ -1,9 +1,9 @@
-"""The quantizer gradient explorer (labkit.widgets.ste) without a browser: curves, controls, redraws."""
+"""The quantizer gradient explorer (labkit.widgets.quantizer_gradient) without a browser: curves, controls, redraws."""
 import numpy as np
 import pytest
 import torch
 
-from labkit.widgets.ste import QUANTIZERS, QuantizerGradientExplorer, quantizer_response
+from labkit.widgets.quantizer_gradient import QUANTIZERS, QuantizerGradientExplorer, quantizer_response
 
 X = torch.tensor([-2.6, -1.1, -0.2, 0.3, 0.9, 1.4, 2.2])
 
@@ -70,8 +70,8 @@ def test_explorer_redraws_for_every_quantizer():
 def test_explorer_css_classes_and_argument_checks():
     explorer = QuantizerGradientExplorer("lsq", bits=4, clip=0.5)
     for control in ("quantizer", "bits", "clip"):
-        assert f"labkit-ste-{control}" in explorer.controls[control]._dom_classes
-    assert "labkit-ste" in explorer.widget._dom_classes
+        assert f"labkit-quantizer-gradient-{control}" in explorer.controls[control]._dom_classes
+    assert "labkit-quantizer-gradient" in explorer.widget._dom_classes
     assert "LSQ" in explorer.figure.layout.title.text
     with pytest.raises(ValueError, match="quantizer must be one of"):
         QuantizerGradientExplorer("round")

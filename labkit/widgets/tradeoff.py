@@ -46,7 +46,7 @@ class TradeoffExplorer(Explorer):
     ``user_runs``; ``setting(model, family, x, front)`` computes the same view without drawing. Explained in notebooks/14_pipeline_tradeoffs_export.ipynb
     """
 
-    name = "tradeoffs"
+    name = "tradeoff"
 
     def __init__(self, records: Sequence[Mapping], model: str = ALL, family: str = ALL, x: str = "bytes"):
         if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):

@@ -17,6 +17,7 @@ import torch
 from plotly.subplots import make_subplots
 from torch import nn
 
+from labkit import train
 from labkit.distill import soft_targets, teacher_logits
 from labkit.validate import require_float, require_int, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, int_slider, readout_rows, slider
@@ -41,7 +42,7 @@ class TemperatureExplorer(Explorer):
 
     def __init__(self, teacher: nn.Module, images, T: float = 4.0, index: int = 0):
         require_module("teacher", teacher)
-        self.x, self.labels = images_and_labels(images)
+        self.x, self.labels = train.as_tensors(images, "images", image_dims=4)
         self._T = require_float("T", T, T_MIN, T_MAX)
         self._index = require_int("index", index, 0, len(self.x) - 1)
         self.logits = teacher_logits(teacher, self.x)
@@ -101,20 +102,6 @@ class TemperatureExplorer(Explorer):
         self.figure.layout.title.text = (f"image {stats['index']}" + ("" if label is None else f" (label {label})")
                                          + f": teacher's softmax at T = {stats['T']:g} (blue) and T = 1 (grey)")
         self.readout.value = _readout_html(stats)
-
-
-def images_and_labels(images) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``images`` (a float tensor ``[N, C, H, W]``, an ``(x, y)`` pair or a labelled ``TensorDataset``) as
-    ``(x [N, C, H, W], labels [N] or None)``; the explorers of chapters 11 and 12 accept all three."""
-    if isinstance(images, torch.utils.data.TensorDataset):
-        images = images.tensors
-    labels = None
-    if isinstance(images, (tuple, list)) and len(images) == 2:
-        images, labels = images
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4 or not len(images):
-        raise TypeError("images must be a float tensor [N, C, H, W] with N >= 1, an (x, y) pair or a TensorDataset; "
-                        f"got {getattr(images, 'shape', type(images).__name__)}")
-    return images, labels
 
 
 def _entropy(probs: torch.Tensor) -> float:

@@ -68,7 +68,7 @@ def quantizer_response(kind: str, bits: int, clip: float, x: torch.Tensor | None
     elif kind == "lsq":
         q_p = max(qrange(bits, True)[1], 1)
         scale = clip / q_p
-        quantizer = LSQQuantizer(bits, signed=True, axis=0, step=scale)
+        quantizer = LSQQuantizer(bits, signed=True, granularity="channel", axis=0, step=scale)
         quantizer.step = nn.Parameter(torch.full((n,), scale))           # one step per point
         x_hat = quantizer(x.reshape(n, 1)).reshape(n)
         param, param_value = "s", scale
@@ -103,7 +103,7 @@ class QuantizerGradientExplorer(Explorer):
     ``param_grad_min`` / ``param_grad_max``. Explained in notebooks/05_quantization_aware_training.ipynb.
     """
 
-    name = "ste"
+    name = "quantizer-gradient"
 
     def __init__(self, quantizer: str = "clipped", bits: int = 2, clip: float = 1.0):
         self._quantizer = require_choice("quantizer", quantizer, tuple(QUANTIZERS))

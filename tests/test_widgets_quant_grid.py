@@ -167,9 +167,9 @@ def test_browser_style_control_changes_redraw_once_each(explorer):
 def test_controls_and_figure_carry_the_css_classes(explorer):
     for control in ("layer", "bits", "scheme", "granularity", "group-size", "channel", "show-quantized"):
         key = control.replace("-", "_")
-        assert css_class("quantgrid", control) in explorer.controls[key]._dom_classes
-    assert "labkit-quantgrid" in explorer.widget._dom_classes
-    assert "labkit-quantgrid-figure" in explorer.figure._dom_classes
+        assert css_class("quant-grid", control) in explorer.controls[key]._dom_classes
+    assert "labkit-quant-grid" in explorer.widget._dom_classes
+    assert "labkit-quant-grid-figure" in explorer.figure._dom_classes
     assert explorer.controls["bits"].continuous_update is False
     assert (explorer.controls["bits"].min, explorer.controls["bits"].max) == (1, 8)
 

@@ -20,7 +20,7 @@ def fewer_points(before, after):
 
 # shown after Run All with the notebook's own run added: LeNet-300-100, 34 sweep results + 1 of the learner's
 CASE = WidgetCase(
-    "14_pipeline_tradeoffs_export.ipynb", "tradeoffs",
+    "14_pipeline_tradeoffs_export.ipynb", "tradeoff",
     title=all_of("Accuracy vs file size", "lenet300", "all techniques", "35 results", "7 on the Pareto front"),
     readout=all_of("35 of 74 results shown", "Pareto front (7)", "prune 90% + FT → k-means 4 + FT", "%"),
     check=lambda s: (log_x(s), star_shown(s)),

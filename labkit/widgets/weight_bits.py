@@ -46,7 +46,7 @@ class WeightBitsExplorer(Explorer):
     Explained in notebooks/16_transformer_compression.ipynb.
     """
 
-    name = "llmbits"
+    name = "weight-bits"
 
     def __init__(self, model: TinyGPT, windows, prompt: str = "The ", bits: int = 4, group_size: int | None = None,
                  new_tokens: int = 60):

@@ -1,10 +1,10 @@
-"""The channel-pruning explorer (labkit.widgets.structured) without a browser: numbers, redraws, cache."""
+"""The channel-pruning explorer (labkit.widgets.channel_pruning) without a browser: numbers, redraws, cache."""
 import numpy as np
 import pytest
 import torch
 
 from labkit import measure, models, prune, train
-from labkit.widgets.structured import ChannelPruningExplorer
+from labkit.widgets.channel_pruning import ChannelPruningExplorer
 
 
 def vgg():
@@ -83,7 +83,7 @@ def test_lenet5_has_no_bn_option_and_bad_arguments():
     with pytest.raises(TypeError, match="model must be"):
         ChannelPruningExplorer("vgg", eval_data())
     for control in ("ratio", "criterion", "layer"):
-        assert f"labkit-channels-{control}" in explorer.controls[control]._dom_classes
-    assert "labkit-channels-time" in explorer.time_button._dom_classes
+        assert f"labkit-channel-pruning-{control}" in explorer.controls[control]._dom_classes
+    assert "labkit-channel-pruning-time" in explorer.time_button._dom_classes
     with pytest.raises(ValueError, match="latency_rounds"):
         ChannelPruningExplorer(vgg(), eval_data(), latency_rounds=1)

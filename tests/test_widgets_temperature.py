@@ -1,4 +1,4 @@
-"""The temperature explorer (labkit.widgets.distill) without a browser: numbers, controls, redraws."""
+"""The temperature explorer (labkit.widgets.temperature) without a browser: numbers, controls, redraws."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from labkit import distill, train
-from labkit.widgets.distill import TemperatureExplorer
+from labkit.widgets.temperature import TemperatureExplorer
 
 
 def teacher():
@@ -73,7 +73,7 @@ def test_css_classes_and_argument_checks():
         TemperatureExplorer(teacher(), images(), index=12)
     with pytest.raises(TypeError, match="teacher must be a torch.nn.Module"):
         TemperatureExplorer("resnet", images())
-    with pytest.raises(TypeError, match=r"images must be a float tensor \[N, C, H, W\]"):
+    with pytest.raises(TypeError, match=r"images must be a float tensor of 4 dimensions"):
         TemperatureExplorer(teacher(), torch.zeros(12, 64))
 
 

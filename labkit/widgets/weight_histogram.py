@@ -2,9 +2,8 @@
 
 Most trained weights sit in a narrow bell around zero with a few large outliers; that shape is what
 makes quantization (few levels suffice for the bell, the outliers set the range) and pruning (many
-weights are nearly zero) work. ``weight_statistics`` computes the numbers the readout shows; it is
-small enough to live here for now and will move to ``labkit.measure`` once that module hosts
-per-tensor statistics.
+weights are nearly zero) work. The numbers the readout shows come from
+``labkit.measure.weight_statistics``; the layers it offers from ``labkit.measure.weight_tensors``.
 
 Explained in notebooks/00_why_compress.ipynb.
 """
@@ -17,71 +16,9 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-from labkit.validate import require_bool, require_float, require_int, require_module
+from labkit.measure import weight_statistics, weight_tensors
+from labkit.validate import require_bool, require_finite, require_int
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider, readout_rows
-
-
-def weight_statistics(tensor, near_zero: float = 0.01) -> dict:
-    """Summary statistics of one weight tensor (any shape; torch tensor or numpy array).
-
-    With the values ``w`` flattened to ``n`` float64 numbers: ``mean = Σw/n``, ``std`` is the
-    population standard deviation ``sqrt(Σ(w-mean)²/n)``, ``zeros`` the fraction with ``w == 0``,
-    ``near_zero`` the fraction with ``|w| <= near_zero`` (default 0.01) and ``kurtosis`` the excess
-    kurtosis ``mean(((w-mean)/std)⁴) - 3`` (0 for a Gaussian, large for heavy tails; NaN if std is 0).
-    Returns ``shape`` (tuple), ``numel`` (int) and those values as Python floats.
-    """
-    if isinstance(tensor, torch.Tensor):
-        values = tensor.detach().cpu().to(torch.float64).numpy()
-    elif isinstance(tensor, np.ndarray):
-        values = tensor.astype(np.float64)
-    else:
-        raise TypeError(f"tensor must be a torch.Tensor or numpy.ndarray, got {type(tensor).__name__}")
-    near_zero = require_float("near_zero", near_zero, 0.0)
-    if values.size == 0:
-        raise ValueError(f"tensor must have at least one element, got shape {tuple(values.shape)}")
-    _require_finite("tensor", values)
-    flat = values.reshape(-1)
-    mean = float(flat.mean())
-    std = float(flat.std())
-    kurtosis = float(np.mean(((flat - mean) / std) ** 4) - 3.0) if std > 0 else float("nan")
-    return {
-        "shape": tuple(values.shape),
-        "numel": int(flat.size),
-        "min": float(flat.min()),
-        "max": float(flat.max()),
-        "mean": mean,
-        "std": std,
-        "zeros": float(np.mean(flat == 0.0)),
-        "near_zero": float(np.mean(np.abs(flat) <= near_zero)),
-        "kurtosis": kurtosis,
-    }
-
-
-def weight_tensors(model: nn.Module) -> dict:
-    """The model's weight tensors by name, as zero-argument functions returning the *current* tensor.
-
-    A weight is a module attribute ``weight`` (or a parameter whose name ends in ``weight``) with at
-    least 2 dimensions — the conv/linear/embedding weights; names are those of ``named_parameters``
-    (``features.0.weight``). Reading ``module.weight`` rather than the parameter means a pruned
-    (``torch.nn.utils.prune``) or parametrized layer shows its effective, masked weight. If the
-    model has no such tensor, 1-D weights (normalisation scales) are returned instead.
-    """
-    require_module("model", model)
-    found: dict[str, tuple[nn.Module, str, int]] = {}
-    for module_name, module in model.named_modules():
-        attrs = [name for name, _ in module.named_parameters(recurse=False) if name.endswith("weight")]
-        if "weight" not in attrs and isinstance(getattr(module, "weight", None), torch.Tensor):
-            attrs.insert(0, "weight")  # pruned (weight_orig + mask) or parametrized layers
-        for attr in attrs:
-            full = f"{module_name}.{attr}" if module_name else attr
-            found[full] = (module, attr, getattr(module, attr).dim())
-    if any(ndim >= 2 for *_, ndim in found.values()):
-        found = {name: entry for name, entry in found.items() if entry[2] >= 2}
-    if not found:
-        raise ValueError(f"model ({type(model).__name__}) has no weight tensors; "
-                         "expected at least one conv/linear layer with a .weight")
-    return {name: (lambda module=module, attr=attr: getattr(module, attr).detach())
-            for name, (module, attr, _) in found.items()}
 
 
 class WeightHistogramExplorer(Explorer):
@@ -96,7 +33,7 @@ class WeightHistogramExplorer(Explorer):
     Explained in notebooks/00_why_compress.ipynb.
     """
 
-    name = "histogram"
+    name = "weight-histogram"
 
     def __init__(self, model: nn.Module, bins: int = 80, layer: str | None = None, log: bool = False):
         self.weights = weight_tensors(model)  # TypeError / ValueError at the boundary
@@ -128,7 +65,7 @@ class WeightHistogramExplorer(Explorer):
     def draw(self, values: dict) -> None:
         weight = self.weights[values["layer"]]()
         flat = weight.to(torch.float64).reshape(-1).cpu().numpy()
-        _require_finite(f"layer {values['layer']!r}", flat)  # numpy's own error names no layer
+        require_finite(f"layer {values['layer']!r}", flat)  # numpy's own error names no layer
         counts, edges = np.histogram(flat, bins=values["bins"])
         stats = weight_statistics(weight)
         bar = self.figure.data[0]
@@ -142,14 +79,6 @@ class WeightHistogramExplorer(Explorer):
                                          f"{stats['numel']:,} weights")
         self.stats = {"layer": values["layer"], "bins": values["bins"], **stats}
         self.readout.value = _readout_html(self.stats)
-
-
-def _require_finite(what: str, values: np.ndarray) -> None:
-    """A NaN or Inf (a diverged training run) has no place on a histogram axis: say where it is."""
-    finite = np.isfinite(values)
-    if not finite.all():
-        raise ValueError(f"{what} holds {int(finite.size - finite.sum())} NaN or Inf value(s) of "
-                         f"{finite.size}; a histogram needs finite weights (did training diverge?)")
 
 
 def _shape_text(shape) -> str:

@@ -52,7 +52,7 @@ class ChannelPruningExplorer(Explorer):
     Explained in notebooks/09_structured_pruning.ipynb.
     """
 
-    name = "channels"
+    name = "channel-pruning"
 
     def __init__(self, model: nn.Module, eval_data, ratio: float = 0.5, criterion: str = "l1",
                  layer: str | None = None, seed: int = 0, latency_batch: int = 64, latency_rounds: int = 10,

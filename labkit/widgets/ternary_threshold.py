@@ -55,7 +55,7 @@ class TernaryThresholdExplorer(Explorer):
     slider grid with the smallest error). Explained in notebooks/02_binary_ternary.ipynb.
     """
 
-    name = "twn"
+    name = "ternary-threshold"
 
     def __init__(self, model: nn.Module, layer: str | None = None, factor: float = 0.7,
                  per_channel: bool = False, bins: int = 120):

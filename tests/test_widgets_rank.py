@@ -1,11 +1,11 @@
-"""The rank explorer (labkit.widgets.lowrank) without a browser: numbers, controls, redraws, cache."""
+"""The rank explorer (labkit.widgets.rank) without a browser: numbers, controls, redraws, cache."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from labkit import lowrank, train
-from labkit.widgets.lowrank import RankExplorer
+from labkit.widgets.rank import RankExplorer
 
 
 def small_model():

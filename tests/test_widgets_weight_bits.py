@@ -1,10 +1,10 @@
-"""The weight-bits explorer (labkit.widgets.llm_bits) without a browser: numbers, controls, cache, bad input."""
+"""The weight-bits explorer (labkit.widgets.weight_bits) without a browser: numbers, controls, cache, bad input."""
 import pytest
 import torch
 
 from labkit.llm import experiment
 from labkit.llm.model import GPTConfig, TinyGPT
-from labkit.widgets.llm_bits import WeightBitsExplorer, llm_group_sizes
+from labkit.widgets.weight_bits import WeightBitsExplorer, llm_group_sizes
 
 CONFIG = GPTConfig(context=16, d_model=32, n_head=2, n_layer=1)
 
@@ -65,10 +65,10 @@ def test_sliders_redraw_cache_and_precompute():
 
 def test_css_classes_and_argument_checks():
     explorer = WeightBitsExplorer(small_model(), windows(), group_size=16, new_tokens=2)
-    assert "labkit-llmbits-bits" in explorer.controls["bits"]._dom_classes
-    assert "labkit-llmbits-group-size" in explorer.controls["group_size"]._dom_classes
+    assert "labkit-weight-bits-bits" in explorer.controls["bits"]._dom_classes
+    assert "labkit-weight-bits-group-size" in explorer.controls["group_size"]._dom_classes
     assert all(c.continuous_update is False for c in explorer.controls.values())
-    assert "labkit-llmbits-readout" in explorer.readout._dom_classes
+    assert "labkit-weight-bits-readout" in explorer.readout._dom_classes
     assert llm_group_sizes(small_model()) == [16, 32] and llm_group_sizes(small_model(), 8) == [8, 16, 32]
     with pytest.raises(ValueError, match="bits"):
         WeightBitsExplorer(small_model(), windows(), bits=9)
