@@ -14,7 +14,7 @@ from labkit.prune.criteria import (ALL_CRITERIA, CRITERIA, DATA_CRITERIA, Criter
                                    fisher_diagonal, get_criterion, gradient_scores, magnitude_scores, mask_jaccard,
                                    obd_scores, random_scores, rank_correlation, register_criterion, saliency,
                                    taylor_scores, unregister_criterion)
-from labkit.prune.masks import (apply_mask, get_mask, is_pruned, prunable_layers, reapply_masks, remove,
+from labkit.prune.masks import (apply_mask, is_pruned, prunable_layers, reapply_masks, remove,
                                 remove_all, sparsity)
 from labkit.prune.lottery import (lottery_ticket, prune_remaining, remaining_after, rewind,
                                   train_with_early_stopping, validation_loss, weights_snapshot)
@@ -40,7 +40,7 @@ __all__ = ["AGPSchedule", "apply_allocation", "check_budget", "global_allocation
            "geometric_median_scores", "keep_indices", "prune_channels", "structured_prune", "zero_channels",
            "CRITERIA", "DATA_CRITERIA", "Criterion", "criterion_names", "get_criterion", "register_criterion",
            "unregister_criterion", "agp_schedule", "agp_sparsity", "apply_mask",
-           "batch_gradients", "fisher_diagonal", "get_mask", "global_magnitude_prune", "global_prune",
+           "batch_gradients", "fisher_diagonal", "global_magnitude_prune", "global_prune",
            "global_threshold", "gradient_scores", "group_lasso_penalty", "group_lasso_regularizer", "group_norms",
            "is_pruned", "iterative_schedule", "l1_penalty", "l1_proximal", "l1_regularizer", "layerwise_prune",
            "magnitude_scores", "mask_jaccard", "near_zero_report", "obd_scores", "one_shot_schedule",

@@ -117,18 +117,6 @@ def _check_mask(mask, weight: torch.Tensor) -> torch.Tensor:
     return mask.clone()
 
 
-def get_mask(module, name: str = "weight") -> torch.Tensor:
-    """The mask of a pruned module (a copy, float 0/1, the weight's shape); all ones if not pruned.
-
-    Explained in notebooks/07_unstructured_pruning.ipynb.
-    """
-    _check_module(module)
-    name = _check_name(module, name)
-    if is_pruned(module, name):
-        return getattr(module, name + "_mask").detach().clone()
-    return torch.ones_like(module._parameters[name].detach())
-
-
 def remove(module, name: str = "weight") -> nn.Module:
     """Make the pruning of ``module.<name>`` permanent: ``<name> = Parameter(orig * mask)``.
 

@@ -93,12 +93,11 @@ def test_remove_loads_into_a_fresh_model_and_state_dict_round_trips():
     assert int((plain.weight == 0).sum()) == 16
 
 
-def test_get_mask_is_pruned_prunable_layers_and_sparsity(model):
+def test_is_pruned_prunable_layers_and_sparsity(model):
     assert list(prune.prunable_layers(model)) == ["0", "3", "5"]
-    assert torch.equal(prune.get_mask(model[3]), torch.ones(32, 144))
     assert not prune.is_pruned(model[3])
-    prune.prune_layer(model[3], 0.75)
-    assert prune.is_pruned(model[3]) and float(prune.get_mask(model[3]).mean()) == 0.25
+    mask = prune.prune_layer(model[3], 0.75)
+    assert prune.is_pruned(model[3]) and float(mask.mean()) == 0.25 and torch.equal(mask, model[3].weight_mask)
     s = prune.sparsity(model)
     assert s["layers"]["3"] == 0.75 and s["layers"]["0"] == 0.0
     assert s["total"] == 36 + 4608 + 320 and s["zeros"] == 3456
