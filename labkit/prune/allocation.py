@@ -27,7 +27,7 @@ from torch import nn
 
 from labkit import measure
 from labkit.prune.masks import require_prunable, sparsity
-from labkit.prune.unstructured import global_prune, layerwise_prune
+from labkit.prune.unstructured import check_layer_names, global_prune, layerwise_prune
 from labkit.validate import require_float, require_int
 
 Resource = Callable[[nn.Module], float]
@@ -92,14 +92,7 @@ def check_budget(model: nn.Module, resource: Resource, budget: float, *, max_spa
 def layer_names(model, layers=None) -> list[str]:
     """The names of ``layers`` (default: every prunable layer of ``model``), checked against the model."""
     available = require_prunable(model)
-    if layers is None:
-        return list(available)
-    if isinstance(layers, str) or not all(isinstance(n, str) for n in layers):
-        raise TypeError(f"layers must be a list of layer names, got {layers!r}")
-    unknown = [n for n in layers if n not in available]
-    if unknown:
-        raise ValueError(f"unknown layer name(s) {unknown}; prunable layers are {list(available)}")
-    return list(layers)
+    return list(available) if layers is None else check_layer_names(layers, available)
 
 
 def _label(resource) -> str:
