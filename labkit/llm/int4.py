@@ -58,8 +58,9 @@ _STATUS: list = []          # [(available, reason)] once probed, for this proces
 
 
 def kernel_status() -> tuple[bool, str]:
-    """``(available, reason)``: whether ``labkit.kernels.int4_linear`` runs here (probed once on a
-    4 × 64 layer against the torch reference); ``reason`` says why not (an old build, a missing function)."""
+    """``(available, reason)``: whether ``labkit.kernels.int4_linear`` and ``kernels.Int4Weights`` run here
+    (probed once on a 4 × 64 layer against the torch reference); ``reason`` says why not (an old build, a
+    missing function)."""
     if not _STATUS:
         try:
             from labkit import kernels
@@ -68,8 +69,11 @@ def kernel_status() -> tuple[bool, str]:
             codes = torch.randint(0, 16, (4, 64), dtype=torch.uint8, generator=g)
             packed, scale = pack_int4(codes), torch.rand(4, 2, generator=g) + 0.5
             zero, x = torch.full((4, 2), 8, dtype=torch.uint8), torch.randn(3, 64, generator=g)
+            want = int4_linear(x, packed, scale, zero, 32)
             got = torch.from_numpy(kernels.int4_linear(x.numpy(), packed.numpy(), scale.numpy(), zero.numpy(), 32))
-            torch.testing.assert_close(got, int4_linear(x, packed, scale, zero, 32), rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+            prepared = kernels.Int4Weights(packed.numpy(), scale.numpy(), zero.numpy(), 32)
+            torch.testing.assert_close(torch.from_numpy(prepared(x.numpy())), want, rtol=1e-4, atol=1e-4)
             _STATUS.append((True, f"labkit.kernels.int4_linear ({kernels.isa()} path)"))
         except Exception as error:          # any failure means: use the torch reference, and say why
             _STATUS.append((False, f"compiled int4 kernel unavailable ({type(error).__name__}: {error})"))
@@ -78,7 +82,9 @@ def kernel_status() -> tuple[bool, str]:
 
 def kernel_int4_linear(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
                        group_size: int, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``int4_linear`` computed by the compiled kernel: ``x`` float32 ``[..., in]`` → float32 ``[..., out]``."""
+    """``int4_linear`` computed by the compiled kernel: ``x`` float32 ``[..., in]`` → float32 ``[..., out]``
+    (one call: the weights are checked and read in their file format each time; ``Int4Linear`` prepares
+    them once with ``kernels.Int4Weights``)."""
     from labkit import kernels
 
     flat = x.detach().reshape(-1, x.shape[-1]).float().contiguous()
@@ -109,6 +115,7 @@ class Int4Linear(nn.Module):
             raise ValueError(f"scale must be [out, groups] with groups dividing in = {in_features}, got "
                              f"{tuple(scale.shape)} for packed codes {tuple(packed.shape)}")
         self.group_size = in_features // scale.shape[1]
+        self._kernel_cache = None   # (buffer ids and versions, the buffers, kernels.Int4Weights): kernel_weights()
         for name, value in (("packed", packed), ("scale", scale), ("zero_point", zero_point),
                             ("input_scale", input_scale), ("bias", bias)):
             self.register_buffer(name, value)
@@ -125,10 +132,39 @@ class Int4Linear(nn.Module):
         return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_scale is not None:
-            x = x / self.input_scale
-        product = kernel_int4_linear if self.uses_kernel() else int4_linear
-        return product(x, self.packed, self.scale, self.zero_point, self.group_size, self.bias)
+        buffers = self._buffers   # not self.packed etc.: nn.Module.__getattr__ costs as much as the kernel
+        if buffers["input_scale"] is not None:
+            x = x / buffers["input_scale"]
+        if not self.uses_kernel():
+            return int4_linear(x, buffers["packed"], buffers["scale"], buffers["zero_point"], self.group_size,
+                               buffers["bias"])
+        if x.dtype != torch.float32 or x.requires_grad:
+            x = x.detach().float()
+        array = x.numpy()         # a view; numpy's reshape copies only what is not contiguous
+        out = self.kernel_weights().forward(array.reshape(-1, array.shape[-1]))
+        return torch.from_numpy(out.reshape(*array.shape[:-1], out.shape[-1]))
+
+    def kernel_weights(self):
+        """The compiled kernel's copy of the buffers, checked and laid out once (``kernels.Int4Weights``):
+        made on first use, and again whenever a buffer was replaced (``load_state_dict``, ``.to``,
+        assignment) or changed in place (the tensor's version counter), so a call never reads stale weights."""
+        buffers = self._buffers
+        packed, scale, zero_point, bias = (buffers[n] for n in ("packed", "scale", "zero_point", "bias"))
+        key = (id(packed), packed._version, id(scale), scale._version, id(zero_point), zero_point._version,
+               id(bias), -1 if bias is None else bias._version)
+        cache = self._kernel_cache
+        if cache is None or cache[0] != key:
+            from labkit import kernels
+
+            arrays = [None if t is None else t.detach().contiguous().numpy() for t in (packed, scale, zero_point, bias)]
+            weights = kernels.Int4Weights(*arrays[:3], self.group_size, arrays[3])
+            # the tensors are kept, so that their ids in the key cannot be reused by new ones
+            cache = self._kernel_cache = (key, (packed, scale, zero_point, bias), weights)
+        return cache[2]
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the compiled kernel's copy behind (it is made again on first use)."""
+        return {**self.__dict__, "_kernel_cache": None}
 
     def uses_kernel(self) -> bool:
         """True when ``forward`` runs the compiled kernel: ``backend`` "kernel", or "auto" where it is available

@@ -232,6 +232,16 @@ def fake_kernel(x, packed, scale, zero_point, group_size, bias=None):
     return (out if bias is None else out + bias).astype(np.float32)
 
 
+class FakeWeights:
+    """A numpy stand-in for labkit.kernels.Int4Weights (prepared once, called with x only)."""
+
+    def __init__(self, packed, scale, zero_point, group_size, bias=None):
+        self.args = (packed, scale, zero_point, group_size, bias)
+
+    def forward(self, x):
+        return fake_kernel(x, *self.args)
+
+
 @torch.no_grad()
 def test_int4_linear_uses_the_compiled_kernel_where_available_and_torch_otherwise(monkeypatch):
     from labkit import kernels
@@ -245,7 +255,7 @@ def test_int4_linear_uses_the_compiled_kernel_where_available_and_torch_otherwis
     torch_layer = Int4Linear(q, b, backend="torch")
     assert not torch_layer.uses_kernel()
     torch.testing.assert_close(torch_layer(x), F.linear(x, q.weight(), b), rtol=0, atol=0)
-    monkeypatch.setattr(kernels, "int4_linear", fake_kernel, raising=False)
+    monkeypatch.setattr(kernels, "Int4Weights", FakeWeights, raising=False)
     monkeypatch.setattr(int4, "kernel_status", lambda: (True, "fake kernel"))
     auto = Int4Linear(q, b)
     assert auto.uses_kernel()
