@@ -16,8 +16,12 @@ Symmetric quantization fixes ``z`` (0 for signed, ``2^(b-1)`` for unsigned) and 
 exactly (float32, scale clamped below by float32 eps), so the scale and zero point are bit-for-bit
 those of PyTorch.
 
-Granularity: one ``(s, z)`` per tensor, per channel (one per index of ``axis``), or per group
-(each channel's values, in memory order, cut into runs of ``group_size``).
+Granularity — the one vocabulary of labkit.quant: ``granularity="tensor"`` (one ``(s, z)``),
+``"channel"`` (one per index of ``axis``) or ``"group"`` (each channel's values, in memory order, cut
+into runs of ``group_size``). Every per-channel computation goes through ``channel_view(x, axis)``
+(``x`` as ``[C, N / C]``), ``from_channel_view`` and ``broadcast_channels``. Model-level functions keep
+``per_channel: bool`` for weights; ``weight_granularity`` translates it (``("channel", 0)``) and
+``weight_qparams`` is the one home of weight parameters.
 
 Explained in notebooks/01_quantization_basics.ipynb
 """
@@ -127,7 +131,8 @@ def symmetric_grid(bits: int, variant: str = "full") -> tuple[float, int, int]:
       observers, PTQ, QAT and the hidden layers of ``quant.integer`` use it.
     * ``"restricted"``: ``d = 2^(b−1) − 1`` (127), ``q ∈ [−(2^(b−1) − 1), 2^(b−1) − 1]`` (−127 … 127) — a
       grid symmetric about 0 (``−x`` gets code ``−q``; −128 is never used), as TFLite's int8 weights;
-      ``quant.integer``'s int32 logits layer and ``nonuniform.uniform_quantize`` use it. ``bits`` ≥ 2.
+      ``weight_qparams(variant="restricted")`` — ``quant.integer``'s int32 logits layer — and
+      ``nonuniform.uniform_quantize`` use it. ``bits`` ≥ 2.
 
     Explained in notebooks/01_quantization_basics.ipynb and notebooks/04_integer_inference.ipynb.
     """
@@ -168,14 +173,16 @@ def channel_view(x: torch.Tensor, axis: int) -> torch.Tensor:
 
 def from_channel_view(v: torch.Tensor, like: torch.Tensor, axis: int) -> torch.Tensor:
     """Inverse of ``channel_view``: ``v`` (``like.numel()`` values, channel ``axis`` first, in any shape
-    such as ``[C, N / C]`` or ``[C, G, group_size]``) back to ``like``'s shape."""
+    such as ``[C, N / C]`` or ``[C, G, group_size]``) back to ``like``'s shape.
+    Explained in notebooks/01_quantization_basics.ipynb."""
     axis = check_axis(axis, like.dim())
     return v.reshape(like.movedim(axis, 0).shape).movedim(0, axis)
 
 
 def broadcast_channels(param: torch.Tensor, ndim: int, axis: int | None) -> torch.Tensor:
     """A per-channel ``[C]`` tensor reshaped to broadcast against an ``ndim``-dimensional tensor along
-    ``axis`` (``[1, …, C, …, 1]``); unchanged when ``axis`` is None or ``param`` is a scalar."""
+    ``axis`` (``[1, …, C, …, 1]``); unchanged when ``axis`` is None or ``param`` is a scalar.
+    Explained in notebooks/01_quantization_basics.ipynb."""
     if axis is None or param.dim() == 0:
         return param
     shape = [1] * ndim
