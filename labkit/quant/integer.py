@@ -263,7 +263,7 @@ def convert_weighted(name: str, module, stream: Stream, *, folded: nn.Module, la
     if last:
         codes, w_scale = _symmetric_codes(folded.get_submodule(name).weight, per_channel=False)
     else:
-        codes = module.weight_codes.numpy().astype(np.int8).reshape(module.weight_codes.shape[0], -1)
+        codes = channel_view(module.weight_codes, 0).numpy().astype(np.int8)
         w_scale = np.broadcast_to(module.weight_qparams.scale.double().numpy(), (codes.shape[0],)).copy()
         if int(module.weight_qparams.zero_point.abs().max()) != 0:
             raise AssertionError("weights must be symmetric")

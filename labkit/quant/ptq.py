@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from labkit.quant.affine import check_bits
+from labkit.quant.affine import broadcast_channels, check_bits
 from labkit.quant.modules import (DynamicQuantLinear, ObservedLayer, check_model, replace_modules, swap_layers)
 from labkit.quant.observers import OBSERVERS, make_observer
 from labkit.validate import require_bool, require_choice, require_int, require_module
@@ -85,7 +85,7 @@ def _fold_into(layer: nn.Module, bn: nn.Module) -> None:
         gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(sigma)
         beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(sigma)
         factor = gamma / sigma
-        w = layer.weight.double() * factor.reshape(-1, *([1] * (layer.weight.dim() - 1)))
+        w = layer.weight.double() * broadcast_channels(factor, layer.weight.dim(), 0)   # per output channel
         b = layer.bias.double() if layer.bias is not None else torch.zeros_like(sigma)
         layer.weight.copy_(w.to(layer.weight.dtype))
         new_bias = ((b - bn.running_mean.double()) * factor + beta).to(layer.weight.dtype)
