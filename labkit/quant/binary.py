@@ -12,6 +12,10 @@ a 1- or 2-bit version ``Ŵ = Q(W)`` in the forward pass. ``Q`` is a step functio
 zero almost everywhere, so the backward pass uses the *straight-through estimator* (STE) of the
 hard-tanh: ``∂L/∂W = ∂L/∂Ŵ · 1{|W| ≤ 1}``.
 
+``per_channel`` (every function and layer here): one scale ``α`` per output channel — in
+``labkit.quant.affine``'s words ``granularity="channel", axis=0`` (``affine.weight_granularity``) —
+instead of one for the whole weight.
+
 Explained in notebooks/02_binary_ternary.ipynb
 """
 from __future__ import annotations
@@ -325,7 +329,8 @@ def binarize_model(model: nn.Module, method: str = "binaryconnect", per_channel:
     Every ``nn.Linear`` becomes a :class:`BinaryLinear` and every ``nn.Conv2d`` a :class:`BinaryConv2d`
     (same weights, now latent). With ``skip_first_last=True`` the first and last of those layers stay
     full precision, as in the XNOR-Net and TWN experiments: the first sees raw pixels and the last
-    produces the logits, and both hold few weights. ``model`` itself is not changed.
+    produces the logits, and both hold few weights. ``per_channel``: one scale per output channel
+    (``granularity="channel", axis=0``) for XNOR / ternary. ``model`` itself is not changed.
     Explained in notebooks/02_binary_ternary.ipynb
     """
     require_module("model", model)
