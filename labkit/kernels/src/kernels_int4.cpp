@@ -19,7 +19,8 @@
 namespace labkit {
 namespace {
 
-constexpr int kMaxRows = 4;  // rows of x per pass: each weight byte decoded once for all of them
+constexpr int kMaxRows = 4;       // rows of x per pass: each weight byte decoded once for all of them
+constexpr int kMaxBlockRows = 8;  // the same for the prepared layout (lanes = outputs: fewer registers per row)
 
 // The AVX2 path's zero-point terms: sum_g s z xsum for the rows m0 .. m0 + MB.
 template <int MB>
@@ -119,11 +120,12 @@ LK_AVX2 void columns_avx2(const Int4Problem& p, const Int4Work& w, int64_t m0, i
 // v >> 4i, made float by a lookup in the table 0..15 (vpermps reads only the low 4 bits of each
 // index) and multiplied into each row's partial sum with x[k] broadcast. At the end of a group the
 // partial sums are scaled and the zero point's term subtracted, 16 outputs at once: no horizontal
-// sums, no per-weight scale or zero point. Several independent partial sums per row (CHAINS) keep
-// the FMA unit busy when the rows are few (an FMA waits 4 cycles for its predecessor in a chain).
+// sums, no per-weight scale or zero point. Up to kMaxBlockRows rows of x share each decoded code;
+// several independent partial sums per row (kChains) keep the FMA units busy when the rows are few
+// (an FMA waits 4 cycles for its predecessor in a chain).
 template <int MB>
 LK_AVX512F void blocks_avx512(const Int4Call& c, int64_t m0, int64_t b0, int64_t b1) {
-  constexpr int kChains = MB == 1 ? 4 : MB == 2 ? 2 : 1;
+  constexpr int kChains = MB == 1 ? 4 : MB <= 4 ? 2 : 1;
   const Int4Prepared& w = *c.w;
   const int64_t spans_per_group = w.group_size / kInt4Span;
   const __m512 codes16 = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -242,15 +244,19 @@ struct BlocksAvx2 {
   static void run(const Int4Call& c, int64_t m0, int64_t b0, int64_t b1) { blocks_avx2<MB>(c, m0, b0, b1); }
 };
 
-// Rows of x in passes of kMaxRows, output blocks [b0, b1).
+// Rows of x in passes of kMaxBlockRows, output blocks [b0, b1).
 template <template <int> class Kernel>
 void all_rows_blocks(const Int4Call& c, int64_t b0, int64_t b1) {
-  for (int64_t m0 = 0; m0 < c.m; m0 += kMaxRows) {
-    switch (c.m - m0 < kMaxRows ? c.m - m0 : kMaxRows) {
+  for (int64_t m0 = 0; m0 < c.m; m0 += kMaxBlockRows) {
+    switch (c.m - m0 < kMaxBlockRows ? c.m - m0 : kMaxBlockRows) {
       case 1: Kernel<1>::run(c, m0, b0, b1); break;
       case 2: Kernel<2>::run(c, m0, b0, b1); break;
       case 3: Kernel<3>::run(c, m0, b0, b1); break;
-      default: Kernel<4>::run(c, m0, b0, b1); break;
+      case 4: Kernel<4>::run(c, m0, b0, b1); break;
+      case 5: Kernel<5>::run(c, m0, b0, b1); break;
+      case 6: Kernel<6>::run(c, m0, b0, b1); break;
+      case 7: Kernel<7>::run(c, m0, b0, b1); break;
+      default: Kernel<8>::run(c, m0, b0, b1); break;
     }
   }
 }
