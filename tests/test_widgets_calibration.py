@@ -9,7 +9,8 @@ from torch.utils.data import TensorDataset
 from labkit.quant import fake_quantize, make_observer, quantize_static, sqnr_db
 from labkit.quant.observers import OBSERVERS
 from labkit.train import evaluate
-from labkit.widgets import CalibrationExplorer, activation_taps
+from labkit.quant import activation_taps
+from labkit.widgets import CalibrationExplorer
 from labkit.widgets.base import css_class
 
 

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from labkit.quant import dequantize, qparams_from_range, quantize_tensor, sqnr_db
-from labkit.widgets import QuantGridExplorer, valid_group_sizes
+from labkit.quant import valid_group_sizes
+from labkit.widgets import QuantGridExplorer
 from labkit.widgets.base import css_class
 
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.widgets.quantizer_gradient import QUANTIZERS, QuantizerGradientExplorer, quantizer_response
+from labkit.quant import quantizer_response
+from labkit.widgets.quantizer_gradient import QUANTIZERS, QuantizerGradientExplorer
 
 X = torch.tensor([-2.6, -1.1, -0.2, 0.3, 0.9, 1.4, 2.2])
 

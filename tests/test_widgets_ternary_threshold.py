@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from labkit.quant import binary
-from labkit.widgets.ternary_threshold import TernaryThresholdExplorer, ternary_error
+from labkit.quant.binary import ternary_error
+from labkit.widgets import TernaryThresholdExplorer
 
 
 def small_model():

@@ -520,3 +520,15 @@ def weight_quantization_error(model: nn.Module, bits: int = 8, scheme: str = "sy
     if not rows:
         raise ValueError("model has no nn.Conv2d or nn.Linear layer to quantize")
     return rows
+
+
+def valid_group_sizes(weight: torch.Tensor) -> list[int]:
+    """Group sizes a per-group quantizer accepts for ``weight`` ``[C_out, ...]``: the divisors of
+    the ``n = numel / C_out`` values of one output channel that are smaller than ``n`` (a group of
+    ``n`` is per-channel), so always ``1`` (every weight its own scale); ``[1]`` when ``n = 1``.
+    Explained in notebooks/01_quantization_basics.ipynb."""
+    if not isinstance(weight, torch.Tensor) or weight.dim() < 1:
+        raise TypeError("weight must be a torch.Tensor with an output-channel axis (dim >= 1)")
+    per_channel = weight[0].numel() if weight.dim() > 1 else 1
+    sizes = [d for d in range(1, per_channel) if per_channel % d == 0]
+    return sizes or [per_channel]

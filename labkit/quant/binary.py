@@ -404,3 +404,20 @@ def weight_levels(model: nn.Module, per_channel: bool = False) -> dict[str, int]
         counts = count_levels(w, per_channel)
         levels[name] = int(counts.max()) if per_channel else counts
     return levels
+
+
+def ternary_error(weight: torch.Tensor, factor: float, per_channel: bool = False) -> dict:
+    """Sparsity and relative error of ``ternarize(weight, per_channel, factor)``.
+
+    Returns ``{"delta", "alpha", "sparsity", "rel_error"}``: ``delta`` and ``alpha`` as floats (their
+    mean over output channels when ``per_channel``), ``sparsity`` = fraction of zeros of ``Ŵ``,
+    ``rel_error = ‖W − Ŵ‖² / ‖W‖²``. Explained in notebooks/02_binary_ternary.ipynb.
+    """
+    w = weight.detach().to(torch.float64)
+    w_hat = ternarize(w, per_channel=per_channel, factor=factor)
+    delta = ternary_threshold(w, per_channel=per_channel, factor=factor)
+    kept = w_hat != 0
+    alpha = w_hat.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) if per_channel else w_hat.abs().max()
+    return {"delta": float(delta.mean()), "alpha": float(alpha.mean()),
+            "sparsity": float(1.0 - kept.double().mean()),
+            "rel_error": float(((w - w_hat) ** 2).sum() / (w ** 2).sum().clamp_min(1e-300))}

@@ -31,7 +31,7 @@ from torch import nn
 
 from labkit import architecture
 from labkit.quant.affine import (SCALE_GRANULARITIES, QParams, apply_qparams, broadcast_channels, channel_view, check_axis,
-                                 check_bits, check_granularity, check_qparams, qrange)
+                                 check_bits, check_granularity, check_qparams, qparams_from_range, qrange)
 from labkit.quant.observers import MovingAverageMinMaxObserver, Observer
 from labkit.validate import require_bool, require_choice, require_float, require_float_tensor, require_int
 
@@ -332,3 +332,60 @@ architecture.register_module(
                              "is_activation": m.is_activation},
     lambda args, children: LSQQuantizer(**args))
 architecture.register_module(PACTQuantizer, lambda m: {"bits": m.bits}, lambda args, children: PACTQuantizer(**args))
+
+
+RESPONSE_KINDS = ("clipped", "identity", "lsq", "pact")   # what quantizer_response draws
+
+
+def quantizer_response(kind: str, bits: int, clip: float, x: torch.Tensor | None = None) -> dict:
+    """Forward values and derivatives of one quantizer at every point of ``x`` (1-D float tensor).
+
+    ``kind``: ``"clipped"`` / ``"identity"`` (symmetric signed fake quantization of ``[-clip, clip]``
+    with that STE), ``"lsq"`` (signed, step ``s = clip / Q_P``) or ``"pact"`` (``α = clip``).
+    Returns ``{"x", "x_hat", "grad_x", "grad_param", "param", "param_value", "scale", "levels"}``:
+    NumPy arrays of ``x``'s length for the first four (``grad_param`` is None without a learned
+    parameter; for LSQ it is the raw ``∂x̂/∂s``, without the gradient scale ``g``), the parameter's
+    name and value, the grid step and the grid values. Each point gets its own copy of the learned
+    parameter, so one backward pass yields every point's derivative.
+    ``x`` defaults to 501 points on ``[-2.5, 2.5]``. Explained in notebooks/05_quantization_aware_training.ipynb.
+    """
+    require_choice("kind", kind, RESPONSE_KINDS)
+    bits = require_int("bits", bits, 1, 16)
+    clip = require_float("clip", clip, 0.0, None, low_open=True)
+    if x is None:
+        x = torch.linspace(-2.5, 2.5, 501)
+    if not isinstance(x, torch.Tensor) or x.dim() != 1 or not x.is_floating_point():
+        raise TypeError("x must be a 1-D floating-point torch.Tensor")
+    x = x.detach().float().clone().requires_grad_(True)
+    n = x.numel()
+    param = param_value = grad_param = None
+    if kind in ("clipped", "identity"):
+        qp = qparams_from_range(-clip, clip, bits, symmetric=True, signed=True)
+        x_hat = fake_quantize_ste(x, qp, ste=kind)
+        scale = float(qp.scale)
+        levels = (torch.arange(qp.qmin, qp.qmax + 1) - int(qp.zero_point)) * scale
+    elif kind == "lsq":
+        q_p = max(qrange(bits, True)[1], 1)
+        scale = clip / q_p
+        quantizer = LSQQuantizer(bits, signed=True, granularity="channel", axis=0, step=scale)
+        quantizer.step = nn.Parameter(torch.full((n,), scale))           # one step per point
+        x_hat = quantizer(x.reshape(n, 1)).reshape(n)
+        param, param_value = "s", scale
+        qmin, qmax = qrange(bits, True)
+        levels = torch.arange(qmin, qmax + 1) * scale
+    else:
+        quantizer = PACTQuantizer(bits, alpha=clip)
+        quantizer.alpha = nn.Parameter(torch.full((n,), clip))           # one α per point
+        x_hat = quantizer(x)
+        param, param_value = "α", clip
+        scale = clip / ((1 << bits) - 1)
+        levels = torch.arange(0, (1 << bits)) * scale
+    x_hat.backward(torch.ones_like(x_hat))
+    if kind == "lsq":
+        g = 1.0 / math.sqrt(max(qrange(bits, True)[1], 1))             # LSQ's g for N = 1 value per step
+        grad_param = quantizer.step.grad.numpy() / g
+    elif kind == "pact":
+        grad_param = quantizer.alpha.grad.numpy()
+    return {"x": x.detach().numpy(), "x_hat": x_hat.detach().numpy(), "grad_x": x.grad.numpy(),
+            "grad_param": grad_param, "param": param, "param_value": param_value, "scale": scale,
+            "levels": levels.double().numpy()}

@@ -119,12 +119,9 @@ def _walk(parent: nn.Module, make: Maker, on_grid: bool) -> bool:
     while i < len(names):
         child = parent._modules[names[i]]
         if isinstance(child, LAYER_TYPES):
-            j = i + 1  # the next module that does something (folded BNs became nn.Identity)
-            while sequential and j < len(names) and type(parent._modules[names[j]]) is nn.Identity:
-                j += 1
-            relu = sequential and j < len(names) and type(parent._modules[names[j]]) is nn.ReLU
-            parent._modules[names[i]] = make(child, not (sequential and on_grid), relu)
-            if relu:
+            j = fused_relu(parent, names, i, skip=(nn.Identity,))   # folded BNs became nn.Identity
+            parent._modules[names[i]] = make(child, not (sequential and on_grid), j is not None)
+            if j is not None:
                 parent._modules[names[j]] = nn.Identity()
                 i = j
             on_grid = True
@@ -137,6 +134,35 @@ def _walk(parent: nn.Module, make: Maker, on_grid: bool) -> bool:
             on_grid = False
         i += 1
     return on_grid and sequential
+
+
+def fused_relu(parent: nn.Module, names: list[str], i: int, skip: tuple = (nn.Identity,)) -> int | None:
+    """Index in ``names`` (``parent``'s children) of the ``nn.ReLU`` that follows child ``i`` in the
+    ``nn.Sequential`` ``parent`` with only ``skip`` modules between — the ReLU fused with that layer —
+    or None (no such ReLU, or ``parent`` is not an ``nn.Sequential``)."""
+    if not isinstance(parent, nn.Sequential):
+        return None
+    j = i + 1
+    while j < len(names) and isinstance(parent._modules[names[j]], skip):
+        j += 1
+    return j if j < len(names) and type(parent._modules[names[j]]) is nn.ReLU else None
+
+
+def activation_taps(model: nn.Module) -> dict[str, nn.Module]:
+    """``{layer name: module whose output to watch}`` for every Conv2d/Linear of a float ``model``: the
+    layer itself, or the ``nn.ReLU`` fused with it (``fused_relu``, over ``nn.Identity`` and BatchNorm) —
+    the tensor static PTQ quantizes (its output observer sits after the fused ReLU).
+    Explained in notebooks/03_post_training_quantization.ipynb."""
+    taps = {}
+    for parent_name, parent in model.named_modules():
+        names = [n for n, m in parent._modules.items() if m is not None]
+        for i, child_name in enumerate(names):
+            child = parent._modules[child_name]
+            if isinstance(child, LAYER_TYPES):
+                j = fused_relu(parent, names, i, skip=(nn.Identity, nn.BatchNorm1d, nn.BatchNorm2d))
+                taps[f"{parent_name}.{child_name}" if parent_name else child_name] = (
+                    child if j is None else parent._modules[names[j]])
+    return taps
 
 
 def _is_wrapper(module: nn.Module) -> bool:

@@ -31,8 +31,6 @@ _HOMES = {   # each explorer's module is its name in snake case; its CSS slug th
     # the conventions, for writing an explorer or a figure of one's own (base.py)
     "Explorer": "base", "FIGURE_TEMPLATE": "base", "FigureWidget": "base", "checkbox": "base",
     "complete_batch": "base", "css_class": "base", "dropdown": "base", "int_slider": "base", "slider": "base",
-    # computations the explorers show, until they move to the package that owns them
-    "activation_taps": "calibration", "quantizer_response": "quantizer_gradient", "valid_group_sizes": "quant_grid",
 }
 
 __all__ = sorted(_HOMES)

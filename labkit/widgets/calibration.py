@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from labkit.quant import fake_quantize, fold_batchnorm, make_observer, quantize_static, sqnr_db
+from labkit.quant.modules import activation_taps
 from labkit.quant.observers import OBSERVERS
 from labkit.train import evaluate
 from labkit.validate import require_bool, require_choice, require_int, require_module
@@ -33,29 +34,6 @@ __all__ = ["CalibrationExplorer", "activation_taps"]
 _HIST_COLOR = "#9ecae1"
 _RANGE_COLOR = "#C44E52"
 _MAX_COLOR = "rgba(40, 40, 40, 0.6)"
-
-
-def activation_taps(model: nn.Module) -> dict[str, nn.Module]:
-    """``{layer name: module whose output to watch}`` for every Conv2d/Linear of ``model``: the layer
-    itself, or the ``nn.ReLU`` that follows it in the same ``nn.Sequential`` (with only ``nn.Identity``
-    or ``nn.BatchNorm*`` in between) — the tensor static PTQ quantizes (its output observer sits after
-    the fused ReLU). Explained in notebooks/03_post_training_quantization.ipynb."""
-    taps = {}
-    for parent_name, parent in model.named_modules():
-        children = list(parent.named_children())
-        for i, (child_name, child) in enumerate(children):
-            if not isinstance(child, (nn.Conv2d, nn.Linear)):
-                continue
-            name = f"{parent_name}.{child_name}" if parent_name else child_name
-            tap = child
-            if isinstance(parent, nn.Sequential):
-                j = i + 1
-                while j < len(children) and isinstance(children[j][1], (nn.Identity, nn.BatchNorm1d, nn.BatchNorm2d)):
-                    j += 1
-                if j < len(children) and type(children[j][1]) is nn.ReLU:
-                    tap = children[j][1]
-            taps[name] = tap
-    return taps
 
 
 class CalibrationExplorer(Explorer):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from labkit.measure import weight_tensors
-from labkit.quant.affine import quantize_weight
+from labkit.quant.affine import quantize_weight, valid_group_sizes
 from labkit.validate import require_bool, require_choice, require_int
 from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, int_slider, readout_rows,
                                  step_histogram, vertical_lines)
@@ -38,18 +38,6 @@ _QUANT_EDGE = "#C8602A"
 _QUANT_FILL = "rgba(221, 132, 82, 0.55)"
 _GRID_COLOR = "rgba(40, 40, 40, 0.45)"
 _CLIP_COLOR = "#C44E52"
-
-
-def valid_group_sizes(weight: torch.Tensor) -> list[int]:
-    """Group sizes a per-group quantizer accepts for ``weight`` ``[C_out, ...]``: the divisors of
-    the ``n = numel / C_out`` values of one output channel that are smaller than ``n`` (a group of
-    ``n`` is per-channel), so always ``1`` (every weight its own scale); ``[1]`` when ``n = 1``.
-    Explained in notebooks/01_quantization_basics.ipynb."""
-    if not isinstance(weight, torch.Tensor) or weight.dim() < 1:
-        raise TypeError("weight must be a torch.Tensor with an output-channel axis (dim >= 1)")
-    per_channel = weight[0].numel() if weight.dim() > 1 else 1
-    sizes = [d for d in range(1, per_channel) if per_channel % d == 0]
-    return sizes or [per_channel]
 
 
 def _nearest(options: list[int], wanted: int) -> int:

@@ -15,33 +15,15 @@ import html
 
 import numpy as np
 import plotly.graph_objects as go
-import torch
 from plotly.subplots import make_subplots
 from torch import nn
 
-from labkit.quant.binary import count_levels, ternarize, ternary_threshold
+from labkit.quant.binary import count_levels, ternarize, ternary_error
 from labkit.validate import require_bool, require_float, require_module
 from labkit.widgets.base import (FIGURE_TEMPLATE, Explorer, FigureWidget, checkbox, dropdown, readout_rows, slider,
                                  step_histogram, vertical_lines)
 
 FACTOR_MIN, FACTOR_MAX, FACTOR_STEP = 0.3, 1.2, 0.05
-
-
-def ternary_error(weight: torch.Tensor, factor: float, per_channel: bool = False) -> dict:
-    """Sparsity and relative error of ``ternarize(weight, per_channel, factor)``.
-
-    Returns ``{"delta", "alpha", "sparsity", "rel_error"}``: ``delta`` and ``alpha`` as floats (their
-    mean over output channels when ``per_channel``), ``sparsity`` = fraction of zeros of ``Ŵ``,
-    ``rel_error = ‖W − Ŵ‖² / ‖W‖²``. Explained in notebooks/02_binary_ternary.ipynb.
-    """
-    w = weight.detach().to(torch.float64)
-    w_hat = ternarize(w, per_channel=per_channel, factor=factor)
-    delta = ternary_threshold(w, per_channel=per_channel, factor=factor)
-    kept = w_hat != 0
-    alpha = w_hat.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) if per_channel else w_hat.abs().max()
-    return {"delta": float(delta.mean()), "alpha": float(alpha.mean()),
-            "sparsity": float(1.0 - kept.double().mean()),
-            "rel_error": float(((w - w_hat) ** 2).sum() / (w ** 2).sum().clamp_min(1e-300))}
 
 
 class TernaryThresholdExplorer(Explorer):
