@@ -9,7 +9,10 @@ the speed-up over the first model per round (median and p10-p90), and ``linear_w
 bytes of the block linears' weights as that model stores them (float32, int8 codes + scales, packed
 int4 + group scales and zero points; embeddings and head stay float32 in every model).
 At the lab's size (d_model 128) the weights stay in the L2 cache and each token runs ~80 small torch
-operations besides the 12 linears, so the speed of the linears moves tokens/s little (Amdahl).
+operations besides the 12 linears, so the speed of the linears moves tokens/s little (Amdahl):
+``without_linears(model)`` — every block linear replaced by a stub returning zeros — times the rest,
+the bound no linear kernel can beat. ``large_layer_speed()`` times one 4096 × 4096 layer at batch 1,
+fp32 against ``Int4Linear`` on the compiled kernel: weights from memory, the regime of real LLMs.
 
 Explained in notebooks/16_transformer_compression.ipynb
 """
@@ -17,11 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import copy
+
 import torch
 from torch import nn
 
 from labkit import kernels
+from labkit.llm.int4 import Int4Linear
 from labkit.llm.model import TinyGPT, generate, linear_layers
+from labkit.llm.rtn import rtn_quantize
 from labkit.measure import compare_latency
 from labkit.validate import require_int
 
@@ -46,8 +53,7 @@ class GreedyDecoder(nn.Module):
 
 def linear_weight_bytes(model: TinyGPT) -> int:
     """Bytes of every block linear's stored tensors (weights or codes, scales, zero points, biases)."""
-    return sum(t.numel() * t.element_size() for layer in linear_layers(model).values()
-               for t in layer.state_dict().values())
+    return sum(linear_bytes(layer) for layer in linear_layers(model).values())
 
 
 def decoding_speed(models: Mapping, prompt: torch.Tensor, new_tokens: int = 63, *, rounds: int = 8,
@@ -73,3 +79,56 @@ def decoding_speed(models: Mapping, prompt: torch.Tensor, new_tokens: int = 63, 
                      "speedup": t["speedup"], "speedup_p10": t["speedup_p10"], "speedup_p90": t["speedup_p90"],
                      "noisy": t["noisy"], "weight_bytes": linear_weight_bytes(models[name])}
     return out
+
+
+class FreeLinear(nn.Module):
+    """Stands in for a block linear and returns zeros of its output shape: a timing device, not a layer."""
+
+    def __init__(self, out_features: int):
+        super().__init__()
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(*x.shape[:-1], self.out_features)
+
+
+def without_linears(model: TinyGPT) -> TinyGPT:
+    """A copy of ``model`` whose block linears cost (almost) nothing (``FreeLinear``): its tokens are
+    meaningless, its decoding time is everything but the linears — Amdahl's bound for any linear kernel."""
+    twin = copy.deepcopy(model)
+    for name, layer in linear_layers(twin).items():
+        parent, child = name.rsplit(".", 1)
+        twin.get_submodule(parent).register_module(child, FreeLinear(layer.out_features))
+    return twin
+
+
+def large_layer_speed(size: int = 4096, group_size: int = 64, *, rounds: int = 5, repeats: int = 3,
+                      seed: int = 0) -> dict:
+    """One ``size × size`` layer at batch 1 (x ``[1, 1, size]``): ``nn.Linear`` in fp32 against ``Int4Linear``
+    (RTN-4 of the same random weight, the compiled kernel where available), timed together
+    (``measure.compare_latency``, 1 thread). Returns ``{"fp32_us", "int4_us", "speedup", "speedup_p10",
+    "speedup_p90", "noisy", "fp32_bytes", "int4_bytes"}``."""
+    size = require_int("size", size, 64, 16384)
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.randn(size, size, generator=gen) * 0.02
+    quantized = rtn_quantize(weight, 4, group_size)
+    fp = nn.Linear(size, size)
+    with torch.no_grad():
+        fp.weight.copy_(quantized.weight())
+    layers = {"fp32": fp, "int4": Int4Linear(quantized, fp.bias.detach())}
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(1)
+    try:
+        t = compare_latency(layers, torch.randn(1, 1, size, generator=gen), rounds=rounds, repeats=repeats,
+                            threads=1)
+    finally:
+        kernels.set_num_threads(before)
+    return {"fp32_us": 1000 * t["fp32"]["median_ms"], "int4_us": 1000 * t["int4"]["median_ms"],
+            "speedup": t["int4"]["speedup"], "speedup_p10": t["int4"]["speedup_p10"],
+            "speedup_p90": t["int4"]["speedup_p90"], "noisy": t["int4"]["noisy"],
+            "fp32_bytes": linear_bytes(layers["fp32"]), "int4_bytes": linear_bytes(layers["int4"])}
+
+
+def linear_bytes(layer: nn.Module) -> int:
+    """Bytes of one layer's stored tensors."""
+    return sum(t.numel() * t.element_size() for t in layer.state_dict().values())

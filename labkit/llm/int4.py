@@ -74,7 +74,7 @@ def kernel_status() -> tuple[bool, str]:
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
             prepared = kernels.Int4Weights(packed.numpy(), scale.numpy(), zero.numpy(), 32)
             torch.testing.assert_close(torch.from_numpy(prepared(x.numpy())), want, rtol=1e-4, atol=1e-4)
-            _STATUS.append((True, f"labkit.kernels.int4_linear ({kernels.isa()} path)"))
+            _STATUS.append((True, f"labkit.kernels.Int4Weights and int4_linear ({kernels.isa()} path)"))
         except Exception as error:          # any failure means: use the torch reference, and say why
             _STATUS.append((False, f"compiled int4 kernel unavailable ({type(error).__name__}: {error})"))
     return _STATUS[0]

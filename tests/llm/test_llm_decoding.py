@@ -11,9 +11,10 @@ from torch.nn import functional as F
 
 from labkit import kernels
 from labkit.llm import int4
-from labkit.llm.decoding import GreedyDecoder, decoding_speed, linear_weight_bytes
+from labkit.llm.decoding import (FreeLinear, GreedyDecoder, decoding_speed, large_layer_speed, linear_weight_bytes,
+                                 without_linears)
 from labkit.llm.int8_kernel import Int8KernelLinear, to_int8_kernel_model
-from labkit.llm.model import GPTConfig, KVCache, TinyGPT, generate
+from labkit.llm.model import GPTConfig, KVCache, TinyGPT, generate, linear_layers
 from labkit.llm.rtn import rtn_quantize
 from labkit.llm.weight_only import quantize_weights
 
@@ -156,3 +157,18 @@ def test_decoding_speed_reports_every_model_with_its_weight_bytes():
     with pytest.raises(TypeError, match="TinyGPT"):
         GreedyDecoder(nn.Linear(2, 2), 3)
     assert torch.equal(GreedyDecoder(model, 5)(ids(2)), generate(model, ids(2)[0], 5))
+
+
+@torch.no_grad()
+def test_the_amdahl_bound_model_and_the_large_layer_timing():
+    model = small_model()
+    bound = without_linears(model)
+    assert all(isinstance(m, FreeLinear) for m in linear_layers(bound).values())
+    assert not any(isinstance(m, FreeLinear) for m in linear_layers(model).values())       # the original untouched
+    assert bound(ids(4)).shape == (1, 4, 11) and linear_weight_bytes(bound) == 0
+    big = large_layer_speed(256, 64, rounds=2, repeats=1)
+    assert big["fp32_bytes"] == 4 * (256 * 256 + 256)
+    assert big["int4_bytes"] == 256 * 128 + 5 * 256 * 4 + 4 * 256
+    assert big["fp32_us"] > 0 and big["int4_us"] > 0 and big["speedup"] > 0
+    with pytest.raises(ValueError, match="size"):
+        large_layer_speed(32)

@@ -26,6 +26,7 @@ def test_llm_table_quick_prints_every_method_and_claim(capsys, monkeypatch):
     for label in ("| fp32 |", "| RTN-8 g64 |", "| GPTQ-3 g64 |", "| AWQ-4 g64 |", "| smoothquant (W8A8) |",
                   "| llm.int8 (W8A8) |", "Controlled experiment", "GPTQ-3 beats RTN-3", "LLM.int8() has no degradation",
                   "| GPTQ-ACT-3 g64 |", "| AWQ-CLIP-4 g64 |", "clip search (AWQ-CLIP / AWQ)", "AWQ-CLIP-3 beats RTN-3",
-                  "int4 (torch reference)", "int8 W8A8 (simulated in torch float)", "tokens/s", "int4 kernel:",
+                  "int4 RTN g64", "int8 W8A8 per-token (compiled int8 kernels)", "tokens/s", "int4 kernel:",
+                  "block-linear weight bytes",
                   "UNVERIFIED"):
         assert label in out, label
