@@ -137,10 +137,6 @@ class IntegerModel:
     def predict(self, x) -> np.ndarray:
         return self(x).argmax(axis=1)
 
-    def logits_float(self, x) -> np.ndarray:
-        """The int32 logits times their scale (for comparing with the float model only)."""
-        return self(x).astype(np.float64) * self.logit_scale
-
     def describe(self) -> str:
         """A table: layer, kind, input → output shape, scales, zero points, multiplier and shift."""
         head = (f"{'layer':<8} {'kind':<11} {'in shape':<14} {'out shape':<14} {'s_in':>9} {'z_in':>4} "
