@@ -31,7 +31,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
 
 from labkit import architecture, data, measure, stats, train
 from labkit.pipeline import fileformat
