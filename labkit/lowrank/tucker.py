@@ -75,6 +75,15 @@ def tucker2_reconstruct(core: torch.Tensor, u_out: torch.Tensor, u_in: torch.Ten
     return torch.einsum("pqhw,op,iq->oihw", core, u_out, u_in)
 
 
+def tucker2_weight(factorised: nn.Sequential) -> torch.Tensor:
+    """The kernel ``[C_out, C_in, kh, kw]`` (float64) that a ``tucker2_conv`` result computes:
+    ``tucker2_reconstruct`` of its core and its two 1×1 factors (read back, no second decomposition)."""
+    if not all(isinstance(getattr(factorised, n, None), nn.Conv2d) for n in ("first", "core", "last")):
+        raise TypeError(f"factorised must be a tucker2_conv result (Sequential first/core/last), got {factorised!r:.80}")
+    return tucker2_reconstruct(factorised.core.weight.detach().double(), factorised.last.weight.detach()[:, :, 0, 0].double(),
+                               factorised.first.weight.detach()[:, :, 0, 0].T.double())
+
+
 def _check_ranks(ranks, c_in: int, c_out: int) -> tuple[int, int]:
     if isinstance(ranks, int) and not isinstance(ranks, bool):
         ranks = (min(ranks, c_in), min(ranks, c_out))

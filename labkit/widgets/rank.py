@@ -25,8 +25,8 @@ from torch import nn
 
 from labkit import train
 from labkit.lowrank import (cumulative_energy, decompose_model, energy_rank, factorisable_layers, mode_singular_values,
-                            model_input_shape, relative_error, singular_values, truncation_error, tucker2_factors,
-                            tucker2_ranks, tucker2_reconstruct)
+                            model_input_shape, relative_error, singular_values, truncation_error, tucker2_ranks,
+                            tucker2_weight)
 from labkit.validate import require_float, require_module
 from labkit.widgets.base import FIGURE_TEMPLATE, Explorer, FigureWidget, dropdown, readout_rows, slider
 
@@ -104,15 +104,12 @@ class RankExplorer(Explorer):
         key = (layer, round(float(energy), 4))
 
         def factorise_and_evaluate() -> dict:
-            module = self.layers[layer]
-            if isinstance(module, nn.Linear):
-                rank = energy_rank(self.spectrum(layer), key[1])
-                error = truncation_error(self.spectrum(layer), rank)          # Eckart–Young: no second SVD
-            else:
-                rank = tucker2_ranks(module, key[1])
-                error = relative_error(module.weight, tucker2_reconstruct(*tucker2_factors(module.weight, rank)))
+            module, linear = self.layers[layer], isinstance(self.layers[layer], nn.Linear)
+            rank = energy_rank(self.spectrum(layer), key[1]) if linear else tucker2_ranks(module, key[1])
             model = copy.deepcopy(self._base)
             row = decompose_model(model, {layer: rank}, input_shape=self._shape, force=True)[0]
+            error = (truncation_error(self.spectrum(layer), rank) if linear         # Eckart–Young: no second SVD
+                     else relative_error(module.weight, tucker2_weight(model.get_submodule(layer))))
             return {**row, "saves": row["params_after"] < row["params_before"], "relative_error": error,
                     "accuracy": train.evaluate(model, self.eval_data)}
         return self.remember("setting", key, factorise_and_evaluate)

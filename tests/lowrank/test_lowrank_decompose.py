@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from labkit import measure, models
+from labkit import lowrank, measure, models
 from labkit.lowrank import decompose_model, factorisable_layers, factorised_copy, report_totals, svd_params
 
 
@@ -83,3 +83,14 @@ def test_bad_inputs():
         decompose_model(nn.Sequential(nn.Linear(4, 4)), {"0": 1})
     with pytest.raises(TypeError, match="model"):
         decompose_model("lenet5", {"fc1": 3})
+
+
+def test_tucker2_weight_reads_back_the_kernel_a_tucker2_conv_computes():
+    torch.manual_seed(0)
+    layer = nn.Conv2d(6, 8, 3, padding=1)
+    for ranks in ((6, 8), (3, 4)):
+        seq = lowrank.tucker2_conv(layer, ranks)
+        expected = lowrank.tucker2_reconstruct(*lowrank.tucker2_factors(layer.weight, ranks))
+        torch.testing.assert_close(lowrank.tucker2_weight(seq), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="tucker2_conv result"):
+        lowrank.tucker2_weight(nn.Sequential(nn.Linear(2, 2)))
