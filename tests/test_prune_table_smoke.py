@@ -61,3 +61,48 @@ def test_slimming_never_empties_a_layer_whose_gammas_are_uniformly_small():
     assert widths["per layer"] == (100, 60)                               # 784-100-60-10, −84.4 % parameters
     assert widths["global"][0] < 10                                       # what the global threshold alone does
     assert widths["global, 10 % floor"][0] >= 50 and sum(widths["global, 10 % floor"]) == 160
+
+
+def test_a_cached_unit_run_with_other_settings_is_recomputed(tmp_path):
+    # The lottery units of the 3,000-iteration run must not stand in for the 12,000-iteration ones.
+    from prune_table import cached
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"iterations": 12_000, "value": len(calls)}
+
+    (tmp_path / "unit.json").write_text('{"iterations": 3000, "value": 0}')
+    assert cached(tmp_path, "unit", compute, expect={"iterations": 12_000}) == {"iterations": 12_000, "value": 1}
+    assert cached(tmp_path, "unit", compute, expect={"iterations": 12_000})["value"] == 1 and len(calls) == 1
+    assert cached(tmp_path, "unit", compute, only_cached=True, expect={"iterations": 6_000}) is None
+    assert len(calls) == 1
+
+
+def test_censored_runs_are_those_whose_validation_loss_was_lowest_at_the_end():
+    from prune_table import censored, lottery_budget
+
+    def run(es):
+        return {"early_stop_iteration": es}
+
+    unit = {"iterations": 1000, "seconds": 20.0,
+            "rounds": [{"ticket": run(400), "reinit": None}, {"ticket": run(1000), "reinit": run(900)}]}
+    assert [t["early_stop_iteration"] for t in censored([unit])] == [1000]
+    text = lottery_budget([unit], {"es": [400]})
+    assert "1 of 3 runs are censored" in text and "6.7 ms per iteration" in text       # 20 s / (3 runs × 1,000)
+    unit["rounds"][1]["ticket"] = run(700)
+    assert "none of the 3 runs is censored (the latest stops at iteration 900)" in lottery_budget([unit], {"es": [400]})
+
+
+def test_slim_sweep_prints_one_row_per_setting_on_the_validation_split(tmp_path):
+    from prune_table import SLIM_CHOSEN, SLIM_SWEEP
+
+    env = dict(os.environ, LABKIT_CACHE=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, str(SCRIPT), "--slim-sweep", "--quick", "--quiet"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| setting")]
+    assert [r.split("|")[1].strip().removesuffix(" (chosen)") for r in rows] == list(SLIM_SWEEP)
+    assert sum("(chosen)" in r for r in rows) == 1 and f"| {SLIM_CHOSEN} (chosen) |" in result.stdout
+    assert "validation split" in result.stdout
