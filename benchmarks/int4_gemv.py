@@ -20,7 +20,7 @@ machine shared with other jobs a round can lose the core, so the ratio of the *b
 (``best x``) is printed beside the median ratio. Timings depend on the machine and its load
 (printed); the goal of issue 16 is a speed-up >= 2 at batch 1 on the transformer's layers.
 
-    python benchmarks/int4_gemv.py [--threads 1] [--rounds 15] [--calls 200] [--group-size 64]
+    python benchmarks/int4_gemv.py [--threads 1] [--rounds 15] [--calls 200] [--large-calls 10] [--group-size 64]
     python benchmarks/int4_gemv.py --quick    # seconds (smoke test)
 """
 from __future__ import annotations
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--large-calls", type=int, default=10, help="calls per round on the 4096x4096 layer")
     parser.add_argument("--group-size", type=int, default=64)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--quick", action="store_true", help="a few rounds of few calls, no large layer")
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in args.batches:
             cases, case_data = make_case(k, n, m, args.group_size, rng)
             relative_error = check(case_data, args.group_size)
-            times = interleaved(cases, args.rounds, args.calls)
+            times = interleaved(cases, args.rounds, args.large_calls if k == BIG else args.calls)
             ratios = [a / b for a, b in zip(times["torch fp32"], times["labkit int4 prepared"])]
             one_call = statistics.median(a / b for a, b in zip(times["torch fp32"], times["labkit int4 one-call"]))
             med = {c: statistics.median(v) * 1e6 for c, v in times.items()}

@@ -110,11 +110,9 @@ def large_layer_speed(size: int = 4096, group_size: int = 64, *, rounds: int = 5
     "speedup_p90", "noisy", "fp32_bytes", "int4_bytes"}``."""
     size = require_int("size", size, 64, 16384)
     gen = torch.Generator().manual_seed(seed)
-    weight = torch.randn(size, size, generator=gen) * 0.02
-    quantized = rtn_quantize(weight, 4, group_size)
+    quantized = rtn_quantize(torch.randn(size, size, generator=gen).mul_(0.02), 4, group_size)
     fp = nn.Linear(size, size)
-    with torch.no_grad():
-        fp.weight.copy_(quantized.weight())
+    fp.weight = nn.Parameter(quantized.weight(), requires_grad=False)   # the same weights, dequantized
     layers = {"fp32": fp, "int4": Int4Linear(quantized, fp.bias.detach())}
     before = kernels.get_num_threads()
     kernels.set_num_threads(1)
