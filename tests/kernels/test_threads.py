@@ -39,9 +39,10 @@ def test_linear_and_requantize(isa, threads, rng):
 
 @pytest.mark.parametrize("m", [1, 33, 1024, 1025])  # 1024: the most rows a fused one-call task takes
 def test_one_call_ops_pack_inside_their_tasks(isa, threads, rng, m):
-    """gemm_u8s8s32 and qlinear pack w inside the GEMM's tasks (each task its own columns, with the
-    row sums and column offsets of a linear layer): the same integers as the reference and as the
-    weights packed once, for column counts at and past the panel edges and K past the cache blocks."""
+    """gemm_u8s8s32 and qlinear (on AMX: packing w block by block inside the GEMM's tasks, each
+    task its own columns, with the row sums and column offsets of a linear layer; elsewhere packing
+    first): the same integers as the reference and as the weights packed once, for column counts at
+    and past the panel edges and K past the cache blocks."""
     for n, k in [(16, 1), (17, 65), (100, 4099), (300, 784)]:
         x = rng.integers(0, 256, size=(m, k), dtype=np.uint8)
         w = rng.integers(-128, 128, size=(n, k), dtype=np.int8)
@@ -51,6 +52,27 @@ def test_one_call_ops_pack_inside_their_tasks(isa, threads, rng, m):
         expected = reference.qlinear(x, 200, w, bias, multiplier, shift, 7, False)
         np.testing.assert_array_equal(kernels.qlinear(x, 200, w, bias, multiplier, shift, 7), expected)
         np.testing.assert_array_equal(kernels.PackedLinear(w, bias).forward(x, 200, multiplier, shift, 7), expected)
+        np.testing.assert_array_equal(kernels.gemm_u8s8s32(x, w), reference.gemm_u8s8s32(x, w))
+
+
+@pytest.mark.parametrize("threads_used", [1, 2])
+def test_one_call_edges(isa, rng, threads_used):
+    """The one-call ops at the edges of the path that packs w block by block inside the tasks (AMX):
+    narrow outputs (N < 16 packs w first), a bias too large for the int32 column offsets to be exact
+    whatever w holds (packs first too), zero points 0 and 255 with ReLU, K = 65,536, and w at every
+    offset from a 64-byte line (a view into a larger array)."""
+    kernels.set_num_threads(threads_used)
+    for m, n, k, bias_size, x_zp in [(40, 1, 100, 5000, 0), (40, 15, 130, 5000, 255), (70, 33, 200, 2**31 - 1, 0),
+                                     (33, 64, 64, 5000, 255), (2, 17, 65536, 5000, 128)]:
+        x = rng.integers(0, 256, size=(m, k), dtype=np.uint8)
+        storage = rng.integers(-128, 128, size=n * k + 64, dtype=np.int8)
+        offset = int(rng.integers(0, 64))
+        w = storage[offset:offset + n * k].reshape(n, k)
+        bias = rng.integers(-bias_size, bias_size, size=n, endpoint=True).astype(np.int32)
+        multiplier = rng.integers(2**30, 2**31, size=n).astype(np.int32)
+        shift = rng.integers(-16, -8, size=n).astype(np.int32)
+        expected = reference.qlinear(x, x_zp, w, bias, multiplier, shift, 7, True)
+        np.testing.assert_array_equal(kernels.qlinear(x, x_zp, w, bias, multiplier, shift, 7, True), expected)
         np.testing.assert_array_equal(kernels.gemm_u8s8s32(x, w), reference.gemm_u8s8s32(x, w))
 
 

@@ -384,6 +384,70 @@ void run_tiles(const GemmArgs& g, Isa isa, int threads) {
   });
 }
 
+// ---- the AMX one-call path: w multiplied unpacked (tile_amx_unpacked) ----------------------------
+// A one-call op that packs w first writes a packed copy and reads it back (on AMX at 256 x 1024 x
+// 1024: 1.3-1.6x the time of the packed layer's call). On AMX it packs 32 columns' block at a
+// time instead, inside the task that multiplies it: tasks own columns and take all M rows, whose
+// A tiles are copied once per call first (in the same OpenMP region). Up to this many rows (their
+// partial sums, M x 32 int32, stay in L2); beyond, packing is a small share of the work anyway.
+constexpr int64_t kMaxUnpackedRows = 1024;
+
+bool amx_unpacked(PackedWeights& w, int64_t m, Isa isa) {
+#if defined(LABKIT_X86) && defined(LABKIT_HAVE_AMX)
+  return isa == Isa::Amx && w.borrowed() && m <= kMaxUnpackedRows && w.layout(isa).data == nullptr;
+#else
+  (void)w, (void)m, (void)isa;
+  return false;
+#endif
+}
+
+// The int32 column offsets and sums of a linear layer are exact whatever w holds: |bias| +
+// max(x_zp, 255 - x_zp) * 128 * K <= 2^31 - 1 (LinearPlan checks the same with the true |w| sums).
+bool fused_linear_fits(const int32_t* bias, int64_t n, int64_t k, int32_t x_zero_point) {
+  int64_t largest = 0;
+  for (int64_t i = 0; bias && i < n; ++i) largest = std::max<int64_t>(largest, std::abs(int64_t{bias[i]}));
+  const int64_t x_span = std::max(x_zero_point, 255 - x_zero_point);
+  return largest + x_span * 128 * k <= std::numeric_limits<int32_t>::max();
+}
+
+// g: a, lda, m, b (the shape of w: n, k), ep, w_rows and, for a linear layer, fill_offsets, bias,
+// x_zero_point.
+void run_unpacked(GemmArgs g, int threads) {
+#if defined(LABKIT_X86) && defined(LABKIT_HAVE_AMX)
+  const int64_t m = g.m, n = g.b->n, k = g.b->k;
+  const Blocking blk = blocking(Isa::Amx);
+  if (static_cast<double>(m) * n * k < kMinParallelWork) threads = 1;
+  // Column tiles of whole 32 columns, two per thread.
+  const int64_t nc = threads > 1 ? std::max<int64_t>(32, round_up(ceil_div(n, 2 * threads), 32)) : round_up(n, 32);
+  const int64_t tiles = ceil_div(n, nc);
+  threads = threads_for(tiles, threads);
+  g.a_block_bytes = round_up(k, 64) * 32;
+  const int64_t blocks = ceil_div(m, 32), blocks_per_task = std::max<int64_t>(1, kPackTaskBytes / g.a_block_bytes);
+  AlignedBuffer own;
+  uint8_t* a_tiles = static_cast<uint8_t*>(thread_work_buffer(static_cast<size_t>(blocks * g.a_block_bytes), own));
+  g.a_tiles = a_tiles;
+  const size_t scratch_bytes = k > blk.kc ? static_cast<size_t>(round_up(m, 32) * 32 * 4) : 0;
+  const size_t pack_bytes = static_cast<size_t>(pack_buffer_bytes_amx(blk));
+  std::vector<AlignedBuffer> scratch(static_cast<size_t>(threads)), pack(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) {
+    if (scratch_bytes) scratch[t] = aligned_buffer(scratch_bytes);
+    pack[t] = aligned_buffer(pack_bytes);
+  }
+  parallel_tasks_after(
+      ceil_div(blocks, blocks_per_task),
+      [&](int, int64_t t) {
+        const int64_t r0 = t * blocks_per_task * 32;
+        pack_activations_amx(g.a, g.lda, m, k, r0, std::min(m, r0 + blocks_per_task * 32), a_tiles);
+      },
+      tiles, threads, [&](int thread, int64_t t) {
+        tile_amx_unpacked(g, blk, 0, m, t * nc, std::min(n, (t + 1) * nc), static_cast<int32_t*>(scratch[thread].get()),
+                          pack[thread].get());
+      });
+#else
+  (void)g, (void)threads;
+#endif
+}
+
 }  // namespace
 
 // ---- per-column epilogue arrays, fused linear layers ------------------------------------------
@@ -500,21 +564,44 @@ void LinearPlan::run(const uint8_t* a, int64_t m, int64_t lda, uint8_t* out, int
 }
 
 void gemm_s32(const uint8_t* a, int64_t m, PackedWeights& w, int32_t* out, Isa isa, int threads) {
-  w.prepare(isa, PackedWeights::kLayout, threads);
+  const bool unpacked = amx_unpacked(w, m, isa);
+  if (!unpacked) w.prepare(isa, PackedWeights::kLayout, threads);
+  const PackedLayout shape = describe_layout(isa, w.n(), w.k());
   GemmArgs g;
   g.a = a;
   g.lda = w.k();
   g.m = m;
-  g.b = &w.layout(isa);
+  g.b = unpacked ? &shape : &w.layout(isa);
   g.ep.out32 = out;
   g.ep.ldc = w.n();
   if (w.n() < 16) g.ep.flat_period = 16;  // dense rows: the int32 stores need no parameters
-  run_tiles(g, isa, threads);
+  if (unpacked) {
+    g.w_rows = w.rows();
+    run_unpacked(g, threads);
+  } else {
+    run_tiles(g, isa, threads);
+  }
 }
 
 void linear_u8(const uint8_t* a, int64_t m, PackedWeights& w, const int32_t* bias,
                int32_t x_zero_point, const RequantParams& rq, uint8_t* out, int64_t ldc, Isa isa,
                int threads) {
+  if (amx_unpacked(w, m, isa) && w.n() >= 16 && fused_linear_fits(bias, w.n(), w.k(), x_zero_point)) {
+    const PackedLayout shape = describe_layout(isa, w.n(), w.k());
+    ColumnArrays columns(w.n(), rq);  // the offsets: filled in by the tasks (N >= 16: no flat arrays)
+    GemmArgs g;
+    g.a = a;
+    g.lda = w.k();
+    g.m = m;
+    g.b = &shape;
+    g.ep = columns.epilogue(out, ldc, true);
+    g.w_rows = w.rows();
+    g.fill_offsets = columns.offset.data();
+    g.bias = bias;
+    g.x_zero_point = x_zero_point;
+    run_unpacked(g, threads);
+    return;
+  }
   w.prepare(isa, PackedWeights::kLayout | PackedWeights::kSums, threads);  // one pass for both
   LinearPlan(w, bias, x_zero_point, rq, isa, threads).run(a, m, w.k(), out, ldc, isa, threads);
 }

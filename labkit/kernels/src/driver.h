@@ -52,10 +52,35 @@ inline int threads_for(int64_t items, int threads) {
   return items < threads ? static_cast<int>(items < 1 ? 1 : items) : threads;
 }
 
+// The first exception thrown by any task of an OpenMP region, rethrown after it: an exception must
+// never leave an OpenMP region (the runtime would call std::terminate and abort Python), so it is
+// caught, the remaining tasks are skipped, and the caller rethrows it.
+class TaskErrors {
+ public:
+  template <typename Body>
+  void run(Body& body, int thread, int64_t t) {
+    if (failed_.load(std::memory_order_relaxed)) return;
+    try {
+      body(thread, t);
+    } catch (...) {
+#pragma omp critical(labkit_parallel_error)
+      {
+        if (!error_) error_ = std::current_exception();
+      }
+      failed_.store(true, std::memory_order_relaxed);
+    }
+  }
+  void rethrow() {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::exception_ptr error_;
+  std::atomic<bool> failed_{false};
+};
+
 // body(thread, t) for every task t in [0, tasks), on at most `threads` OpenMP threads (dynamic
 // schedule), `thread` in [0, threads) indexing per-thread buffers the caller allocated beforehand.
-// An exception must never leave an OpenMP region (the runtime would call std::terminate and abort
-// Python), so the first one is caught, the remaining tasks are skipped, and it is rethrown here.
 template <typename Body>
 void parallel_tasks(int64_t tasks, int threads, Body&& body) {
   threads = threads_for(tasks, threads);
@@ -63,22 +88,31 @@ void parallel_tasks(int64_t tasks, int threads, Body&& body) {
     for (int64_t t = 0; t < tasks; ++t) body(0, t);
     return;
   }
-  std::exception_ptr error;
-  std::atomic<bool> failed{false};
+  TaskErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (int64_t t = 0; t < tasks; ++t) {
-    if (failed.load(std::memory_order_relaxed)) continue;
-    try {
-      body(thread_index(), t);
-    } catch (...) {
-#pragma omp critical(labkit_parallel_error)
-      {
-        if (!error) error = std::current_exception();
-      }
-      failed.store(true, std::memory_order_relaxed);
-    }
+  for (int64_t t = 0; t < tasks; ++t) errors.run(body, thread_index(), t);
+  errors.rethrow();
+}
+
+// first(thread, t) for t in [0, first_tasks), then, once all of them are done, body(thread, t) for
+// t in [0, tasks): two parallel_tasks in one OpenMP region (one fork/join, a barrier between).
+template <typename First, typename Body>
+void parallel_tasks_after(int64_t first_tasks, First&& first, int64_t tasks, int threads, Body&& body) {
+  threads = threads_for(tasks, threads);
+  if (threads == 1) {
+    for (int64_t t = 0; t < first_tasks; ++t) first(0, t);
+    for (int64_t t = 0; t < tasks; ++t) body(0, t);
+    return;
   }
-  if (error) std::rethrow_exception(error);
+  TaskErrors errors;
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < first_tasks; ++t) errors.run(first, thread_index(), t);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) errors.run(body, thread_index(), t);
+  }
+  errors.rethrow();
 }
 
 // ---- 64-byte aligned storage ----------------------------------------------------------------
@@ -95,6 +129,7 @@ class PackedWeights {
   // Borrows w, which must outlive this object: the one-call ops (gemm_u8s8s32, qlinear). Their
   // packed layout lives in a work buffer that the calling thread keeps from call to call (no
   // allocation or page faults per call; nothing about w is remembered). One at a time per thread.
+  // (On AMX they mostly do not pack w as a whole: dispatch.cpp, amx_unpacked.)
   PackedWeights(const int8_t* w, int64_t n, int64_t k);
   PackedWeights(const PackedWeights&) = delete;
   PackedWeights& operator=(const PackedWeights&) = delete;
@@ -111,6 +146,7 @@ class PackedWeights {
   const int32_t* abs_row_sums() const { return abs_row_sum_.data(); }  // sum_k |w[n,k]| (after kSums)
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
+  bool borrowed() const { return borrowed_; }
   const int8_t* rows() const { return rows_; }                          // w, row-major
 
  private:

@@ -72,6 +72,15 @@ struct GemmArgs {
   int64_t lda = 0, m = 0;
   const PackedLayout* b = nullptr;
   Epilogue ep;
+  // The AMX one-call path (tile_amx_unpacked): w row-major [b->n, b->k], never packed as a whole;
+  // the activations already copied into A tiles (pack_activations_amx, a_block_bytes per 32 rows);
+  // for a linear layer, the column offsets bias - x_zero_point * sum_k w to fill in (ep.col_offset).
+  const int8_t* w_rows = nullptr;
+  const uint8_t* a_tiles = nullptr;
+  int64_t a_block_bytes = 0;
+  int32_t* fill_offsets = nullptr;
+  const int32_t* bias = nullptr;  // or null
+  int32_t x_zero_point = 0;
 };
 
 // Convolution with output pixels in the SIMD lanes (the AVX2 and VNNI paths of conv.cpp): activations packed
@@ -122,6 +131,11 @@ void tile_vnni(const GemmArgs&, const Blocking&, int64_t, int64_t, int64_t, int6
 void conv_pixels_vnni(const PixelConvArgs&);
 void requantize_rows_vnni(const int32_t*, int64_t, int64_t, const Epilogue&);
 void pack_vnni(const int8_t*, const PackedLayout&, int64_t, int64_t, void*, int32_t*, int32_t*);
+// Up to 32 rows of w (row stride `stride`), bytes [0, bytes) of each, packed as pack_vnni does into
+// two panels (dst, dst + panel_bytes), zero past `bytes` and `rows`, whole blocks of 64 k; adds the
+// rows' sums and |w| sums to sums[0..rows), abs_sums[0..rows) where `sums` is not null.
+void pack_vnni_rows(const int8_t* w, int64_t stride, int rows, int64_t bytes, int8_t* dst, int64_t panel_bytes,
+                    int32_t* sums, int32_t* abs_sums);
 void row_sums_vnni(const int8_t*, int64_t, int64_t, int64_t, int32_t*, int32_t*);
 // The VNNI epilogue of a block of finished sums (rows <= 32, row stride ld) for C[m.., n..n+n_valid),
 // n_valid <= 32 (kernels_avx512.cpp); the AMX path stores its tiles to memory and hands them over.
@@ -137,6 +151,13 @@ int32_t probe_peak_avx2(int64_t iterations);  // 6 ymm vpmaddwd + vpaddd = 6 * 3
 #define LABKIT_HAVE_AMX 1
 void tile_amx(const GemmArgs&, const Blocking&, int64_t, int64_t, int64_t, int64_t, int32_t*, void*);
 int64_t pack_buffer_bytes_amx(const Blocking&);
+// The one-call path: columns [n0, n1) for all rows [m0, m1) (scratch: (m1 - m0) x 32 int32 when K >
+// kc), each 32 columns of w packed block by block into the per-thread buffer right before use.
+void tile_amx_unpacked(const GemmArgs&, const Blocking&, int64_t, int64_t, int64_t, int64_t, int32_t*, void*);
+// Activation rows [r0, r1) (r0 a multiple of 32) as the A tiles of the one-call path: block b of 32
+// rows at dst + b * a_block_bytes, [step of 64 k][32 rows][64 bytes] (a_block_bytes = 32 * K
+// rounded up to 64).
+void pack_activations_amx(const uint8_t* a, int64_t lda, int64_t m, int64_t k, int64_t r0, int64_t r1, uint8_t* dst);
 int32_t probe_peak_amx(int64_t iterations);  // 4 tdpbusd on resident tiles = 4 * 16*16*64*2 ops
 #endif
 #endif

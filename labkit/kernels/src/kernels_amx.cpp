@@ -55,10 +55,13 @@ LK_AMX inline void configure_tiles() {
     config.colsb[t] = 64;
     config.rows[t] = kTileRows;
   }
+  // GCC 12 does not treat ldtilecfg as reading its operand and may drop the stores above (seen in
+  // tile_amx_unpacked: an invalid configuration, and the process dies): make the address escape.
+  __asm__ volatile("" : : "r"(&config) : "memory");
   _tile_loadconfig(&config);
 }
 
-struct AmxArgs {
+struct PackedArgs {
   const uint8_t* a;      // packed activations of the block: [step][32 rows][64 bytes]
   const int8_t* b;       // panel p at the first group of the block
   int64_t panel_bytes;
@@ -74,7 +77,7 @@ struct AmxArgs {
 // MT row halves (1 or 2) x NT panels (1 or 2) of C. Tile numbers are immediates, hence the
 // `if constexpr` ladders instead of loops.
 template <int MT, int NT>
-LK_AMX void block_amx(const AmxArgs& s) {
+LK_AMX void block_amx(const PackedArgs& s) {
   const int64_t ld_bytes = s.ld_partial * 4;
   int32_t* c = s.partial;
   if (s.load_partial) {
@@ -134,7 +137,7 @@ LK_AVX512 void pack_a(const uint8_t* a, int64_t lda, int rows, int64_t bytes, ui
   }
 }
 
-using BlockFn = void (*)(const AmxArgs&);
+using BlockFn = void (*)(const PackedArgs&);
 const BlockFn kBlocks[3][3] = {{nullptr, nullptr, nullptr},
                                {nullptr, &block_amx<1, 1>, &block_amx<1, 2>},
                                {nullptr, &block_amx<2, 1>, &block_amx<2, 2>}};
@@ -168,7 +171,7 @@ LK_AMX void tile_amx(const GemmArgs& g, const Blocking& blk, int64_t m0, int64_t
       const int mt = rows > kTileRows ? 2 : 1;
       for (int64_t p = p0; p < p1; p += 2) {
         const int nt = p + 1 < p1 ? 2 : 1;
-        AmxArgs s;
+        PackedArgs s;
         s.a = a_tiles;
         s.b = packed + p * layout.panel_bytes + k0 * kPanel;  // group k0/4, 64 bytes per group
         s.panel_bytes = layout.panel_bytes;
@@ -183,6 +186,65 @@ LK_AMX void tile_amx(const GemmArgs& g, const Blocking& blk, int64_t m0, int64_t
         s.n = p * kPanel;
         s.n_valid = n1 - s.n < nt * kPanel ? n1 - s.n : nt * kPanel;
         kBlocks[mt][nt](s);
+      }
+    }
+  }
+  _tile_release();
+}
+
+void pack_activations_amx(const uint8_t* a, int64_t lda, int64_t m, int64_t k, int64_t r0, int64_t r1, uint8_t* dst) {
+  const int64_t block_bytes_all = (k + kTileK - 1) / kTileK * kAStepBytes;  // 32 rows x K rounded up to 64
+  for (int64_t r = r0; r < r1; r += 2 * kTileRows) {
+    const int rows = static_cast<int>(m - r < 2 * kTileRows ? m - r : 2 * kTileRows);
+    pack_a(a + r * lda, lda, rows, k, dst + r / (2 * kTileRows) * block_bytes_all);
+  }
+}
+
+// The one-call path (int8.h). Per 32 columns of the tile: K in blocks of kc; each block of those
+// 32 rows of w is packed into the per-thread buffer (16 KiB: it stays in L1) right before use, and
+// multiplied by the activations of all the tile's rows, which the driver copied into A tiles once
+// per call (they stream by from L2). So w is read once, from wherever it is, and no packed copy of
+// it is written to memory and read back (that pass took 0.2-0.5 of the GEMM's time at 256 x 1024 x
+// 1024). For a linear layer the row sums come from the packing's registers, and the 32 columns'
+// offsets are filled in before their first epilogue (the same task computes both).
+LK_AMX void tile_amx_unpacked(const GemmArgs& g, const Blocking& blk, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                              int32_t* scratch, void* pack_buffer) {
+  const int64_t k_size = g.b->k, n_size = g.b->n, kc = block_bytes(blk);
+  const int64_t panel_bytes = kc / kTileK * kBTileBytes;  // the buffer: 2 panels of kc / 64 B tiles
+  int8_t* b_tiles = static_cast<int8_t*>(pack_buffer);
+  configure_tiles();
+  for (int64_t n = n0; n < n1; n += 2 * kPanel) {
+    const int64_t n_valid = n1 - n < 2 * kPanel ? n1 - n : 2 * kPanel;
+    const int nt = n_valid > kPanel ? 2 : 1;
+    const int w_rows = static_cast<int>(n_size - n < 2 * kPanel ? n_size - n : 2 * kPanel);
+    alignas(64) int32_t sums[2 * kPanel] = {}, abs_sums[2 * kPanel] = {};
+    for (int64_t k0 = 0; k0 < k_size; k0 += kc) {
+      const int64_t k1 = k0 + kc < k_size ? k0 + kc : k_size;
+      const int64_t steps = (k1 - k0 + kTileK - 1) / kTileK;
+      const bool first = k0 == 0, last = k1 == k_size;
+      pack_vnni_rows(g.w_rows + n * k_size + k0, k_size, w_rows, k1 - k0, b_tiles, panel_bytes,
+                     g.fill_offsets ? sums : nullptr, abs_sums);
+      if (last && g.fill_offsets)  // LinearPlan's offsets; exact: see fused_linear_fits (dispatch.cpp)
+        for (int c = 0; c < n_valid; ++c)
+          g.fill_offsets[n + c] = static_cast<int32_t>(static_cast<uint32_t>(
+              (g.bias ? int64_t{g.bias[n + c]} : 0) - int64_t{g.x_zero_point} * sums[c]));
+      for (int64_t m = m0; m < m1; m += 2 * kTileRows) {
+        const int rows = static_cast<int>(m1 - m < 2 * kTileRows ? m1 - m : 2 * kTileRows);
+        PackedArgs s;
+        s.a = g.a_tiles + m / (2 * kTileRows) * g.a_block_bytes + k0 / kTileK * kAStepBytes;
+        s.b = b_tiles;
+        s.panel_bytes = panel_bytes;
+        s.steps = steps;
+        s.partial = scratch + (m - m0) * 2 * kPanel;
+        s.ld_partial = 2 * kPanel;
+        s.load_partial = !first;
+        s.store_partial = !last;
+        s.ep = &g.ep;
+        s.rows = rows;
+        s.m = m;
+        s.n = n;
+        s.n_valid = n_valid;
+        kBlocks[rows > kTileRows ? 2 : 1][nt](s);
       }
     }
   }

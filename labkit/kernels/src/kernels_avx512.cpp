@@ -321,39 +321,73 @@ LK_VNNI inline __mmask64 byte_mask(int64_t valid) {
   return valid >= 64 ? ~__mmask64{0} : valid <= 0 ? __mmask64{0} : (__mmask64{1} << valid) - 1;
 }
 
+// quads[g] = quad g (bytes 4g .. 4g+3) of each of 16 rows of 64 bytes at src (row stride `stride`),
+// lane r from row r: the VNNI order. Rows from `rows` on and bytes outside `mask` read as zero
+// (masked loads never fault).
+LK_VNNI inline void load_transposed(const int8_t* src, int64_t stride, int64_t rows, __mmask64 mask,
+                                    __m512i quads[16]) {
+#pragma GCC unroll 16
+  for (int r = 0; r < 16; ++r)
+    quads[r] = r < rows ? _mm512_maskz_loadu_epi8(mask, src + r * stride) : _mm512_setzero_si512();
+  transpose_16x16_epi32(quads);
+}
+
+// Stores the 16 groups of a transposed block at dst (64 bytes apart), adding each row's sum and |w|
+// sum to the lanes of sum / abs_sum where `sums` (ones (u8) x w (s8); |w| as u8 x ones (s8)).
+LK_VNNI inline void store_groups(const __m512i quads[16], int8_t* dst, bool sums, __m512i& sum, __m512i& abs_sum) {
+  const __m512i ones = _mm512_set1_epi8(1);
+#pragma GCC unroll 16
+  for (int g = 0; g < 16; ++g) {
+    _mm512_storeu_si512(dst + g * kGroupBytes, quads[g]);
+    if (sums) {
+      sum = _mm512_dpbusd_epi32(sum, ones, quads[g]);
+      abs_sum = _mm512_dpbusd_epi32(abs_sum, _mm512_abs_epi8(quads[g]), ones);
+    }
+  }
+}
+
 }  // namespace
 
 LK_VNNI void pack_vnni(const int8_t* w, const PackedLayout& layout, int64_t p0, int64_t p1, void* dst,
                        int32_t* sums, int32_t* abs_sums) {
   const int64_t n = layout.n, k = layout.k;
   const int64_t stored_k = layout.panel_bytes / kPanel;  // groups (a multiple of 16) x 4 k
-  const __m512i ones = _mm512_set1_epi8(1);
   for (int64_t p = p0; p < p1; ++p) {
     int8_t* panel = static_cast<int8_t*>(dst) + p * layout.panel_bytes;
     const int64_t rows = n - p * kPanel < kPanel ? n - p * kPanel : kPanel;
     const int8_t* src = w + p * kPanel * k;
     // After the transpose lane c of every group is column (row of w) c: the row sums accumulate
-    // lane-wise, 4 k per vpdpbusd (ones (u8) x w (s8); |w| (as u8: |-128| = 128) x ones (s8)).
+    // lane-wise, 4 k per vpdpbusd.
     __m512i sum = _mm512_setzero_si512(), abs_sum = _mm512_setzero_si512();
     for (int64_t k0 = 0; k0 < stored_k; k0 += 64) {
-      const __mmask64 mask = byte_mask(k - k0);  // zeros past K (masked loads never fault)
       __m512i quads[16];
-#pragma GCC unroll 16
-      for (int r = 0; r < 16; ++r)
-        quads[r] = r < rows ? _mm512_maskz_loadu_epi8(mask, src + r * k + k0) : _mm512_setzero_si512();
-      transpose_16x16_epi32(quads);
-#pragma GCC unroll 16
-      for (int g = 0; g < 16; ++g) {
-        _mm512_storeu_si512(panel + (k0 / 4 + g) * kGroupBytes, quads[g]);
-        if (sums) {
-          sum = _mm512_dpbusd_epi32(sum, ones, quads[g]);
-          abs_sum = _mm512_dpbusd_epi32(abs_sum, _mm512_abs_epi8(quads[g]), ones);
-        }
-      }
+      load_transposed(src + k0, k, rows, byte_mask(k - k0), quads);  // zeros past K
+      store_groups(quads, panel + k0 / 4 * kGroupBytes, sums != nullptr, sum, abs_sum);
     }
     if (sums) {
       _mm512_mask_storeu_epi32(sums + p * kPanel, column_mask(rows), sum);
       _mm512_mask_storeu_epi32(abs_sums + p * kPanel, column_mask(rows), abs_sum);
+    }
+  }
+}
+
+LK_VNNI void pack_vnni_rows(const int8_t* w, int64_t stride, int rows, int64_t bytes, int8_t* dst, int64_t panel_bytes,
+                            int32_t* sums, int32_t* abs_sums) {
+  for (int half = 0; half < 2 && half * kPanel < rows; ++half) {
+    const int8_t* src = w + half * kPanel * stride;
+    const int valid = rows - half * kPanel < kPanel ? rows - half * kPanel : kPanel;
+    __m512i sum = _mm512_setzero_si512(), abs_sum = _mm512_setzero_si512();
+    for (int64_t k0 = 0; k0 < bytes; k0 += 64) {
+      __m512i quads[16];
+      load_transposed(src + k0, stride, valid, byte_mask(bytes - k0), quads);
+      store_groups(quads, dst + half * panel_bytes + k0 / 4 * kGroupBytes, sums != nullptr, sum, abs_sum);
+    }
+    if (sums) {
+      const __mmask16 mask = column_mask(valid);
+      int32_t* s = sums + half * kPanel;
+      int32_t* a = abs_sums + half * kPanel;
+      _mm512_mask_storeu_epi32(s, mask, _mm512_add_epi32(_mm512_maskz_loadu_epi32(mask, s), sum));
+      _mm512_mask_storeu_epi32(a, mask, _mm512_add_epi32(_mm512_maskz_loadu_epi32(mask, a), abs_sum));
     }
   }
 }
