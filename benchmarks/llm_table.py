@@ -49,7 +49,8 @@ GPTQ_SOURCE = ("Frantar et al. 2023, Table 3 (OPT-125M WikiText2 as quoted: 4-bi
                "RTN 1.3e3 → GPTQ 53.85; UNVERIFIED, see the note under the table)")
 GPTQ_NOTE = ("The GPTQ numbers quoted (OPT-125M WikiText2: fp16 27.65, RTN-4 37.28, GPTQ-4 31.12, RTN-3 1.3e3, GPTQ-3 "
              "53.85) were written from memory and are UNVERIFIED: the stored copies of the paper (arXiv 2210.17323, "
-             "ar5iv) show only its abstract. IST-DASLab/gptq issue #57 quotes the same Table 3's OPT-350M 3-bit GPTQ "
+             "ar5iv, a markdown mirror) show only its abstract, and a second search (web pages, documentation, "
+             "issue threads, source files) found no copy of Table 3. IST-DASLab/gptq issue #57 quotes the same Table 3's OPT-350M 3-bit GPTQ "
              "perplexity as 33.79, consistent with the table recalled, but not these entries.")
 ACT_METHODS = ("w8a8", "smoothquant", "llm.int8")
 
