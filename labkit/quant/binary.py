@@ -417,7 +417,8 @@ def ternary_error(weight: torch.Tensor, factor: float, per_channel: bool = False
     w_hat = ternarize(w, per_channel=per_channel, factor=factor)
     delta = ternary_threshold(w, per_channel=per_channel, factor=factor)
     kept = w_hat != 0
-    alpha = w_hat.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) if per_channel else w_hat.abs().max()
+    granularity, axis = weight_granularity(per_channel)
+    alpha = channel_view(w_hat.abs(), axis).amax(dim=1) if granularity == "channel" else w_hat.abs().max()
     return {"delta": float(delta.mean()), "alpha": float(alpha.mean()),
             "sparsity": float(1.0 - kept.double().mean()),
             "rel_error": float(((w - w_hat) ** 2).sum() / (w ** 2).sum().clamp_min(1e-300))}

@@ -219,3 +219,12 @@ def test_qat_turns_per_channel_into_granularity_channel_axis_0():
             granularity = (wq.observer if quantizer != "lsq" else wq).granularity
             assert granularity == weight_granularity(per_channel)[0]
             assert wq.qparams().scale.shape == ((5,) if per_channel else ())
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if len(s) >= 2])
+def test_ternary_error_alpha_per_channel_is_the_old_keepdim_max(shape):
+    w = _random(shape, 7)
+    for per_channel in (False, True):
+        w_hat = binary.ternarize(w.double(), per_channel, 0.7)
+        old = w_hat.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) if per_channel else w_hat.abs().max()
+        assert binary.ternary_error(w, 0.7, per_channel)["alpha"] == float(old.mean())
