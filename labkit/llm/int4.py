@@ -1,15 +1,17 @@
 """Int4 weight-only storage and matrix product: two 4-bit codes per byte, one scale and zero point per group.
 
-Layout (the one the compiled kernel is meant to read): a code matrix uint8 ``[out, in]`` with values
+Layout (the file format, and what the one-call kernel reads): a code matrix uint8 ``[out, in]`` with values
 ``0…15`` is packed row-major into uint8 ``[out, in/2]``; byte ``k`` of a row holds column ``2k`` in its low
 nibble and column ``2k+1`` in its high nibble (``byte = c[2k] | c[2k+1] << 4``). ``int4_linear`` unpacks,
 dequantizes ``(q − z)·s`` group by group and multiplies in float32 — a readable Python/torch reference.
 At batch 1 decoding reads every weight once per token, so memory traffic, not arithmetic, sets the
 speed: 4-bit weights move 8× fewer bytes than float32 (plus the group scales). The torch reference does
-not realise that speed (it materialises the float weight). ``Int4Linear`` calls the compiled kernel
-``labkit.kernels.int4_linear`` (the codes decoded in registers, never a float weight matrix) where this
-build and CPU have it — ``kernel_status()`` says whether, and why not — and the torch reference otherwise
-(``backend="torch"`` forces it). The two agree within float32 rounding (different summation order).
+not realise that speed (it materialises the float weight). ``Int4Linear`` calls the compiled kernel where
+this build and CPU have it — ``kernel_status()`` says whether, and why not — and the torch reference
+otherwise (``backend="torch"`` forces it): it hands its buffers once to ``labkit.kernels.Int4Weights``
+(checked and laid out for the SIMD registers, the codes decoded in registers, never a float weight
+matrix; ``kernel_weights()``), so each call passes only x. The two agree within float32 rounding
+(different summation order).
 
 Explained in notebooks/16_transformer_compression.ipynb
 """
@@ -97,7 +99,8 @@ class Int4Linear(nn.Module):
     """A linear layer that stores packed int4 weights (``pack_int4``) and group scales.
 
     Built from a 4-bit ``QuantizedWeight``; with AWQ's ``input_scale`` ``s`` the input is divided by ``s``
-    first (in a deployed model that division is folded into the previous operator).
+    first (in a deployed model that division is folded into the previous operator). ``forward``: x float32
+    ``[..., in]`` → ``[..., out]``, on the compiled kernel (``kernel_weights()``) or the torch reference.
     """
 
     def __init__(self, quantized: QuantizedWeight, bias: torch.Tensor | None = None, backend: str = "auto"):
