@@ -19,7 +19,10 @@ Columns: median and min ms of the packed call, the one-call median and its ratio
 one, GOPS (2*M*N*K / packed median), the share of the path's own measured peak (``% peak``), the
 speed-up over torch fp32 and over the fastest torch int8 engine, and packing throughput (``pack
 GB/s``: N*K bytes / time to pack w the way the one-call op does, with the row sums for linear; the
-``memcpy`` row is numpy copying w, for memory speed). Then LeNet-5's two convolutions as layers
+``memcpy`` row is numpy copying w, for memory speed). On AMX the one-call ops (up to 1024 rows,
+N >= 16 for linear) do not pack w as a whole: each task packs 32 columns' block at a time right
+before multiplying it, so there ``pack GB/s`` is the packer's speed alone (``PackedLinear``'s), not
+a pass the one-call op makes. Then LeNet-5's two convolutions as layers
 (``PackedConv2d.forward`` / ``qconv2d``) against torch fp32 ``conv2d`` and quantized ``Conv2d``.
 
 The peaks come first, per path: nominal int8 ops/cycle/core (AVX2 vpmaddwd 64, AVX-512 VNNI 256,

@@ -282,7 +282,8 @@ void PackedWeights::prepare(Isa isa, int what, int threads) {
   const int64_t per_task = std::max<int64_t>(1, kPackTaskBytes / panel_bytes_in);
   const int64_t tasks = (panels + per_task - 1) / per_task;
   if (n_ * k_ < kMinParallelPackBytes) threads = 1;
-  parallel_tasks(tasks, threads, [&](int, int64_t t) {
+  // (Ref's layout is w itself: without row sums to take there is nothing to do, and no fork/join.)
+  if (pack_fn || sums_fn) parallel_tasks(tasks, threads, [&](int, int64_t t) {
     const int64_t p0 = t * per_task, p1 = std::min(panels, p0 + per_task);
     if (pack_fn)  // the row sums from the packing's own registers
       pack_fn(rows_, layout, p0, p1, dst, sums ? sum.data() : nullptr, sums ? abs_sum.data() : nullptr);
