@@ -42,7 +42,7 @@ __all__ = [
     "tensor_range", "mse", "sqnr_db", "quantize_activation", "grid_levels", "quantized_nbytes",
     "WeightQuantization", "quantize_weight", "weight_quantization_error",
     "check_bits", "check_axis", "check_qparams", "apply_qparams", "SYMMETRIC_VARIANTS", "symmetric_grid",
-    "channel_view", "from_channel_view", "broadcast_channels", "check_granularity", "weight_granularity",
+    "channel_view", "from_channel_view", "broadcast_channels", "check_granularity", "weight_granularity", "stored_axis",
     "weight_qparams",
 ]
 
@@ -352,11 +352,24 @@ def quantize_tensor(x: torch.Tensor, bits: int = 8, symmetric: bool = False, sig
 # --------------------------------------------------------------------------- weights (model-level switch)
 def weight_granularity(per_channel: bool) -> tuple[str, int]:
     """The model-level switch in the tensor vocabulary: ``per_channel=True`` → ``("channel", 0)`` (one
-    scale per output channel, dim 0 of a weight ``[C_out, ...]``), ``False`` → ``("tensor", 0)``.
+    scale per output channel, dim 0 of a weight ``[C_out, ...]``), ``False`` → ``("tensor", None)``.
     Every ``per_channel`` flag of labkit (PTQ, QAT, mixed precision, ``DynamicQuantLinear``,
     ``quant.integer``, ``binary``) goes through here. Explained in notebooks/03_post_training_quantization.ipynb.
     """
-    return ("channel", 0) if require_bool("per_channel", per_channel) else ("tensor", 0)
+    return ("channel", 0) if require_bool("per_channel", per_channel) else ("tensor", None)
+
+
+def stored_axis(granularity: str, axis) -> int | None:
+    """The ``axis`` a quantizer or observer keeps for ``granularity``: None for ``"tensor"`` — where an
+    ``axis`` passed is refused with ``ValueError`` rather than ignored (``MinMaxObserver(axis=1)`` must not
+    quietly mean one scale for the whole tensor) — and an int (default 0; range checked against the
+    first input) for ``"channel"`` and ``"group"``."""
+    if check_granularity(granularity) == "tensor":
+        if axis is not None:
+            raise ValueError(f"axis={axis!r} is used only with granularity='channel' (one scale per index of "
+                             f"that axis); pass granularity='channel', axis={axis!r}, or leave axis out")
+        return None
+    return 0 if axis is None else require_int("axis", axis)
 
 
 def weight_qparams(weight: torch.Tensor, bits: int = 8, per_channel: bool = True, symmetric: bool = True,

@@ -31,7 +31,8 @@ from torch import nn
 
 from labkit import architecture
 from labkit.quant.affine import (SCALE_GRANULARITIES, QParams, apply_qparams, broadcast_channels, channel_view, check_axis,
-                                 check_bits, check_granularity, check_qparams, qparams_from_range, qrange)
+                                 check_bits, check_granularity, check_qparams, qparams_from_range, qrange,
+                                 stored_axis)
 from labkit.quant.observers import MovingAverageMinMaxObserver, Observer
 from labkit.validate import require_bool, require_choice, require_float, require_float_tensor, require_int
 
@@ -162,12 +163,13 @@ class FakeQuantize(nn.Module):
 
 # --------------------------------------------------------------------------- LSQ
 def lsq_init_step(x: torch.Tensor, bits: int, signed: bool, granularity: str = "tensor",
-                  axis: int = 0) -> torch.Tensor:
+                  axis: int | None = None) -> torch.Tensor:
     """LSQ's initial step ``s = 2·mean(|x|) / sqrt(Q_P)``: shape ``[]`` (``granularity="tensor"``) or
     ``[C]`` (``"channel"``, one per index of ``axis``; a negative ``axis`` counts from the end), the words
     of ``affine.quantize_tensor``. Explained in notebooks/05_quantization_aware_training.ipynb."""
     qp_max = qrange(bits, signed)[1]
-    if check_granularity(granularity, SCALE_GRANULARITIES) == "tensor":
+    axis = stored_axis(check_granularity(granularity, SCALE_GRANULARITIES), axis)
+    if axis is None:
         mean_abs = x.detach().abs().mean()
     else:
         mean_abs = channel_view(x.detach().abs(), axis).mean(dim=1)
@@ -190,7 +192,7 @@ class LSQQuantizer(nn.Module):
     Explained in notebooks/05_quantization_aware_training.ipynb.
     """
 
-    def __init__(self, bits: int = 8, signed: bool | None = None, granularity: str = "tensor", axis: int = 0,
+    def __init__(self, bits: int = 8, signed: bool | None = None, granularity: str = "tensor", axis: int | None = None,
                  is_activation: bool = False, step: float | None = None):
         super().__init__()
         self.bits = check_bits(bits)
@@ -198,7 +200,7 @@ class LSQQuantizer(nn.Module):
             require_bool("signed", signed)
         self.signed = signed
         self.granularity = check_granularity(granularity, SCALE_GRANULARITIES)
-        self.axis = require_int("axis", axis)  # range checked against the input
+        self.axis = stored_axis(granularity, axis)  # None per tensor; range checked against the input
         self.is_activation = require_bool("is_activation", is_activation)
         if step is not None and signed is None:
             raise ValueError("signed must be given (True or False) together with an explicit step")

@@ -28,7 +28,7 @@ from torch import nn
 
 from labkit import architecture
 from labkit.quant.affine import (SCALE_GRANULARITIES, QParams, channel_view, check_axis, check_bits, check_granularity,
-                                 fake_quantize, qparams_from_range)
+                                 fake_quantize, qparams_from_range, stored_axis)
 from labkit.validate import require_bool, require_choice, require_float, require_float_tensor, require_int
 
 __all__ = [
@@ -131,10 +131,10 @@ class MinMaxObserver(Observer):
     """
 
     def __init__(self, bits: int = 8, symmetric: bool = False, signed: bool = False, granularity: str = "tensor",
-                 axis: int = 0):
+                 axis: int | None = None):
         super().__init__(bits, symmetric, signed)
         self.granularity = check_granularity(granularity, SCALE_GRANULARITIES)
-        self.axis = require_int("axis", axis)  # range checked against the input
+        self.axis = stored_axis(granularity, axis)  # None per tensor; range checked against the input
         self.register_buffer("min_val", torch.tensor(math.inf))
         self.register_buffer("max_val", torch.tensor(-math.inf))
 
@@ -180,7 +180,7 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
     """
 
     def __init__(self, averaging_constant: float = 0.01, bits: int = 8, symmetric: bool = False,
-                 signed: bool = False, granularity: str = "tensor", axis: int = 0):
+                 signed: bool = False, granularity: str = "tensor", axis: int | None = None):
         super().__init__(bits, symmetric, signed, granularity, axis)
         self.averaging_constant = require_float("averaging_constant", averaging_constant, 0.0, 1.0, low_open=True)
 

@@ -121,7 +121,7 @@ def test_binary_channel_mean_equals_the_old_keepdim_mean(shape, seed):
 # --------------------------------------------------------------------------- weights: one translation, one home
 def test_weight_granularity_translates_the_model_level_switch():
     assert weight_granularity(True) == ("channel", 0)
-    assert weight_granularity(False) == ("tensor", 0)
+    assert weight_granularity(False) == ("tensor", None)
     with pytest.raises(TypeError, match="per_channel must be True or False"):
         weight_granularity(1)
 

@@ -180,3 +180,12 @@ def test_lsq_axis_is_checked_against_the_input_and_may_count_from_the_end():
     assert torch.equal(out, reference(w))
     with pytest.raises(ValueError, match=r"axis must be an integer in \[-1, 0\]"):
         lsq(torch.randn(6))  # a later tensor with fewer dimensions: no IndexError from deep inside torch
+
+
+def test_lsq_refuses_an_axis_without_granularity_channel():
+    """``LSQQuantizer(axis=0)`` used to mean per channel; it must not quietly become one step per tensor."""
+    with pytest.raises(ValueError, match="granularity='channel'"):
+        LSQQuantizer(4, signed=True, axis=0)
+    with pytest.raises(ValueError, match="granularity='channel'"):
+        lsq_init_step(torch.ones(2, 3), 4, True, axis=1)
+    assert LSQQuantizer(4, signed=True).axis is None and LSQQuantizer(4, signed=True, granularity="channel").axis == 0

@@ -202,8 +202,12 @@ def test_bad_arguments_raise():
         lab.MinMaxObserver(granularity="channel", axis=-3)(torch.randn(2, 2))  # negative axes are fine, out-of-range ones are not
     with pytest.raises(TypeError, match="axis"):
         lab.MinMaxObserver(granularity="channel", axis=1.5)
-    with pytest.raises(TypeError, match="axis"):
-        lab.MinMaxObserver(axis=None)  # the old "per tensor" spelling: granularity="tensor" now
+    for old_per_channel_spelling in (0, 1):  # axis=int alone meant per channel before granularity= existed
+        with pytest.raises(ValueError, match="axis=.* is used only with granularity='channel'"):
+            lab.MinMaxObserver(axis=old_per_channel_spelling)
+        with pytest.raises(ValueError, match="granularity='channel'"):
+            lab.MovingAverageMinMaxObserver(axis=old_per_channel_spelling)
+    assert lab.MinMaxObserver().axis is None and lab.MinMaxObserver(granularity="channel").axis == 0
     with pytest.raises(ValueError, match="granularity must be one of 'tensor', 'channel'"):
         lab.MinMaxObserver(granularity="group")
     with pytest.raises(TypeError, match="x"):
