@@ -42,8 +42,9 @@ def test_one_call_ops_pack_inside_their_tasks(isa, threads, rng, m):
     """gemm_u8s8s32 and qlinear (on AMX: packing w block by block inside the GEMM's tasks, each
     task its own columns, with the row sums and column offsets of a linear layer; elsewhere packing
     first): the same integers as the reference and as the weights packed once, for column counts at
-    and past the panel edges and K past the cache blocks."""
-    for n, k in [(16, 1), (17, 65), (100, 4099), (300, 784)]:
+    and past the panel edges and K past the cache blocks (on AMX from 512 KiB of w: 130 x 4099 and
+    512 x 1024; the smaller ones pack first)."""
+    for n, k in [(16, 1), (17, 65), (100, 4099), (300, 784), (130, 4099), (512, 1024)]:
         x = rng.integers(0, 256, size=(m, k), dtype=np.uint8)
         w = rng.integers(-128, 128, size=(n, k), dtype=np.int8)
         bias = rng.integers(-5000, 5000, size=n).astype(np.int32)
@@ -58,12 +59,12 @@ def test_one_call_ops_pack_inside_their_tasks(isa, threads, rng, m):
 @pytest.mark.parametrize("threads_used", [1, 2])
 def test_one_call_edges(isa, rng, threads_used):
     """The one-call ops at the edges of the path that packs w block by block inside the tasks (AMX):
-    narrow outputs (N < 16 packs w first), a bias too large for the int32 column offsets to be exact
-    whatever w holds (packs first too), zero points 0 and 255 with ReLU, K = 65,536, and w at every
-    offset from a 64-byte line (a view into a larger array)."""
+    narrow outputs (N < 16: qlinear packs w first), a bias too large for the int32 column offsets to
+    be exact whatever w holds (packs first too), zero points 0 and 255 with ReLU, K = 65,536, and w
+    at every offset from a 64-byte line (a view into a larger array); every w >= 512 KiB."""
     kernels.set_num_threads(threads_used)
-    for m, n, k, bias_size, x_zp in [(40, 1, 100, 5000, 0), (40, 15, 130, 5000, 255), (70, 33, 200, 2**31 - 1, 0),
-                                     (33, 64, 64, 5000, 255), (2, 17, 65536, 5000, 128)]:
+    for m, n, k, bias_size, x_zp in [(40, 9, 65536, 5000, 0), (40, 15, 40000, 5000, 255), (70, 33, 16000, 2**31 - 1, 0),
+                                     (33, 64, 8192, 5000, 255), (2, 17, 65536, 5000, 128)]:
         x = rng.integers(0, 256, size=(m, k), dtype=np.uint8)
         storage = rng.integers(-128, 128, size=n * k + 64, dtype=np.int8)
         offset = int(rng.integers(0, 64))

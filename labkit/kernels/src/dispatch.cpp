@@ -389,13 +389,19 @@ void run_tiles(const GemmArgs& g, Isa isa, int threads) {
 // A one-call op that packs w first writes a packed copy and reads it back (on AMX at 256 x 1024 x
 // 1024: 1.3-1.6x the time of the packed layer's call). On AMX it packs 32 columns' block at a
 // time instead, inside the task that multiplies it: tasks own columns and take all M rows, whose
-// A tiles are copied once per call first (in the same OpenMP region). Up to this many rows (their
-// partial sums, M x 32 int32, stay in L2); beyond, packing is a small share of the work anyway.
-constexpr int64_t kMaxUnpackedRows = 1024;
+// A tiles are copied once per call first (in the same OpenMP region). Up to kMaxUnpackedRows rows
+// (their partial sums, M x 32 int32, stay in L2; beyond, packing is a small share of the work
+// anyway), and from kMinUnpackedBytes of w: smaller weights stay in L2 with their packed copy, and
+// packing first was faster there (measured one-call / packed, 2 threads: 256 x 784 x 300 1.10
+// against 1.28, 256 x 512 x 512 1.22 against 1.26; from 1 MiB on the block-wise packing wins:
+// 256 x 1024 x 1024 1.08-1.21 against 1.27-1.34, 64 x 1024 x 1024 1.61 against 1.93, 1 x 4096 x
+// 4096 1.64 against 2.98).
+constexpr int64_t kMaxUnpackedRows = 1024, kMinUnpackedBytes = 1 << 19;
 
 bool amx_unpacked(PackedWeights& w, int64_t m, Isa isa) {
 #if defined(LABKIT_X86) && defined(LABKIT_HAVE_AMX)
-  return isa == Isa::Amx && w.borrowed() && m <= kMaxUnpackedRows && w.layout(isa).data == nullptr;
+  return isa == Isa::Amx && w.borrowed() && m <= kMaxUnpackedRows && w.n() * w.k() >= kMinUnpackedBytes &&
+         w.layout(isa).data == nullptr;
 #else
   (void)w, (void)m, (void)isa;
   return false;
@@ -418,9 +424,9 @@ void run_unpacked(GemmArgs g, int threads) {
   const int64_t m = g.m, n = g.b->n, k = g.b->k;
   const Blocking blk = blocking(Isa::Amx);
   if (static_cast<double>(m) * n * k < kMinParallelWork) threads = 1;
-  // Column tiles of whole 32 columns, two per thread.
-  const int64_t nc = threads > 1 ? std::max<int64_t>(32, round_up(ceil_div(n, 2 * threads), 32)) : round_up(n, 32);
-  const int64_t tiles = ceil_div(n, nc);
+  // One task per 32 columns (a task costs little more than its tile configuration, and coarser
+  // tasks left one of 2 threads idle for a third of the time at N = 300).
+  const int64_t nc = 32, tiles = ceil_div(n, nc);
   threads = threads_for(tiles, threads);
   g.a_block_bytes = round_up(k, 64) * 32;
   const int64_t blocks = ceil_div(m, 32), blocks_per_task = std::max<int64_t>(1, kPackTaskBytes / g.a_block_bytes);
