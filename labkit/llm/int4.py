@@ -82,19 +82,6 @@ def kernel_status() -> tuple[bool, str]:
     return _STATUS[0]
 
 
-def kernel_int4_linear(x: torch.Tensor, packed: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
-                       group_size: int, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``int4_linear`` computed by the compiled kernel: ``x`` float32 ``[..., in]`` → float32 ``[..., out]``
-    (one call: the weights are checked and read in their file format each time; ``Int4Linear`` prepares
-    them once with ``kernels.Int4Weights``)."""
-    from labkit import kernels
-
-    flat = x.detach().reshape(-1, x.shape[-1]).float().contiguous()
-    out = kernels.int4_linear(flat.numpy(), packed.numpy(), scale.numpy(), zero_point.numpy(), group_size,
-                              None if bias is None else bias.detach().numpy())
-    return torch.from_numpy(out).reshape(*x.shape[:-1], packed.shape[0])
-
-
 class Int4Linear(nn.Module):
     """A linear layer that stores packed int4 weights (``pack_int4``) and group scales.
 

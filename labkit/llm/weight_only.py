@@ -12,7 +12,6 @@ Explained in notebooks/16_transformer_compression.ipynb
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
@@ -86,11 +85,6 @@ def quantize_weights(model: TinyGPT, method: str = "rtn", bits: int = 4, group_s
 def fp32_nbytes(model: nn.Module) -> int:
     """``4 ·`` the number of parameters: the float32 size of a model's weights."""
     return 4 * sum(p.numel() for p in model.parameters())
-
-
-def bits_per_weight(quantized: QuantizedWeight) -> float:
-    """Storage bits per weight including scales and zero points: ``8·nbytes / numel``."""
-    return 8 * quantized.nbytes() / quantized.codes.numel() if quantized.codes.numel() else math.nan
 
 
 def from_storage(stored: dict) -> GroupQuantLinear:
