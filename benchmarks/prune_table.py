@@ -89,6 +89,17 @@ HAN_SPARSITY = 1 - 1 / 12     # 12× fewer weights; Han et al. round their 8 % /
 LOTTERY_RATES = [1 - 0.8 ** k for k in (1.5, 1.5, 2, 2, 4, 4)]
 LOTTERY_POINTS = {2: "51.3 %", 4: "21.1 %", 6: "3.6 %"}
 LOTTERY_CLAIMS = {2: "ticket", 4: "ticket", 6: "falls back"}
+# What one LeNet-300-100 iteration costs on a quiet core (load ≈ 1, one thread), evaluations every 100
+# included: seed 0's dense network trained 20,000 iterations in 83.5 s. The units' own ``seconds`` are
+# wall time on the shared machine, several times more when it is loaded.
+LOTTERY_QUIET_SECONDS = 83.5 / 20_000
+CENSORED = 0.95       # a run whose validation loss is lowest after 95 % of its iterations may still be improving
+# The accuracy claims as the 3,000-iteration run of every round and control over 3 seeds measured them
+# (recorded before the runs were lengthened; the 12,000-iteration controls ran for seed 0 only).
+LOTTERY_EARLIER = ("the 3,000-iteration run with every round and control for seeds 0-2 (recorded earlier) resolved "
+                   "ticket − re-init at 21.1 % (+0.80 pt [+0.56, +1.04]) and 3.6 % (+2.37 pt [+2.05, +2.69]), not at "
+                   "51.3 % (+0.16 pt [-0.61, +0.93]), and the ticket at 3.6 % fell back to about dense (ticket − dense "
+                   "-0.17 pt [-0.85, +0.50])")
 # The slimming recipe: SGD (momentum 0.9) with a cosine learning-rate decay for the dense and the L1
 # training, an L1 weight ``lam`` on every BN γ, then fine-tuning from ``finetune_lr`` (cosine again).
 # The settings are compared on a validation split (the last 5,000 training images) — never on the
@@ -104,6 +115,8 @@ SLIM_SWEEP = {"first run": SLIM_FIRST,
               "λ 3e-3, fine-tune 24 epochs from lr 0.01": {**SLIM_FIRST, "lam": 3e-3, "finetune": 24,
                                                            "finetune_lr": 0.01}}
 SLIM_CHOSEN = "first run"
+SLIM_DEVIATIONS = ("deviations from the paper: the per-layer cut, and a schedule sized to the CPU budget (the "
+                   "paper's own MLP epochs and learning rate were not checked here)")
 SLIM_PAPER = {"dense": 1.43, "slim": 1.49, "widths": (100, 60), "reduction": 0.844}
 SLIM_AMOUNT = 0.8     # fraction of the hidden neurons removed (784-500-300 → 784-100-60)
 # How the 80 % are chosen, each cut from the same L1-trained network: the row's method first.
@@ -119,12 +132,13 @@ def config(quick: bool) -> dict:
     if quick:
         return {"dataset": "digits", "han_epochs": 1, "han_models": ("lenet300",), "lottery_iterations": 60,
                 "lottery_rounds": 2, "lottery_rewind_rounds": 1, "lottery_eval": 20, "lottery_rewind": 10,
-                "lottery_rewind_seeds": (0,), "lottery_reinit": (1,),
+                "lottery_rewind_seeds": (0,), "lottery_reinit": (1,), "lottery_control_seeds": (0,),
                 "slim": {**SLIM_SWEEP[SLIM_CHOSEN], "epochs": 1, "finetune": 1}, "seeds": (0,), "han_seeds": (0,),
                 "slim_seeds": (0,)}
     return {"dataset": "mnist", "han_epochs": 10, "han_models": HAN_MODELS, "lottery_iterations": 12_000,
             "lottery_rounds": 6, "lottery_rewind_rounds": 4, "lottery_eval": 100, "lottery_rewind": 200,
-            "lottery_rewind_seeds": (0,), "lottery_reinit": tuple(LOTTERY_POINTS), "slim": SLIM_SWEEP[SLIM_CHOSEN],
+            "lottery_rewind_seeds": (0,), "lottery_reinit": tuple(LOTTERY_POINTS), "lottery_control_seeds": (0,),
+            "slim": SLIM_SWEEP[SLIM_CHOSEN],
             "seeds": (0, 1, 2), "han_seeds": (0,), "slim_seeds": (0, 1, 2)}
 
 
@@ -180,15 +194,17 @@ def build_lenet300(seed: int) -> nn.Module:
 
 
 def lottery_unit(seed: int, rewind_iteration: int, cfg: dict, progress: bool) -> dict:
-    """One IMP sequence (and its reinit controls when rewinding to 0; fewer rounds when rewinding to k)."""
+    """One IMP sequence: every round with the re-init controls for the seeds of ``lottery_control_seeds``
+    rewinding to 0, else ``lottery_rewind_rounds`` rounds without controls (rewinding to k, or to save time)."""
     train_xy, val_xy, test_set = validation_split(cfg["dataset"])
     start = time.perf_counter()
-    n = cfg["lottery_rounds"] if rewind_iteration == 0 else cfg["lottery_rewind_rounds"]
+    controls = rewind_iteration == 0 and seed in cfg["lottery_control_seeds"]
+    n = cfg["lottery_rounds"] if controls else cfg["lottery_rewind_rounds"]
     rates = LOTTERY_RATES[:n]
     rounds = prune.lottery_ticket(build_lenet300, train_xy, val_xy, test_set, rounds=n,
                                   iterations=cfg["lottery_iterations"], rate=rates, layer_rates={"fc3": rates[0] / 2},
                                   rewind_iteration=rewind_iteration, eval_every=cfg["lottery_eval"],
-                                  reinit_rounds=cfg["lottery_reinit"] if rewind_iteration == 0 else (),
+                                  reinit_rounds=cfg["lottery_reinit"] if controls else (),
                                   seed=seed, progress=progress)
     for r in rounds:
         print(f"lottery seed {seed} rewind {rewind_iteration} round {r['round']}: {r['ticket']}", flush=True)
@@ -318,15 +334,22 @@ def han_rows(units: list[dict]) -> list[Row]:
 
 
 def ticket_stats(units: list[dict], round_: int, key: str) -> dict:
-    vals = [u["rounds"][round_][key] for u in units if u["rounds"][round_][key] is not None]
-    return {"acc": [100 * v["test_accuracy"] for v in vals], "es": [v["early_stop_iteration"] for v in vals],
-            "remaining": 100 * np.mean([v["remaining"] for v in vals]) if vals else math.nan}
+    """``{"acc": {seed: test accuracy %}, "es": {seed: early-stopping iteration}, "remaining": %}`` of the
+    ``key`` run ("ticket" or "reinit") of round ``round_``, over the units that ran it."""
+    vals = {u["seed"]: u["rounds"][round_][key] for u in units
+            if round_ < len(u["rounds"]) and u["rounds"][round_][key] is not None}
+    return {"acc": {s: 100 * v["test_accuracy"] for s, v in vals.items()},
+            "es": {s: v["early_stop_iteration"] for s, v in vals.items()},
+            "remaining": 100 * np.mean([v["remaining"] for v in vals.values()]) if vals else math.nan}
 
 
-def by_seed(a: list, b: list):
-    """``a − b`` paired by seed (a seed fixes θ₀: the dense run, the ticket and its control share it):
-    the 95 % Student-t interval over the seeds, or None with fewer than 2 seeds."""
-    return stats.seed_interval([x - y for x, y in zip(a, b)]) if len(a) >= 2 and len(a) == len(b) else None
+def by_seed(a, b):
+    """``a − b`` paired by seed (a seed fixes θ₀: the dense run, the ticket and its control share it) over
+    the seeds both have (``{seed: value}`` dicts, or lists in the same seed order): the 95 % Student-t
+    interval over the seeds, or None with fewer than 2 seeds."""
+    a, b = (dict(enumerate(x)) if isinstance(x, list) else x for x in (a, b))
+    common = [k for k in a if k in b]
+    return stats.seed_interval([a[k] - b[k] for k in common]) if len(common) >= 2 else None
 
 
 def interval_text(est, unit: str, fmt: str = "+.2f") -> str:
@@ -353,9 +376,9 @@ def trainings(units: list[dict]):
 
 
 def censored(units: list[dict]) -> list[dict]:
-    """The runs whose validation loss was lowest at their last evaluation: still falling when training stopped,
-    so their early-stopping iteration is only a lower bound."""
-    return [t for u in units for t in trainings([u]) if t["early_stop_iteration"] >= u["iterations"]]
+    """The runs whose validation loss was lowest in the last 5 % of training: it may still have been falling
+    when training stopped, so their early-stopping iteration is only a lower bound."""
+    return [t for u in units for t in trainings([u]) if t["early_stop_iteration"] > CENSORED * u["iterations"]]
 
 
 def lottery_budget(init: list[dict], dense: dict) -> str:
@@ -363,13 +386,18 @@ def lottery_budget(init: list[dict], dense: dict) -> str:
     its, runs = init[0]["iterations"], trainings(init)
     per_it = sum(u["seconds"] for u in init) / (len(runs) * its)
     cut = censored(init)
-    return (f"the dense runs stop at iterations {min(dense['es']):,}-{max(dense['es']):,} of {its:,}; "
-            + (f"{len(cut)} of {len(runs)} runs are censored (validation loss lowest at the last evaluation, "
-               "their early-stopping iteration is a lower bound)" if cut else
+    quiet_hours = LOTTERY_QUIET_SECONDS * 50_000 * max(len(trainings([u])) for u in init) / 3600
+    stops = dense["es"].values()
+    return (f"the dense runs stop at iterations {min(stops):,}-{max(stops):,} of {its:,}; "
+            + (f"{len(cut)} of {len(runs)} runs are censored (validation loss lowest in the last 5 % of training, "
+               "their early-stopping iteration a lower bound: "
+               + ", ".join(f"{100 * t['remaining']:.1f} % at {t['early_stop_iteration']:,}" for t in cut) + ")"
+               if cut else
                f"none of the {len(runs)} runs is censored (the latest stops at iteration "
                f"{max(t['early_stop_iteration'] for t in runs):,})")
-            + f"; {1000 * per_it:.1f} ms per iteration on one shared core, evaluations included "
-            f"(the paper's 50,000 iterations: ≈ {per_it * 50_000 * len(runs) / len(init) / 3600:.1f} h per seed)")
+            + f"; an iteration took {1000 * per_it:.1f} ms of wall time on the shared machine and takes "
+            f"{1000 * LOTTERY_QUIET_SECONDS:.1f} ms on a quiet core (evaluations included), so the paper's 50,000 "
+            f"iterations would take ≈ {quiet_hours:.1f} h per seed (all rounds and controls) on a quiet core")
 
 
 def lottery_rows(units: list[dict]) -> list[Row]:
@@ -378,10 +406,14 @@ def lottery_rows(units: list[dict]) -> list[Row]:
     late = [u for u in units if u["rewind_iteration"] > 0]
     dense = ticket_stats(init, 0, "ticket")
     seconds = sum(u["seconds"] for u in units)
-    last = len(init[0]["rounds"]) - 1
+    last = max(len(u["rounds"]) for u in init) - 1
+    full = sorted(u["seed"] for u in init if len(u["rounds"]) - 1 == last)
     note = (f"{init[0]['iterations']:,} iterations per run (paper 50,000), validation loss every "
             f"{init[0]['eval_every']} iterations, {last} pruning rounds of 1.5-4 paper rounds each (paper: 20 % per "
-            "round); differences paired by seed, 95 % Student-t interval over seeds; " + lottery_budget(init, dense))
+            "round); differences paired by seed, 95 % Student-t interval over seeds"
+            + (f"; seed(s) {', '.join(map(str, full))} ran every round with the re-init controls, the others rounds "
+               f"0-{min(len(u['rounds']) for u in init) - 1} only (time): " + LOTTERY_EARLIER if len(full) < len(init)
+               else "") + "; " + lottery_budget(init, dense))
     for r in sorted(p for p in LOTTERY_POINTS if p <= last) or [last]:
         compared = {"dense": dense, "reinit": ticket_stats(init, r, "reinit")}
         ticket = ticket_stats(init, r, "ticket")
@@ -389,31 +421,35 @@ def lottery_rows(units: list[dict]) -> list[Row]:
         tests = LOTTERY_TESTS.get(LOTTERY_CLAIMS.get(r, "ticket"), []) + (LOTTERY_TESTS["reinit"]
                                                                          if compared["reinit"]["acc"] else [])
         for claim, key, other, unit, tolerance, holds in tests:
+            both = sorted(ticket[key].keys() & compared[other][key].keys())      # the seeds that ran both
+            mine, theirs = ([d[k] for k in both] for d in (ticket[key], compared[other][key]))
             est = by_seed(ticket[key], compared[other][key])
             fmt = "+,.0f" if key == "es" else "+.2f"
             open_ = key == "es" and est is not None and est.low < 0 < est.high
-            cut = key == "es" and any(t["early_stop_iteration"] >= init[0]["iterations"]
-                                      for u in init for t in (u["rounds"][0]["ticket"], u["rounds"][r]["ticket"]))
+            cut = key == "es" and any(v > CENSORED * init[0]["iterations"] for v in [*mine, *theirs])
             rows.append(Row("Frankle & Carbin 2019 Fig. 3", "lenet300", f"{claim} at {label} of weights",
-                            f"{interval_text(est, unit, fmt)} (ticket {spread(ticket[key], fmt[1:])}, {other} "
-                            f"{spread(compared[other][key], fmt[1:])})"
+                            f"{interval_text(est, unit, fmt)} (ticket {spread(mine, fmt[1:])}, "
+                            f"{other} {spread(theirs, fmt[1:])})"
                             + (": not resolved" if open_ else "")
                             + (f", runs censored at {init[0]['iterations']:,} iterations (note)" if cut else ""),
                             "yes (Figure 3)", tolerance,
-                            None if est is None else bool(holds(est)), len(ticket[key]), seconds,
+                            None if est is None else bool(holds(est)),
+                            len(both), seconds,
                             "Frankle & Carbin 2019, Figure 3", note))
     if late:
         ticket = ticket_stats(late, len(late[0]["rounds"]) - 1, "ticket")
         rows.append(Row("Frankle & Carbin 2019 Fig. 3", "lenet300",
                         f"ticket rewound to iteration {late[0]['rewind_iteration']} at "
                         f"{ticket['remaining']:.1f} % of weights",
-                        f"{spread(ticket['acc'])} % at iteration {spread(ticket['es'], ',.0f')}", None, "informational",
+                        f"{spread(list(ticket['acc'].values()))} % at iteration "
+                        f"{spread(list(ticket['es'].values()), ',.0f')}", None, "informational",
                         None, len(late), 0.0, "Frankle et al. 2019 (late rewinding)"))
     return rows
 
 
 def slug(name: str) -> str:
-    """A file-name-safe form of a setting's name: ``"λ 1e-3, fine-tune 24 epochs"`` → ``"lambda1e-3-fine-tune24epochs"``."""
+    """A file-name-safe form of a setting's name: ``"λ 1e-3, fine-tune 24 epochs"`` →
+    ``"lambda1e-3-fine-tune24epochs"``."""
     return re.sub(r"[^A-Za-z0-9.\-]+", "", name.replace("λ", "lambda").replace(", ", "-").replace(" from ", "-from-"))
 
 
@@ -436,8 +472,21 @@ def slim_sweep_table(units: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def slimming_rows(units: list[dict]) -> list[Row]:
-    """The row of ``SLIM_VARIANTS``' first method (PASS/FAIL), then one informational row per other method."""
+def sweep_summary(sweep: list[dict]) -> str:
+    """How the row's setting was chosen: the validation gaps of the ``--slim-sweep`` settings."""
+    if not sweep:
+        return "settings not compared on validation yet (--slim-sweep)"
+    gaps = {u["name"]: error_pct(u["correct"]) - error_pct(u["dense_correct"]) for u in sweep}
+    others = [g for name, g in gaps.items() if name != SLIM_CHOSEN]
+    return (f"chosen on a validation split (the last 5,000 training images, seed 0) among {len(gaps)} settings of λ "
+            "and fine-tuning (benchmarks/prune_table.py --slim-sweep): validation error slimmed − dense "
+            f"{gaps.get(SLIM_CHOSEN, math.nan):+.2f} pt for it, {min(others):+.2f} to {max(others):+.2f} pt for the others "
+            "(one validation image is 0.02 pt)")
+
+
+def slimming_rows(units: list[dict], sweep: list[dict] | None = None) -> list[Row]:
+    """The row of ``SLIM_VARIANTS``' first method (PASS/FAIL), then one informational row per other method;
+    ``sweep``: the ``--slim-sweep`` units, summarised in the first row's note."""
     dense = [error_pct(u["dense_correct"]) for u in units]
     rows = []
     for i, (name, label) in enumerate(SLIM_VARIANTS.items()):
@@ -457,7 +506,9 @@ def slimming_rows(units: list[dict]) -> list[Row]:
                         "−84 % params, error ≤ dense + 0.1 pt" if i == 0 else "informational",
                         bool(ok) if i == 0 else None, len(units), sum(u["seconds"] for u in units) if i == 0 else 0.0,
                         "Liu et al. 2017, MNIST MLP",
-                        f"{label}; {slim_recipe(units[0]['setting'])}; 80 % of the hidden neurons removed, each "
+                        f"{label}; {slim_recipe(units[0]['setting'])}"
+                        + (f", {sweep_summary(sweep or [])}; {SLIM_DEVIATIONS}" if i == 0 else "")
+                        + "; 80 % of the hidden neurons removed, each "
                         f"cut fine-tuned alike; accuracy before fine-tuning {before}; paired Δacc per seed: "
                         + ", ".join(d.signed_points() for d in diffs)))
     return rows
@@ -496,7 +547,9 @@ def run(parts, seeds, cfg: dict, folder: Path, progress: bool,
                                                       lambda s=s: slimming_unit(s, cfg, progress), only_cached,
                                                       expect={"setting": cfg["slim"]}))
                       for s in (seeds or cfg["slim_seeds"])])
-        rows += slimming_rows(units) if units else []
+        sweep = [u for u in (cached(folder, f"slimming-val-{slug(name)}-seed0", None, only_cached=True,
+                                    expect={"setting": SLIM_SWEEP[name]}) for name in SLIM_SWEEP) if u is not None]
+        rows += slimming_rows(units, sweep) if units else []
     return rows, missing, set(parts) == set(PARTS) and not seeds and cfg["han_models"] == HAN_MODELS
 
 

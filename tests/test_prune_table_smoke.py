@@ -84,15 +84,20 @@ def test_censored_runs_are_those_whose_validation_loss_was_lowest_at_the_end():
     from prune_table import censored, lottery_budget
 
     def run(es):
-        return {"early_stop_iteration": es}
+        return {"early_stop_iteration": es, "remaining": 1.0}
 
     unit = {"iterations": 1000, "seconds": 20.0,
             "rounds": [{"ticket": run(400), "reinit": None}, {"ticket": run(1000), "reinit": run(900)}]}
     assert [t["early_stop_iteration"] for t in censored([unit])] == [1000]
-    text = lottery_budget([unit], {"es": [400]})
-    assert "1 of 3 runs are censored" in text and "6.7 ms per iteration" in text       # 20 s / (3 runs × 1,000)
+    text = lottery_budget([unit], {"es": {0: 400}})
+    assert "1 of 3 runs are censored" in text and "took 6.7 ms of wall time" in text    # 20 s / (3 runs × 1,000)
+    assert "lower bound: 100.0 % at 1,000)" in text
+    assert "takes 4.2 ms on a quiet core" in text                                      # 83.5 s / 20,000 iterations
+    unit["rounds"][1]["ticket"] = run(951)                 # in the last 5 %: censored too
+    assert len(censored([unit])) == 1
     unit["rounds"][1]["ticket"] = run(700)
-    assert "none of the 3 runs is censored (the latest stops at iteration 900)" in lottery_budget([unit], {"es": [400]})
+    text = lottery_budget([unit], {"es": {0: 400}})
+    assert "none of the 3 runs is censored (the latest stops at iteration 900)" in text
 
 
 def test_slim_sweep_prints_one_row_per_setting_on_the_validation_split(tmp_path):
@@ -106,3 +111,29 @@ def test_slim_sweep_prints_one_row_per_setting_on_the_validation_split(tmp_path)
     assert [r.split("|")[1].strip().removesuffix(" (chosen)") for r in rows] == list(SLIM_SWEEP)
     assert sum("(chosen)" in r for r in rows) == 1 and f"| {SLIM_CHOSEN} (chosen) |" in result.stdout
     assert "validation split" in result.stdout
+
+
+def test_lottery_rows_pair_by_seed_when_only_some_seeds_ran_the_controls():
+    # Seed 0 runs all 6 rounds with the re-init controls, seeds 1 and 2 rounds 0-4 only: the early-stopping and
+    # accuracy claims at 51.3 % and 21.1 % pair 3 seeds, the controls and the 3.6 % claim have 1 seed, no verdict.
+    from prune_table import lottery_rows
+
+    def run(acc, es, left=1.0):
+        return {"test_accuracy": acc, "early_stop_iteration": es, "remaining": left}
+
+    def unit(seed, rounds, controls):
+        return {"seed": seed, "rewind_iteration": 0, "iterations": 12_000, "eval_every": 100, "seconds": 100.0,
+                "rounds": [{"round": r, "ticket": run(0.98 - 0.001 * seed, 5000 - 500 * r - 100 * seed, 0.8 ** r),
+                            "reinit": run(0.97, 6000, 0.8 ** r) if controls and r in (2, 4, 6) else None}
+                           for r in range(rounds + 1)]}
+
+    rows = lottery_rows([unit(0, 6, True), unit(1, 4, False), unit(2, 4, False)])
+    by_metric = {r.metric.rsplit(" at ", 1)[0] + " @" + r.metric.rsplit(" at ", 1)[1].split()[0]: r for r in rows}
+    earlier = by_metric["ticket stops earlier @21.1"]
+    assert earlier.seeds == 3 and earlier.passed is True and "-2,000 iterations [-2,000, -2,000]" in earlier.ours
+    control = by_metric["random re-init worse than the ticket @21.1"]
+    assert control.seeds == 1 and control.passed is None
+    assert "1 seed: no interval (ticket 98.00, reinit 97.00)" in control.ours
+    assert by_metric["ticket falls back to about dense @3.6"].seeds == 1
+    assert "seed(s) 0 ran every round with the re-init controls, the others rounds 0-4 only" in earlier.note
+    assert "none of the 20 runs is censored (the latest stops at iteration 6,000)" in earlier.note
