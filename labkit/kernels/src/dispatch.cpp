@@ -424,9 +424,9 @@ void run_unpacked(GemmArgs g, int threads) {
   const int64_t m = g.m, n = g.b->n, k = g.b->k;
   const Blocking blk = blocking(Isa::Amx);
   if (static_cast<double>(m) * n * k < kMinParallelWork) threads = 1;
-  // One task per 32 columns (a task costs little more than its tile configuration, and coarser
-  // tasks left one of 2 threads idle for a third of the time at N = 300).
-  const int64_t nc = 32, tiles = ceil_div(n, nc);
+  // Four tasks per thread, of whole 32 columns (tasks of single blocks share a cache line of the
+  // output with their neighbours in every row, written from the other core).
+  const int64_t nc = std::max<int64_t>(32, round_up(ceil_div(n, 4 * threads), 32)), tiles = ceil_div(n, nc);
   threads = threads_for(tiles, threads);
   g.a_block_bytes = round_up(k, 64) * 32;
   const int64_t blocks = ceil_div(m, 32), blocks_per_task = std::max<int64_t>(1, kPackTaskBytes / g.a_block_bytes);
