@@ -137,7 +137,7 @@ def config(quick: bool) -> dict:
                 "slim_seeds": (0,)}
     return {"dataset": "mnist", "han_epochs": 10, "han_models": HAN_MODELS, "lottery_iterations": 12_000,
             "lottery_rounds": 6, "lottery_rewind_rounds": 4, "lottery_eval": 100, "lottery_rewind": 200,
-            "lottery_rewind_seeds": (0,), "lottery_reinit": tuple(LOTTERY_POINTS), "lottery_control_seeds": (0,),
+            "lottery_rewind_seeds": (0,), "lottery_reinit": tuple(LOTTERY_POINTS), "lottery_control_seeds": (0, 1, 2),
             "slim": SLIM_SWEEP[SLIM_CHOSEN],
             "seeds": (0, 1, 2), "han_seeds": (0,), "slim_seeds": (0, 1, 2)}
 
