@@ -103,6 +103,26 @@ def positions(root, explorer: str, control: str, kind: str, moves: int, rng: ran
     return [True] * moves   # a button: press it
 
 
+def disabled(root, explorer: str, control: str) -> bool:
+    """Whether the control's input is disabled (chapter 01's group size, until granularity is "group")."""
+    return root.locator(f".labkit-{explorer}-{control} :is(select, input, button)").first.is_disabled()
+
+
+def enable(page, root, explorer: str, control: str, controls: list[str]) -> bool:
+    """Step the explorer's other dropdowns, option by option, until ``control`` is enabled — what a learner
+    does (granularity "group" enables the group size); False if no option of any dropdown does."""
+    for other in (c for c in controls if c != control and disabled(root, explorer, control)):
+        if widget_checks.control_kind(root, f".labkit-{explorer}-{other}") != "dropdown":
+            continue
+        select = root.locator(f".labkit-{explorer}-{other} select")
+        options = select.locator("option").count()
+        for _ in range(options - 1):
+            widget_checks.move(page, root, explorer, other, (select.evaluate("el => el.selectedIndex") + 1) % options)
+            if not disabled(root, explorer, control):
+                break
+    return not disabled(root, explorer, control)
+
+
 def measure_control(page, root, probe, explorer: str, control: str, moves: int, rng: random.Random) -> dict:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -172,6 +192,10 @@ def benchmark_notebook(page, server, notebook: str, moves: int, seed: int, only_
             root.scroll_into_view_if_needed()
             widget_checks.wait_until_drawn(page, root)
             for control in explorer["controls"]:
+                if not enable(page, root, explorer["name"], control, explorer["controls"]):
+                    rows.append(f"{notebook[:2]} {explorer['name']}.{control}: disabled whatever the other controls say")
+                    print(rows[-1], flush=True)
+                    continue
                 result = measure_control(page, root, probe, explorer["name"], control, moves, rng)
                 rows.append(row(notebook, explorer, control, result))
                 print(rows[-1], flush=True)
