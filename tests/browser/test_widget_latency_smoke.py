@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ROW = re.compile(r"^fx histogram\.(\w+)\s+(\w+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+≤ 100\s+(ok|OVER)")
+ROW = re.compile(r"^fx weight-histogram\.(\w+)\s+(\w+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+≤ 100\s+(ok|OVER)")
 
 
 def test_widget_latency_quick_run_prints_a_row_per_control():
