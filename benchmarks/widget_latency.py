@@ -56,6 +56,8 @@ TARGETS = {
     ("criteria", "sparsity"): MODEL_MS, ("criteria", "criterion"): MODEL_MS,
     ("channel-pruning", "ratio"): MODEL_MS, ("channel-pruning", "criterion"): MODEL_MS, ("channel-pruning", "time"): None,
     ("rank", "energy"): MODEL_MS, ("rank", "layer"): MODEL_MS,
+    # the AGP explorer re-prunes the model to s(t) at the chosen step and evaluates it when that sparsity is new
+    **{("agp", c): MODEL_MS for c in ("initial", "final", "start", "duration", "frequency", "step")},
 }
 # Every explorer root (labkit-<name> with a labkit-<name>-figure inside) and its controls, in page order.
 _DISCOVER_JS = """() => {
