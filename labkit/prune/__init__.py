@@ -16,8 +16,8 @@ from labkit.prune.criteria import (ALL_CRITERIA, CRITERIA, DATA_CRITERIA, Criter
                                    taylor_scores, unregister_criterion)
 from labkit.prune.masks import (apply_mask, is_pruned, prunable_layers, reapply_masks, remove,
                                 remove_all, sparsity)
-from labkit.prune.lottery import (lottery_ticket, prune_remaining, remaining_after, rewind,
-                                  train_with_early_stopping, validation_loss, weights_snapshot)
+from labkit.prune.lottery import (lottery_ticket, prune_remaining, rewind,
+                                  train_with_early_stopping, weights_snapshot)
 from labkit.prune.netadapt import netadapt
 from labkit.prune.schedules import (AGPSchedule, agp_schedule, agp_sparsity, iterative_schedule, one_shot_schedule,
                                     plan_rounds, prune_and_finetune, prune_on_schedule, training_steps)
@@ -33,8 +33,8 @@ from labkit.prune.unstructured import (global_magnitude_prune, global_prune, glo
 
 __all__ = ["AGPSchedule", "apply_allocation", "check_budget", "global_allocation", "global_channel_keep",
            "lottery_ticket", "measured_bytes", "measured_latency", "netadapt", "plan_rounds", "prune_on_schedule",
-           "prune_remaining", "remaining_after", "rewind", "scale_allocation", "sensitivity_allocation",
-           "train_with_early_stopping", "training_steps", "uniform_allocation", "validation_loss",
+           "prune_remaining", "rewind", "scale_allocation", "sensitivity_allocation",
+           "train_with_early_stopping", "training_steps", "uniform_allocation",
            "weights_snapshot", "ALL_CRITERIA", "CHANNEL_CRITERIA", "ChannelGroup", "bn_l1_penalty", "bn_l1_regularizer",
            "bn_scale_scores", "channel_groups", "channel_scores", "correlation_scores", "filter_norms",
            "geometric_median_scores", "keep_indices", "prune_channels", "structured_prune", "zero_channels",

@@ -106,23 +106,6 @@ def _layer_rates(layers: Mapping, rate, layer_rates) -> dict[str, float]:
     return rates
 
 
-def remaining_after(rounds: int, rate: float) -> float:
-    """Fraction of a layer's weights left after ``rounds`` IMP rounds at ``rate``: ``(1 − rate)^rounds``
-    (exact up to the rounding to whole weights). Explained in notebooks/10_pruning_schedules_automation.ipynb.
-    """
-    rounds = require_int("rounds", rounds, 0, 10_000)
-    return (1.0 - require_float("rate", rate, 0.0, 1.0, high_open=True)) ** rounds
-
-
-@torch.no_grad()
-def validation_loss(model: nn.Module, val_data) -> float:
-    """Mean cross-entropy of ``model`` on ``val_data`` (a labelled TensorDataset or ``(x, y)``), in eval mode.
-
-    Explained in notebooks/10_pruning_schedules_automation.ipynb.
-    """
-    return _validation(model, val_data)[0]
-
-
 def _validation(model: nn.Module, val_data) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) from one pass over ``val_data``."""
     logits = train.predict(model, val_data)
