@@ -3,7 +3,7 @@ and leaves its argument exactly as it was — weights, buffers, module types and
 import pytest
 import torch
 
-from labkit import data, lowrank, models, prune, quant, robust, train
+from labkit import data, lowrank, models, prune, robust, train
 from labkit.quant import binary, mixed, ptq, qat
 
 
