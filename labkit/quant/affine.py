@@ -350,7 +350,7 @@ def quantize_tensor(x: torch.Tensor, bits: int = 8, symmetric: bool = False, sig
 
 
 # --------------------------------------------------------------------------- weights (model-level switch)
-def weight_granularity(per_channel: bool) -> tuple[str, int]:
+def weight_granularity(per_channel: bool) -> tuple[str, int | None]:
     """The model-level switch in the tensor vocabulary: ``per_channel=True`` → ``("channel", 0)`` (one
     scale per output channel, dim 0 of a weight ``[C_out, ...]``), ``False`` → ``("tensor", None)``.
     Every ``per_channel`` flag of labkit (PTQ, QAT, mixed precision, ``DynamicQuantLinear``,
@@ -391,16 +391,16 @@ def weight_qparams(weight: torch.Tensor, bits: int = 8, per_channel: bool = True
             raise ValueError("variant='restricted' is a symmetric grid: pass symmetric=True")
         return _restricted_qparams(weight, bits, granularity, axis)
     lo, hi = tensor_range(weight.detach(), granularity, axis)
-    return qparams_from_range(lo, hi, bits, symmetric, signed=True, axis=axis if granularity == "channel" else None)
+    return qparams_from_range(lo, hi, bits, symmetric, signed=True, axis=axis)   # axis is None per tensor
 
 
-def _restricted_qparams(weight: torch.Tensor, bits: int, granularity: str, axis: int) -> QParams:
+def _restricted_qparams(weight: torch.Tensor, bits: int, granularity: str, axis: int | None) -> QParams:
     divisor = symmetric_grid(bits, "restricted")[0]
     w = weight.detach().double()
     amax = channel_view(w, axis).abs().amax(dim=1) if granularity == "channel" else w.abs().max()
     scale = torch.where(amax > 0, amax / divisor, torch.ones_like(amax))
     return QParams(scale, torch.zeros_like(scale, dtype=torch.int32), bits, signed=True, symmetric=True,
-                   axis=axis if granularity == "channel" else None, variant="restricted")
+                   axis=axis, variant="restricted")
 
 
 # --------------------------------------------------------------------------- error metrics
