@@ -56,6 +56,8 @@ TARGETS = {
     ("criteria", "sparsity"): MODEL_MS, ("criteria", "criterion"): MODEL_MS,
     ("channel-pruning", "ratio"): MODEL_MS, ("channel-pruning", "criterion"): MODEL_MS, ("channel-pruning", "time"): None,
     ("rank", "energy"): MODEL_MS, ("rank", "layer"): MODEL_MS,
+    # a new model, attack or ε re-runs the attack on the explorer's images and re-evaluates the model
+    ("attack", "model"): MODEL_MS, ("attack", "attack"): MODEL_MS, ("attack", "eps"): MODEL_MS,
     # the AGP explorer re-prunes the model to s(t) at the chosen step and evaluates it when that sparsity is new
     **{("agp", c): MODEL_MS for c in ("initial", "final", "start", "duration", "frequency", "step")},
 }
@@ -194,7 +196,12 @@ def benchmark_notebook(page, server, notebook: str, moves: int, seed: int, only_
             root = lab.explorer(page, explorer["name"], explorer["index"])
             root.scroll_into_view_if_needed()
             widget_checks.wait_until_drawn(page, root)
+            start_values = widget_checks.explorer_values(probe, explorer["name"], explorer["index"])
             for control in explorer["controls"]:
+                # every control starts from the notebook's setting: the moves of the one before may have left
+                # a state whose readout no longer changes (a refused schedule stays refused)
+                widget_checks.explorer_values(probe, explorer["name"], explorer["index"], set_to=start_values)
+                widget_checks.wait_until_drawn(page, root)
                 if not enable(page, root, explorer["name"], control, explorer["controls"]):
                     rows.append(f"{notebook[:2]} {explorer['name']}.{control}: disabled whatever the other controls say")
                     print(rows[-1], flush=True)

@@ -91,10 +91,12 @@ class TradeoffExplorer(Explorer):
         return fig
 
     def layout(self):
-        """Controls above the figure, the readout (the front's table) under it: it needs the width."""
+        """Controls above the figure, the readout (the front's table) under it: it needs the width. The
+        readout keeps one height (room for the table's 10 rows), so a move does not re-lay out the page
+        below it: that reflow was a fifth of a model change's time in the browser."""
         self.figure.layout.autosize = True
         row = W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap", align_items="center"))
-        self.readout.layout = W.Layout(margin="4px 0 0 60px")
+        self.readout.layout = W.Layout(margin="4px 0 0 60px", height="340px", overflow="auto")
         return W.VBox([row, self.figure, self.readout])
 
     # --- the data shown (selection and front from labkit.pipeline.report) ---------------------
@@ -171,11 +173,14 @@ def _hover(r: Mapping) -> list:
 def _readout_html(front: list, axis: str, shown: int, total: int) -> str:
     unit = {"bytes": lambda v: f"{v / 1000:,.1f} kB", "latency_ms": lambda v: f"{v:.2f} ms",
             "macs": lambda v: f"{v / 1e6:.2f} M"}[axis]
-    rows = "".join(f"<tr><td>{html.escape(r['label'])} <span style='color:#777'>({html.escape(r['model'])})</span>"
-                   f"</td><td style='text-align:right'>{unit(r[axis])}</td>"
-                   f"<td style='text-align:right'><b>{100 * r['accuracy']:.2f} %</b></td></tr>" for r in front[:10])
-    more = f"<p>… and {len(front) - 10} more</p>" if len(front) > 10 else ""
-    return (f"<p><b>{shown}</b> of {total} results shown</p><p><b>Pareto front</b> ({len(front)}): nothing shown "
-            f"is both smaller/faster and more accurate</p><table style='font-size:12px'>{rows}</table>{more}"
-            "<p style='font-size:11px;color:#777'>Latency: median of 10 calls on the sweep's shared 2-core "
-            "machine, 1 thread — noisy; compare within one run.</p>")
+    cell = "padding:1px 8px"          # compact rows: ten of them fit the readout's fixed height
+    rows = "".join(f"<tr><td style='{cell}'>{html.escape(r['label'])} <span style='color:#777'>"
+                   f"({html.escape(r['model'])})</span></td><td style='{cell};text-align:right'>{unit(r[axis])}</td>"
+                   f"<td style='{cell};text-align:right'><b>{100 * r['accuracy']:.2f} %</b></td></tr>"
+                   for r in front[:10])
+    more = f"<p style='margin:2px 0'>… and {len(front) - 10} more</p>" if len(front) > 10 else ""
+    return (f"<p style='margin:2px 0'><b>{shown}</b> of {total} results shown</p><p style='margin:2px 0 6px 0'>"
+            f"<b>Pareto front</b> ({len(front)}): nothing shown is both smaller/faster and more accurate</p>"
+            f"<table style='font-size:12px;line-height:1.35'>{rows}</table>{more}"
+            "<p style='font-size:11px;color:#777;margin:6px 0'>Latency: median of 10 calls on the sweep's shared "
+            "2-core machine, 1 thread — noisy; compare within one run.</p>")

@@ -184,6 +184,32 @@ def python_figures(probe: lab.KernelProbe, explorer: str) -> list[dict]:
     return json.loads(probe.run(f"NAME = {explorer!r}\n" + _PYTHON_SIDE))
 
 
+# Runs inside the notebook's kernel: the control values of the INDEX-th explorer named NAME, after
+# setting them to VALUES (None: leave them) — what a learner's "put it back" would do, in one redraw.
+_VALUES_SIDE = """
+import json
+from IPython import get_ipython
+from labkit.widgets import Explorer
+
+found = []
+for value in list(get_ipython().user_ns.values()):
+    for obj in ([value] + (list(value.values()) if isinstance(value, dict) else [])):
+        if isinstance(obj, Explorer) and obj.name == NAME and all(obj is not f for f in found):
+            found.append(obj)
+if VALUES is not None:
+    found[INDEX].set(**VALUES)
+result = json.dumps(found[INDEX].values)
+"""
+
+
+def explorer_values(probe: lab.KernelProbe, explorer: str, index: int = 0, set_to: dict | None = None) -> dict:
+    """The control values of the ``index``-th explorer named ``explorer`` in the notebook's kernel, after
+    setting them to ``set_to`` (one redraw; the browser follows through the widgets' state)."""
+    import json
+
+    return json.loads(probe.run(f"NAME, INDEX, VALUES = {explorer!r}, {index!r}, {set_to!r}\n" + _VALUES_SIDE))
+
+
 def _python_for(python: list[dict], figure: dict, index: int) -> dict | None:
     """The Python-side explorer drawn as ``figure``: the one with the same title, else by position."""
     same = [p for p in python if (p["title"] or "") == figure["title"]]
