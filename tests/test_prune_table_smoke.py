@@ -137,3 +137,20 @@ def test_lottery_rows_pair_by_seed_when_only_some_seeds_ran_the_controls():
     assert by_metric["ticket falls back to about dense @3.6"].seeds == 1
     assert "seed(s) 0 ran every round with the re-init controls, the others rounds 0-4 only" in earlier.note
     assert "none of the 20 runs is censored (the latest stops at iteration 6,000)" in earlier.note
+
+
+def test_a_slimming_setting_with_weight_decay_trains_with_it_and_says_so():
+    # The third sweep stage's settings carry "wd": it must reach SGD (a silently ignored key would make two
+    # settings one), and the row's recipe must name it.
+    import torch
+
+    from prune_table import SLIM_FIRST, build_mlp, slim_recipe, slim_train
+
+    g = torch.Generator().manual_seed(0)
+    xy = (torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
+    short = {**SLIM_FIRST, "epochs": 1, "finetune": 1}
+    plain, decayed = (slim_train(xy, {**short, **extra}, 0, False) for extra in ({}, {"wd": 0.5}))
+    assert plain.fc1.weight.norm() > 1.01 * decayed.fc1.weight.norm()        # decay shrank the weights
+    assert not torch.equal(build_mlp(seed=0).fc1.weight, plain.fc1.weight)    # and both trained
+    assert "weight decay 0.0005 throughout" in slim_recipe({**SLIM_FIRST, "wd": 5e-4})
+    assert "weight decay" not in slim_recipe(SLIM_FIRST)
