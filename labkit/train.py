@@ -293,8 +293,9 @@ def predict(model: nn.Module, data, batch_size: int = 512, progress: bool = Fals
     Runs under ``torch.no_grad()`` in ``model.eval()`` mode (BatchNorm uses its running statistics)
     and restores the model's previous mode; ``progress`` shows a tqdm bar over the batches. The
     images are cast to the model's float dtype (a float64 or float16 model works); NaN/Inf images,
-    images the model cannot take and a model on the meta device raise ``ValueError`` naming them.
-    Explained in notebooks/00_why_compress.ipynb.
+    images the model cannot take and a model on the meta device raise ``ValueError`` naming them, and
+    so does a model whose logits come out NaN or Inf (a NaN weight, a float16 overflow): no accuracy
+    is computed from them. Explained in notebooks/00_why_compress.ipynb.
     """
     require_int("batch_size", batch_size, 1, None)
     require_module("model", model)
@@ -303,10 +304,18 @@ def predict(model: nn.Module, data, batch_size: int = 512, progress: bool = Fals
     model.eval()
     try:
         batches = tqdm(loader, desc="predicting", disable=not progress, leave=False)
-        return torch.cat([_forward(model, _inputs(batch[0], model, "data"), "data").float().cpu()
-                          for batch in batches])
+        logits = torch.cat([_forward(model, _inputs(batch[0], model, "data"), "data").float().cpu()
+                            for batch in batches])
     finally:
         model.train(was_training)
+    bad = ~torch.isfinite(logits)
+    if bad.any():
+        samples = int(bad.reshape(len(logits), -1).any(1).sum()) if len(logits) else 0
+        params = sum(int((~torch.isfinite(p.detach())).sum()) for p in model.parameters() if p.is_floating_point())
+        raise ValueError(f"model gives NaN or Inf logits for {samples} of {len(logits)} samples"
+                         + (f": {params} of its parameters are NaN or Inf" if params else
+                            " (its parameters are finite: an overflow, e.g. in float16 — try float32)"))
+    return logits
 
 
 def correct(model: nn.Module, data, batch_size: int = 512, progress: bool = False) -> torch.Tensor:

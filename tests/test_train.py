@@ -262,6 +262,24 @@ def test_nan_images_are_refused_instead_of_training_every_weight_into_nan():
         train.fit(model, ((ds.tensors[0] * 255).to(torch.uint8), y), progress=False)  # before: trained on 0…255
 
 
+def test_a_model_whose_logits_are_nan_or_inf_is_refused_instead_of_scored():
+    # Found by the fuzz test: a NaN weight gave NaN logits, and evaluate turned them into an accuracy
+    # (argmax of NaN) without a word. Now predict/correct/evaluate refuse, and say why.
+    model, ds = tiny_model(), toy_data(n=16)
+    assert torch.isfinite(train.predict(model, ds)).all()              # the healthy model is scored
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    for score in (train.predict, train.correct, train.evaluate):
+        with pytest.raises(ValueError, match=r"^model gives NaN or Inf logits for 16 of 16 samples: 1 of its "):
+            score(model, ds)
+    huge = tiny_model().half()                                         # finite weights, float16 overflow
+    with torch.no_grad():
+        for p in huge.parameters():
+            p.mul_(1000)
+    with pytest.raises(ValueError, match=r"parameters are finite: an overflow, e\.g\. in float16"):
+        train.evaluate(huge, (ds.tensors[0] * 1000, ds.tensors[1]))
+
+
 def test_a_loss_that_turns_nan_stops_training_before_the_weights_do():
     model = tiny_model()
     before = weights(model)
