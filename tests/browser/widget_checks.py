@@ -148,12 +148,24 @@ def browser_figures(root) -> list[dict]:
     return root.evaluate(_PLOTLY_JS)
 
 
-# Runs inside the notebook's kernel (KernelProbe.run): every labkit Explorer in the user namespace
-# (or in Out[]) named NAME, with its figure's traces as plain lists and its last redraw time.
-_PYTHON_SIDE = """
-import json, numbers
+# Runs inside the notebook's kernel (KernelProbe.run), first in both scripts below: ``found``, every
+# labkit Explorer named NAME in the user namespace (or in a dict there, such as Out[]), each once.
+_FIND_EXPLORERS = """
+import json
 from IPython import get_ipython
 from labkit.widgets import Explorer
+
+found, seen = [], set()
+for value in list(get_ipython().user_ns.values()):
+    for obj in ([value] + (list(value.values()) if isinstance(value, dict) else [])):
+        if isinstance(obj, Explorer) and obj.name == NAME and id(obj) not in seen:
+            seen.add(id(obj))
+            found.append(obj)
+"""
+
+# Every explorer named NAME, with its figure's traces as plain lists and its last redraw time.
+_PYTHON_SIDE = _FIND_EXPLORERS + """
+import numbers
 
 def plain(values, limit=%d):
     if values is None:
@@ -164,12 +176,6 @@ def plain(values, limit=%d):
                    else repr(v))
     return out
 
-found, seen = [], set()
-for value in list(get_ipython().user_ns.values()):
-    for obj in ([value] + (list(value.values()) if isinstance(value, dict) else [])):
-        if isinstance(obj, Explorer) and obj.name == NAME and id(obj) not in seen:
-            seen.add(id(obj))
-            found.append(obj)
 result = json.dumps([{
     "title": e.figure.layout.title.text, "last_update_ms": e.last_update_ms, "update_count": e.update_count,
     "traces": [{"type": t.type, "name": t.name, "x": plain(getattr(t, "x", None)),
@@ -186,16 +192,7 @@ def python_figures(probe: lab.KernelProbe, explorer: str) -> list[dict]:
 
 # Runs inside the notebook's kernel: the control values of the INDEX-th explorer named NAME, after
 # setting them to VALUES (None: leave them) — what a learner's "put it back" would do, in one redraw.
-_VALUES_SIDE = """
-import json
-from IPython import get_ipython
-from labkit.widgets import Explorer
-
-found = []
-for value in list(get_ipython().user_ns.values()):
-    for obj in ([value] + (list(value.values()) if isinstance(value, dict) else [])):
-        if isinstance(obj, Explorer) and obj.name == NAME and all(obj is not f for f in found):
-            found.append(obj)
+_VALUES_SIDE = _FIND_EXPLORERS + """
 if VALUES is not None:
     found[INDEX].set(**VALUES)
 result = json.dumps(found[INDEX].values)
