@@ -25,7 +25,7 @@ from torch.utils.data import (BatchSampler, DataLoader, Dataset, RandomSampler, 
                               TensorDataset)
 from tqdm.auto import tqdm
 
-from labkit.validate import require_choice, require_float, require_int, require_module
+from labkit.validate import nonfinite_parameters, require_choice, require_float, require_int, require_module
 
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -311,7 +311,7 @@ def predict(model: nn.Module, data, batch_size: int = 512, progress: bool = Fals
     bad = ~torch.isfinite(logits)
     if bad.any():
         samples = int(bad.reshape(len(logits), -1).any(1).sum()) if len(logits) else 0
-        params = sum(int((~torch.isfinite(p.detach())).sum()) for p in model.parameters() if p.is_floating_point())
+        params = sum(nonfinite_parameters(model).values())
         raise ValueError(f"model gives NaN or Inf logits for {samples} of {len(logits)} samples"
                          + (f": {params} of its parameters are NaN or Inf" if params else
                             " (its parameters are finite: an overflow, e.g. in float16 — try float32)"))

@@ -90,6 +90,15 @@ def require_finite(what: str, values) -> None:
                          "finite weights are needed (did training diverge?)")
 
 
+def nonfinite_parameters(model) -> dict[str, int]:
+    """``{parameter name: number of NaN/Inf values}`` for every floating-point parameter of the
+    ``nn.Module`` ``model`` that holds one (empty when all are finite): what a refusal names."""
+    import torch
+    counts = {name: int((~torch.isfinite(p.detach())).sum()) for name, p in model.named_parameters()
+              if p.is_floating_point()}
+    return {name: n for name, n in counts.items() if n}
+
+
 def require_module(name: str, model, *, dtypes: Iterable | None = None, allow_meta: bool = False):
     """Return ``model`` if it is a ``torch.nn.Module`` whose tensors hold data, in an accepted dtype.
 

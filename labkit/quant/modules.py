@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from labkit import architecture
 from labkit.quant.affine import (QParams, broadcast_channels, check_bits, dequantize, fake_quantize, qparams_from_range,
                                  quantize, quantized_nbytes, weight_qparams)
-from labkit.validate import require_bool, require_module
+from labkit.validate import nonfinite_parameters, require_bool, require_module
 
 __all__ = [
     "LAYER_TYPES", "GRID_PRESERVING", "quantizable_layers", "swap_layers", "replace_modules",
@@ -51,7 +51,7 @@ def check_model(model) -> nn.Module:
     meta device.
     Quantization starts from float32: a float64/float16 model is named (convert it with ``.float()``)."""
     require_module("model", model, dtypes=(torch.float32,))
-    broken = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    broken = list(nonfinite_parameters(model))
     if broken:
         raise ValueError(f"model holds NaN or Inf in {', '.join(broken[:3])}: its quantization ranges would be "
                          "NaN; find where training diverged (train.fit now stops there) and retrain")
